@@ -1,0 +1,172 @@
+"""Verification of identity's access tokens against its published JWKS.
+
+Only asymmetric algorithms are accepted (``alg: none`` and HMAC are refused,
+so a public key can never be used as an HMAC secret). The key set is fetched
+over HTTP and cached; an unknown ``kid`` triggers one refetch (key rotation),
+rate-limited so a flood of forged kids cannot hammer identity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import httpx
+import jwt
+from fastapi import Depends, Request
+from jwt import PyJWK
+
+from shared.servicekit.http import PROBLEM_BASE, Problem
+
+ALLOWED_ALGORITHMS = ["RS256", "ES256", "EdDSA"]
+
+
+class TokenError(Exception):
+    """The token is missing, malformed, expired, or not signed by a known key."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    kind: Literal["staff", "customer"]
+    roles: frozenset[str] = frozenset()
+    claims: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.kind == "staff"
+
+
+class JwksVerifier:
+    def __init__(
+        self,
+        jwks_url: str,
+        *,
+        issuer: str,
+        audience: str,
+        cache_seconds: float = 300.0,
+        client: httpx.AsyncClient | None = None,
+        min_refetch_seconds: float = 5.0,
+    ) -> None:
+        self.jwks_url, self.issuer, self.audience = jwks_url, issuer, audience
+        self.cache_seconds, self.min_refetch = cache_seconds, min_refetch_seconds
+        self._client = client
+        self._keys: dict[str, PyJWK] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_jwks(cls, jwks: dict[str, Any], *, issuer: str, audience: str) -> JwksVerifier:
+        """A verifier with a fixed key set (tests, or keys shipped by file)."""
+        v = cls("", issuer=issuer, audience=audience, cache_seconds=float("inf"))
+        v._keys = _parse_jwks(jwks)
+        v._fetched_at = time.monotonic()
+        return v
+
+    async def _refresh(self, *, force: bool) -> None:
+        async with self._lock:
+            age = time.monotonic() - self._fetched_at
+            if (not force and age < self.cache_seconds) or (force and age < self.min_refetch):
+                return
+            if not self.jwks_url:
+                return
+            client = self._client or httpx.AsyncClient(timeout=3.0)
+            try:
+                resp = await client.get(self.jwks_url)
+                resp.raise_for_status()
+                self._keys = _parse_jwks(resp.json())
+                self._fetched_at = time.monotonic()
+            except (httpx.HTTPError, ValueError) as exc:
+                if not self._keys:
+                    raise TokenError(f"signing keys unavailable: {type(exc).__name__}") from exc
+            finally:
+                if self._client is None:
+                    await client.aclose()
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise TokenError("malformed token") from exc
+        alg, kid = header.get("alg"), header.get("kid")
+        if alg not in ALLOWED_ALGORITHMS:
+            raise TokenError("token algorithm not accepted")
+        await self._refresh(force=False)
+        if kid not in self._keys:
+            await self._refresh(force=True)
+        key = self._keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise TokenError("token signed by an unknown key")
+        try:
+            claims = jwt.decode(
+                token, key=key.key, algorithms=[alg], audience=self.audience,
+                issuer=self.issuer, options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise TokenError(str(exc)) from exc
+        kind = claims.get("kind")
+        if kind not in ("staff", "customer"):
+            raise TokenError("token has no principal kind")
+        roles = claims.get("roles") or []
+        return Principal(str(claims["sub"]), kind, frozenset(map(str, roles)), claims)
+
+
+def _parse_jwks(jwks: dict[str, Any]) -> dict[str, PyJWK]:
+    keys: dict[str, PyJWK] = {}
+    for entry in jwks.get("keys", []):
+        kid = entry.get("kid")
+        if not kid or entry.get("kty") == "oct":
+            continue  # symmetric keys never verify our tokens
+        keys[kid] = PyJWK(entry)
+    return keys
+
+
+# -- FastAPI dependencies --------------------------------------------------------
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(
+        401, "Unauthorized", detail, type_=PROBLEM_BASE + "unauthorized",
+    )
+
+
+async def current_principal(request: Request) -> Principal:
+    verifier: JwksVerifier = request.app.state.verifier
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthorized("a bearer token is required")
+    try:
+        return await verifier.verify(token.strip())
+    except TokenError as exc:
+        raise _unauthorized(str(exc)) from exc
+
+
+def require_staff(*roles: str) -> Any:
+    """Dependency: a staff token, holding at least one of ``roles`` when given."""
+
+    async def dependency(
+        principal: Annotated[Principal, Depends(current_principal)],
+    ) -> Principal:
+        if not principal.is_staff:
+            raise Problem(403, "Forbidden", "staff only", type_=PROBLEM_BASE + "forbidden")
+        if roles and not principal.roles.intersection(roles):
+            raise Problem(
+                403, "Forbidden", f"requires one of the roles: {', '.join(roles)}",
+                type_=PROBLEM_BASE + "forbidden",
+            )
+        return principal
+
+    return Depends(dependency)
+
+
+def require_customer() -> Any:
+    async def dependency(
+        principal: Annotated[Principal, Depends(current_principal)],
+    ) -> Principal:
+        if principal.kind != "customer":
+            raise Problem(403, "Forbidden", "customers only", type_=PROBLEM_BASE + "forbidden")
+        return principal
+
+    return Depends(dependency)

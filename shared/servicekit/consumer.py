@@ -1,0 +1,388 @@
+"""Idempotent consumer (inbox), dead letters, and the supervisor.
+
+Each record's effect, its inbox row (consumer, event id, topic, partition,
+offset) and the consumer's next offset commit in one PostgreSQL transaction,
+so a redelivered event changes nothing and a restarted consumer resumes from
+the offset stored in PostgreSQL (the broker's commit is only a hint). A
+handler that keeps failing sends its event to the dead-letter table and to
+``<topic>.dlq`` (through the outbox) and the consumer moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+
+from shared.schemas.envelope import Envelope
+from shared.schemas.base import Event
+from shared.schemas.registry import REGISTRY
+from shared.servicekit.broker import EPOCH_HEADER, BrokerWatch, KafkaConfig, new_consumer
+from shared.servicekit.logs import bound_context
+from shared.servicekit.outbox import add_raw
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[asyncpg.Connection, Any, Envelope], Awaitable[None]]
+_DLQ_NS = uuid.UUID("5d7e1c1e-2b55-4a0e-9a53-6b1d1d0c2a10")
+
+
+def dlq_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+def subscribed_topics(
+    subscriptions: Mapping[str, Handler], registry: Mapping[str, type[Event]] = REGISTRY
+) -> list[str]:
+    return sorted({registry[event_type].TOPIC for event_type in subscriptions})
+
+
+class PoisonMessage(Exception):
+    """A record that can never be applied (unreadable, or not a valid event)."""
+
+
+class EpochAhead(Exception):
+    """A record from a broker epoch this consumer has not seen yet."""
+
+
+@dataclass(frozen=True)
+class Decoded:
+    record: ConsumerRecord[bytes, bytes]
+    event_id: uuid.UUID
+    envelope: Envelope | None = None
+    payload: Any = None
+    handler: Handler | None = None
+    poison: str | None = None
+
+
+def _record_event_id(record: ConsumerRecord[bytes, bytes], epoch: str) -> uuid.UUID:
+    return uuid.uuid5(_DLQ_NS, f"{epoch}:{record.topic}:{record.partition}:{record.offset}")
+
+
+class InboxConsumer:
+    """Applies the events of its subscriptions exactly once per consumer name."""
+
+    def __init__(
+        self,
+        name: str,
+        pool: asyncpg.Pool,
+        cfg: KafkaConfig,
+        watch: BrokerWatch,
+        subscriptions: Mapping[str, Handler],
+        *,
+        mode: str = "group",
+        max_attempts: int = 5,
+        retry_base_seconds: float = 0.2,
+        batch_records: int = 1000,
+        registry: Mapping[str, type[Event]] = REGISTRY,
+    ) -> None:
+        self.name, self.pool, self.cfg, self.watch = name, pool, cfg, watch
+        self.subscriptions = dict(subscriptions)
+        self.registry = registry
+        self.topics = subscribed_topics(self.subscriptions, registry)
+        self.mode = mode
+        self.max_attempts = max_attempts
+        self.retry_base = retry_base_seconds
+        self.batch_records = batch_records
+        self.applied = 0
+        self.assigned: set[TopicPartition] = set()
+        self.unassigned_since: float | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._epoch: str = ""
+
+    # -- offsets ---------------------------------------------------------------
+
+    async def _seek_stored(self, consumer: AIOKafkaConsumer, parts: Sequence[TopicPartition]) -> None:
+        rows = await self.pool.fetch(
+            "SELECT topic, partition, next_offset FROM consumer_offsets"
+            " WHERE consumer = $1 AND broker_epoch = $2 AND topic = ANY($3::text[])",
+            self.name, self._epoch, self.topics,
+        )
+        stored = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+        for tp in parts:
+            if tp in stored:
+                consumer.seek(tp, stored[tp])
+            else:
+                await consumer.seek_to_beginning(tp)
+        self.assigned = set(parts)
+        self.unassigned_since = None if parts else time.monotonic()
+        log.info("consumer_assigned", consumer=self.name, partitions=len(parts))
+
+    # -- decoding ---------------------------------------------------------------
+
+    def _decode(self, record: ConsumerRecord[bytes, bytes]) -> Decoded | None:
+        """None: not for us (another type, or a stale copy from a lost log)."""
+        headers = dict(record.headers or ())
+        sent_in = headers.get(EPOCH_HEADER)
+        if sent_in is not None and sent_in.decode() != self._epoch:
+            if sent_in.decode() < self._epoch:
+                return None  # written into a log the broker lost; the outbox sends it again
+            raise EpochAhead(sent_in.decode())
+        try:
+            if record.value is None:
+                raise ValueError("empty record")
+            envelope = Envelope.from_bytes(record.value)
+        except (ValueError, ValidationError) as exc:
+            return Decoded(record, _record_event_id(record, self._epoch), poison=_reason(exc))
+        handler = self.subscriptions.get(envelope.type)
+        if handler is None:
+            return None
+        try:
+            payload = self.registry[envelope.type].model_validate(envelope.payload)
+        except ValidationError as exc:
+            return Decoded(record, envelope.event_id, envelope, poison=_reason(exc))
+        return Decoded(record, envelope.event_id, envelope, payload, handler)
+
+    # -- applying ----------------------------------------------------------------
+
+    async def _apply(self, conn: asyncpg.Connection, item: Decoded) -> None:
+        r = item.record
+        new = await conn.fetchval(
+            'INSERT INTO inbox (consumer, event_id, topic, partition, "offset")'
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
+            self.name, item.event_id, r.topic, r.partition, r.offset,
+        )
+        if new and item.handler is not None and item.envelope is not None:
+            with bound_context(
+                request_id=item.envelope.correlation_id, cause=str(item.envelope.event_id)
+            ):
+                await item.handler(conn, item.payload, item.envelope)
+            self.applied += 1
+
+    async def _store_offset(self, conn: asyncpg.Connection, tp: TopicPartition, nxt: int) -> None:
+        await conn.execute(
+            "INSERT INTO consumer_offsets (consumer, topic, partition, broker_epoch, next_offset)"
+            " VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (consumer, topic, partition, broker_epoch)"
+            " DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
+            self.name, tp.topic, tp.partition, self._epoch, nxt,
+        )
+
+    async def _apply_batch(
+        self, tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> None:
+        items = [(r, self._decode(r)) for r in records]
+        if not any(d is not None and d.poison for _, d in items):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    for _, d in items:
+                        if d is not None:
+                            await self._apply(conn, d)
+                    await self._store_offset(conn, tp, records[-1].offset + 1)
+                return
+            except (asyncpg.PostgresConnectionError, OSError):
+                raise
+            except Exception as exc:  # one record is failing: go one by one
+                log.info("consumer_batch_failed", consumer=self.name, error=_reason(exc))
+        for record, d in items:
+            await self._apply_single(tp, record, d)
+
+    async def _apply_single(
+        self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], d: Decoded | None
+    ) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                if d is not None and d.poison:
+                    raise PoisonMessage(d.poison)
+                async with self.pool.acquire() as conn, conn.transaction():
+                    if d is not None:
+                        await self._apply(conn, d)
+                    await self._store_offset(conn, tp, record.offset + 1)
+                return
+            except (asyncpg.PostgresConnectionError, OSError):
+                raise
+            except Exception as exc:
+                permanent = isinstance(exc, PoisonMessage)
+                if permanent or attempt >= self.max_attempts:
+                    assert d is not None  # records we skip never fail
+                    await self._dead_letter(tp, record, d, _reason(exc), attempt)
+                    return
+                delay = min(self.retry_base * 2 ** (attempt - 1), 30.0)
+                log.warning(
+                    "handler_failed", consumer=self.name, attempt=attempt,
+                    error=_reason(exc), retry_in=delay,
+                    event_type=d.envelope.type if d and d.envelope else None,
+                )
+                await asyncio.sleep(delay)
+
+    async def _dead_letter(
+        self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], d: Decoded,
+        reason: str, attempts: int,
+    ) -> None:
+        value = record.value or b""
+        doc = {
+            "consumer": self.name,
+            "reason": reason,
+            "attempts": attempts,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "event_id": str(d.event_id),
+            "value": value.decode("utf-8", errors="replace"),
+        }
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO dead_letter (consumer, event_id, event_type, topic, partition,"
+                ' "offset", key, value, error, attempts) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)',
+                self.name, d.event_id, d.envelope.type if d.envelope else None,
+                record.topic, record.partition, record.offset, record.key, value, reason, attempts,
+            )
+            await add_raw(
+                conn,
+                event_id=uuid.uuid5(_DLQ_NS, f"{self.name}:{d.event_id}"),
+                topic=dlq_topic(record.topic),
+                subject=(record.key or b"").decode("utf-8", errors="replace"),
+                event_type="DeadLetter",
+                value=json.dumps(doc).encode(),
+            )
+            await conn.execute(
+                'INSERT INTO inbox (consumer, event_id, topic, partition, "offset")'
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                self.name, d.event_id, record.topic, record.partition, record.offset,
+            )
+            await self._store_offset(conn, tp, record.offset + 1)
+        log.error(
+            "dead_lettered", consumer=self.name, topic=record.topic,
+            partition=record.partition, offset=record.offset, reason=reason,
+        )
+
+    # -- the loop ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Consume until cancelled. Raises when the client must be recreated."""
+        epoch = self.watch.epoch
+        while epoch is None:
+            await asyncio.sleep(0.2)
+            epoch = self.watch.epoch
+        self._epoch = epoch
+        group_id = self.name if self.mode == "group" else None
+        consumer = new_consumer(self.cfg, group_id=group_id)
+        self._consumer = consumer
+        await consumer.start()
+        try:
+            if group_id is None:
+                parts = await self._all_partitions(consumer)
+                consumer.assign(parts)
+                await self._seek_stored(consumer, parts)
+            else:
+                self.unassigned_since = time.monotonic()
+                consumer.subscribe(self.topics, listener=_Rebalance(self, consumer))
+            while True:
+                batch = await consumer.getmany(timeout_ms=500, max_records=self.batch_records)
+                for tp, records in batch.items():
+                    if records:
+                        await self._apply_batch(tp, records)
+                        if group_id is not None:
+                            await self._commit_hint(consumer, tp, records[-1].offset + 1)
+        finally:
+            self._consumer = None
+            try:
+                await asyncio.wait_for(consumer.stop(), 5)
+            except Exception as exc:
+                log.debug("consumer_stop_failed", error=repr(exc))
+
+    async def _all_partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        """Every partition of the subscribed topics (metadata can lag a fresh topic)."""
+        for _ in range(50):
+            await consumer.topics()  # refreshes metadata for every topic
+            found = {t: consumer.partitions_for_topic(t) for t in self.topics}
+            if all(found.values()):
+                return [TopicPartition(t, p) for t in self.topics for p in sorted(found[t] or ())]
+            await asyncio.sleep(0.1)
+        missing = [t for t, parts in found.items() if not parts]
+        raise RuntimeError(f"no partitions known for {', '.join(missing)}")
+
+    async def _commit_hint(self, consumer: AIOKafkaConsumer, tp: TopicPartition, nxt: int) -> None:
+        try:
+            await asyncio.wait_for(consumer.commit({tp: nxt}), 2)
+        except Exception as exc:  # PostgreSQL holds the truth
+            log.debug("broker_commit_failed", error=type(exc).__name__)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: InboxConsumer, consumer: AIOKafkaConsumer) -> None:
+        self.owner, self.consumer = owner, consumer
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.owner.assigned -= set(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.owner._seek_stored(self.consumer, sorted(assigned))
+
+
+def _reason(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text[:1000]
+
+
+class Supervisor:
+    """Keeps a consumer running: recreates it when it dies, when the broker's
+    epoch changes, or when it has had no partition for too long."""
+
+    def __init__(
+        self, make: Callable[[], InboxConsumer], watch: BrokerWatch, *, unassigned_grace: float = 60.0
+    ) -> None:
+        self.make = make
+        self.watch = watch
+        self.unassigned_grace = unassigned_grace
+        self.current: InboxConsumer | None = None
+        self.restarts = 0
+        self._restart = asyncio.Event()
+        watch.listeners.append(self._on_epoch)
+
+    async def _on_epoch(self, previous: str | None, current: str) -> None:
+        if previous is not None:
+            self._restart.set()
+
+    def restart(self) -> None:
+        self._restart.set()
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while True:
+            consumer = self.make()
+            self.current = consumer
+            task = asyncio.create_task(consumer.run(), name=f"consumer-{consumer.name}")
+            reason: str | None = None
+            try:
+                reason = await self._watch(consumer, task)
+            finally:
+                if not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+            failure = None if task.cancelled() else task.exception()
+            if isinstance(failure, EpochAhead):
+                await self.watch.check()
+                reason = "a record from a newer broker epoch"
+            elif failure is not None:
+                reason = _reason(failure)
+            self.restarts += 1
+            log.warning("consumer_restart", consumer=consumer.name, reason=reason)
+            healthy = failure is None or isinstance(failure, EpochAhead)
+            backoff = 0.2 if healthy else min(backoff * 2, 5.0)
+            await asyncio.sleep(backoff)
+
+    async def _watch(self, consumer: InboxConsumer, task: asyncio.Task[None]) -> str | None:
+        self._restart.clear()
+        while not task.done():
+            try:
+                await asyncio.wait_for(self._restart.wait(), 1.0)
+                return "broker epoch changed"
+            except asyncio.TimeoutError:
+                pass
+            since = consumer.unassigned_since
+            if since is not None and time.monotonic() - since > self.unassigned_grace:
+                return "unassigned for too long"
+        return None

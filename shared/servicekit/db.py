@@ -1,0 +1,119 @@
+"""asyncpg pool and the migration runner.
+
+Migrations are numbered plain-SQL files (``0001_what.sql``). Each applied file
+is recorded with its checksum under a namespace (the kit's own tables, then the
+service's). A file edited after it was applied stops the service; an advisory
+lock keeps two instances from migrating at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+KIT_MIGRATIONS = Path(__file__).parent / "migrations"
+_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_LOCK_KEY = 0x43534D49  # "CSMI": one advisory lock per database
+
+
+class MigrationError(RuntimeError):
+    """A migration cannot be applied, or an applied one was changed."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    namespace: str
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations(namespace: str, directory: Path) -> list[Migration]:
+    found: list[Migration] = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _FILE.match(path.name)
+        if not match:
+            raise MigrationError(f"{path}: migration files are named NNNN_what.sql")
+        found.append(Migration(namespace, int(match[1]), path.name, path.read_text()))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise MigrationError(f"{directory}: two migrations share a number")
+    return found
+
+
+async def migrate(conn: asyncpg.Connection, sets: list[tuple[str, Path]]) -> list[str]:
+    """Apply every pending migration of each (namespace, directory); return their names."""
+    plan = [m for namespace, directory in sets for m in load_migrations(namespace, directory)]
+    applied_now: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+    try:
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   namespace  text NOT NULL,
+                   version    integer NOT NULL,
+                   name       text NOT NULL,
+                   checksum   text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now(),
+                   PRIMARY KEY (namespace, version))"""
+        )
+        rows = await conn.fetch("SELECT namespace, version, name, checksum FROM schema_migrations")
+        done = {(r["namespace"], r["version"]): r for r in rows}
+        for m in plan:
+            previous = done.get((m.namespace, m.version))
+            if previous is not None:
+                if previous["checksum"] != m.checksum:
+                    raise MigrationError(
+                        f"migration {m.namespace}/{m.name} was edited after it was applied "
+                        "(add a new migration instead)"
+                    )
+                continue
+            async with conn.transaction():
+                await conn.execute(m.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (namespace, version, name, checksum)"
+                    " VALUES ($1, $2, $3, $4)",
+                    m.namespace, m.version, m.name, m.checksum,
+                )
+            applied_now.append(f"{m.namespace}/{m.name}")
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+    return applied_now
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typ in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60
+    )
+    assert pool is not None
+    return pool
+
+
+async def ensure_database(admin_dsn: str, name: str) -> bool:
+    """Create database ``name`` if it is missing (dev stack and tests). True if created."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+        raise ValueError(f"not a plain database name: {name!r}")
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if exists:
+            return False
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        return True
+    finally:
+        await conn.close()

@@ -1,0 +1,302 @@
+"""Transactional outbox and the relay that publishes it.
+
+``Outbox.add(conn, event)`` writes the event in the caller's transaction, so
+the state change and its event commit or fail together. The relay claims
+unpublished rows with ``FOR UPDATE SKIP LOCKED`` and a lease, sends them keyed
+by subject, and marks them published. A row is never sent while an older row
+of the same subject is unsent (or leased by another relay), so each subject's
+events reach the broker in the order they were written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from shared.schemas.base import Event
+from shared.schemas.envelope import Envelope
+from shared.servicekit.broker import EPOCH_HEADER, BrokerWatch, KafkaConfig, new_producer
+from shared.servicekit.logs import causation_id, correlation_id
+
+log = structlog.get_logger(__name__)
+
+
+async def add_raw(
+    conn: asyncpg.Connection,
+    *,
+    event_id: uuid.UUID,
+    topic: str,
+    subject: str,
+    event_type: str,
+    value: bytes,
+) -> None:
+    await conn.execute(
+        "INSERT INTO outbox (event_id, topic, subject, event_type, value)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        event_id, topic, subject, event_type, value,
+    )
+
+
+async def add_envelope(conn: asyncpg.Connection, envelope: Envelope, *, topic: str) -> None:
+    await add_raw(
+        conn,
+        event_id=envelope.event_id,
+        topic=topic,
+        subject=envelope.subject,
+        event_type=envelope.type,
+        value=envelope.to_bytes(),
+    )
+
+
+@dataclass(frozen=True)
+class Outbox:
+    """A service's outbox: ``await OUTBOX.add(conn, SomethingHappened(...))``."""
+
+    producer: str
+
+    async def add(
+        self, conn: asyncpg.Connection, event: Event, *, subject: str | None = None
+    ) -> Envelope:
+        if not conn.is_in_transaction():
+            raise RuntimeError("outbox events are written inside the use case's transaction")
+        envelope = Envelope.wrap(
+            event,
+            producer=self.producer,
+            subject=subject,
+            correlation_id=correlation_id.get(),
+            causation_id=causation_id.get(),
+        )
+        await add_envelope(conn, envelope, topic=event.TOPIC)
+        return envelope
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    topic: str
+    subject: str
+    value: bytes
+
+
+_CLAIM = """
+WITH cand AS (
+    SELECT id, subject FROM outbox
+    WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < now())
+    ORDER BY id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), ready AS (
+    SELECT c.id FROM cand c
+    WHERE NOT EXISTS (
+        SELECT 1 FROM outbox p
+        WHERE p.subject = c.subject AND p.id < c.id AND p.published_at IS NULL
+          AND p.id NOT IN (SELECT id FROM cand)
+    )
+)
+UPDATE outbox o
+SET lease_owner = $2, lease_until = now() + make_interval(secs => $3)
+FROM ready WHERE o.id = ready.id
+RETURNING o.id, o.topic, o.subject, o.value
+"""
+
+
+class OutboxRelay:
+    """Publishes the outbox of one database. Run several: they never send a row twice at once."""
+
+    def __init__(
+        self,
+        dsn: str,
+        pool: asyncpg.Pool,
+        cfg: KafkaConfig,
+        watch: BrokerWatch,
+        *,
+        batch_size: int = 500,
+        lease_seconds: float = 30.0,
+        poll_interval: float = 1.0,
+        retention_hours: float = 168.0,
+    ) -> None:
+        self.dsn, self.pool, self.cfg, self.watch = dsn, pool, cfg, watch
+        self.batch_size = batch_size
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.retention_hours = retention_hours
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._producer: AIOKafkaProducer | None = None
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self.published = 0
+        watch.listeners.append(self.on_new_epoch)
+
+    # -- broker epoch ---------------------------------------------------------
+
+    async def on_new_epoch(self, previous: str | None, current: str) -> None:
+        """Rows published into another epoch's log may never have been read: send them again."""
+        async with self._lock:
+            await self._drop_producer()
+            resent = await self.pool.execute(
+                "UPDATE outbox SET published_at = NULL, lease_owner = NULL, lease_until = NULL"
+                " WHERE published_at IS NOT NULL AND broker_epoch IS DISTINCT FROM $1",
+                current,
+            )
+        count = int(resent.split()[-1])
+        if count:
+            log.warning("outbox_resend", rows=count, epoch=current, previous=previous)
+        self._wake.set()
+
+    # -- producer ---------------------------------------------------------------
+
+    async def _get_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = new_producer(self.cfg)
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), 5)
+            except Exception as exc:  # a broken client is thrown away either way
+                log.debug("producer_stop_failed", error=repr(exc))
+
+    # -- one round ------------------------------------------------------------
+
+    async def claim(self) -> list[OutboxRow]:
+        rows = await self.pool.fetch(_CLAIM, self.batch_size, self.owner, self.lease_seconds)
+        rows = sorted(rows, key=lambda r: r["id"])
+        return [OutboxRow(r["id"], r["topic"], r["subject"], r["value"]) for r in rows]
+
+    async def publish_once(self) -> int:
+        """Claim and send one batch. Returns rows published; raises on a broker failure."""
+        async with self._lock:
+            epoch = self.watch.epoch
+            if epoch is None:
+                raise ConnectionError("broker epoch unknown")
+            rows = await self.claim()
+            if not rows:
+                return 0
+            sent, error = await self._send(rows, epoch)
+            if sent:
+                await self.pool.execute(
+                    "UPDATE outbox SET published_at = now(), broker_epoch = $2,"
+                    " lease_owner = NULL, lease_until = NULL"
+                    " WHERE id = ANY($1::bigint[]) AND lease_owner = $3",
+                    [r.id for r in sent], epoch, self.owner,
+                )
+            if error is not None:
+                sent_ids = {r.id for r in sent}
+                unsent = [r.id for r in rows if r.id not in sent_ids]
+                await self.pool.execute(
+                    "UPDATE outbox SET lease_owner = NULL, lease_until = NULL,"
+                    " attempts = attempts + 1, last_error = $2"
+                    " WHERE id = ANY($1::bigint[]) AND lease_owner = $3",
+                    unsent, error[:500], self.owner,
+                )
+                await self._drop_producer()
+                raise ConnectionError(error)
+            self.published += len(sent)
+            return len(sent)
+
+    async def _send(
+        self, rows: Sequence[OutboxRow], epoch: str
+    ) -> tuple[list[OutboxRow], str | None]:
+        """Send rows; return those that may be marked published, and the first error."""
+        headers = [(EPOCH_HEADER, epoch.encode())]
+        futures: list[asyncio.Future[object]] = []
+        try:
+            producer = await self._get_producer()
+            for row in rows:
+                futures.append(
+                    await producer.send(
+                        row.topic, row.value, key=row.subject.encode(), headers=headers
+                    )
+                )
+            timeout = self.cfg.request_timeout_ms / 1000 + 5
+            results = await asyncio.wait_for(
+                asyncio.gather(*futures, return_exceptions=True), timeout
+            )
+        except Exception as exc:
+            for f in futures:
+                f.cancel()
+            return [], f"{type(exc).__name__}: {exc}"
+        # A subject's rows count as sent only up to its first failure, so a
+        # retry never puts a later event of that subject before an earlier one.
+        failed_subjects: set[str] = set()
+        sent: list[OutboxRow] = []
+        first_error: str | None = None
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, BaseException) or row.subject in failed_subjects:
+                failed_subjects.add(row.subject)
+                if first_error is None and isinstance(result, BaseException):
+                    first_error = f"{type(result).__name__}: {result}"
+                continue
+            sent.append(row)
+        return sent, first_error
+
+    async def prune(self) -> int:
+        result = await self.pool.execute(
+            "DELETE FROM outbox WHERE published_at < now() - make_interval(hours => $1)",
+            self.retention_hours,
+        )
+        await self.pool.execute(
+            "DELETE FROM inbox WHERE applied_at < now() - make_interval(hours => $1)",
+            self.retention_hours * 2,
+        )
+        return int(result.split()[-1])
+
+    # -- the loop ---------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        """Wake the relay on NOTIFY; reconnect when the connection drops."""
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self.dsn)
+                await conn.add_listener("outbox", lambda *_: self._wake.set())
+                self._wake.set()
+                while not conn.is_closed():
+                    await asyncio.sleep(self.poll_interval)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.info("outbox_listen_lost", error=type(exc).__name__)
+            finally:
+                if conn is not None:
+                    await conn.close()
+            await asyncio.sleep(self.poll_interval)
+
+    async def run(self) -> None:
+        listener = asyncio.create_task(self._listen(), name="outbox-listen")
+        backoff = 0.1
+        last_prune = 0.0
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    n = await self.publish_once()
+                    backoff = 0.1
+                except (ConnectionError, OSError, asyncpg.PostgresError) as exc:
+                    log.info("outbox_publish_failed", error=str(exc)[:200], retry_in=backoff)
+                    self.watch.poke()
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                if loop.time() - last_prune > 600:
+                    last_prune = loop.time()
+                    await self.prune()
+                if n < self.batch_size:
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                    except asyncio.TimeoutError:
+                        pass
+                    self._wake.clear()
+        finally:
+            listener.cancel()
+            await self._drop_producer()

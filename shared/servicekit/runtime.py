@@ -1,0 +1,210 @@
+"""Wiring one service: pool, migrations, broker watch, relay, consumers, routes.
+
+Each service's ``app.py`` declares a :class:`ServiceSpec` and calls
+:func:`build_app`. Nothing connects at import: the lifespan does it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import asyncpg
+import structlog
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from shared.schemas.registry import all_topics
+from shared.servicekit.auth import JwksVerifier
+from shared.servicekit.broker import BrokerWatch, KafkaConfig
+from shared.servicekit.consumer import Handler, InboxConsumer, Supervisor, dlq_topic
+from shared.servicekit.db import KIT_MIGRATIONS, create_pool, migrate
+from shared.servicekit.http import RequestIdMiddleware, install_problem_handlers, problem_response
+from shared.servicekit.logs import configure_logging
+from shared.servicekit.outbox import OutboxRelay
+from shared.servicekit.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    settings_cls: type[ServiceSettings]
+    migrations: Path
+    subscriptions: Mapping[str, Handler] = field(default_factory=dict)
+    routers: tuple[APIRouter, ...] = ()
+    title: str = ""
+
+
+def system_topics() -> list[str]:
+    """Every topic the system uses, with its dead-letter topic: created up front."""
+    topics = all_topics()
+    return sorted({*topics, *(dlq_topic(t) for t in topics)})
+
+
+def kafka_config(settings: ServiceSettings, name: str) -> KafkaConfig:
+    return KafkaConfig(
+        bootstrap=settings.kafka_bootstrap,
+        partitions=settings.kafka_partitions,
+        replication=settings.kafka_replication,
+        client_id=name,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+    )
+
+
+async def migrate_database(spec: ServiceSpec, dsn: str) -> list[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await migrate(conn, [("kit", KIT_MIGRATIONS), (spec.name, spec.migrations)])
+    finally:
+        await conn.close()
+
+
+class Runtime:
+    """The running parts of one service process."""
+
+    def __init__(self, spec: ServiceSpec, settings: ServiceSettings) -> None:
+        self.spec, self.settings = spec, settings
+        self.dsn = settings.database_url.get_secret_value()
+        self.kafka = kafka_config(settings, spec.name)
+        self.watch = BrokerWatch(
+            self.kafka, topics=system_topics(), interval=settings.broker_check_interval
+        )
+        self.pool: asyncpg.Pool | None = None
+        self.relay: OutboxRelay | None = None
+        self.supervisor: Supervisor | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        s = self.settings
+        applied = await migrate_database(self.spec, self.dsn)
+        if applied:
+            log.info("migrations_applied", migrations=applied)
+        self.pool = await create_pool(
+            self.dsn, min_size=s.database_pool_min, max_size=s.database_pool_max
+        )
+        self.relay = OutboxRelay(
+            self.dsn, self.pool, self.kafka, self.watch,
+            batch_size=s.outbox_batch_size, lease_seconds=s.outbox_lease_seconds,
+            poll_interval=s.outbox_poll_interval, retention_hours=s.outbox_retention_hours,
+        )
+        self._spawn(self.watch.run(), "broker-watch")
+        self._spawn(self.relay.run(), "outbox-relay")
+        if self.spec.subscriptions:
+            pool = self.pool
+            self.supervisor = Supervisor(
+                lambda: InboxConsumer(
+                    self.spec.name, pool, self.kafka, self.watch, self.spec.subscriptions,
+                    mode=s.kafka_consumer_mode, max_attempts=s.consumer_max_attempts,
+                    retry_base_seconds=s.consumer_retry_base_seconds,
+                ),
+                self.watch,
+                unassigned_grace=s.consumer_unassigned_grace_seconds,
+            )
+            self._spawn(self.supervisor.run(), "consumer-supervisor")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(_log_crash)
+        self._tasks.append(task)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self.watch.close()
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            assert self.pool is not None
+            async with asyncio.timeout(2):
+                await self.pool.fetchval("SELECT 1")
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+        ok = self.watch.reachable and self.watch.epoch is not None
+        checks["broker"] = "ok" if ok else "unavailable"
+        return checks
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background_task_died", task=task.get_name(), error=repr(task.exception()))
+
+
+health_router = APIRouter(tags=["health"])
+
+
+@health_router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@health_router.get("/readyz", response_model=None)
+async def readyz(request: Request) -> Any:
+    runtime: Runtime = request.app.state.runtime
+    checks = await runtime.readiness()
+    missing = [name for name, state in checks.items() if state != "ok"]
+    if missing:
+        return problem_response(
+            503, "Not ready", f"unavailable: {', '.join(missing)}",
+            instance="/readyz", checks=checks,
+        )
+    return JSONResponse({"status": "ready", "checks": checks})
+
+
+def build_app(
+    spec: ServiceSpec,
+    settings: ServiceSettings | None = None,
+    *,
+    verifier: JwksVerifier | None = None,
+    on_start: Callable[[Runtime], Any] | None = None,
+) -> FastAPI:
+    """The service's FastAPI app. ``settings`` default to the environment."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        s = settings or spec.settings_cls()
+        configure_logging(spec.name, env=s.env, level=s.log_level, fmt=s.log_format)
+        runtime = Runtime(spec, s)
+        app.state.runtime = runtime
+        app.state.settings = s
+        app.state.verifier = verifier or JwksVerifier(
+            s.jwks_url, issuer=s.jwt_issuer, audience=s.jwt_audience,
+            cache_seconds=s.jwks_cache_seconds,
+        )
+        await runtime.start()
+        if on_start is not None:
+            await on_start(runtime)
+        log.info("service_started", service=spec.name)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+            log.info("service_stopped", service=spec.name)
+
+    app = FastAPI(title=spec.title or spec.name, lifespan=lifespan)
+    app.add_middleware(RequestIdMiddleware)
+    install_problem_handlers(app)
+    app.include_router(health_router)
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+def get_pool(request: Request) -> asyncpg.Pool:
+    pool = request.app.state.runtime.pool
+    assert pool is not None
+    return pool
+
+
+Pool = Annotated[asyncpg.Pool, Depends(get_pool)]

@@ -1,0 +1,97 @@
+"""Typed settings shared by every service (pydantic-settings).
+
+Each service subclasses :class:`ServiceSettings` with its own ``env_prefix``
+(``IDENTITY_``, ``GROUPS_``...). Settings common to the whole system are read
+from ``CSC_*`` variables whatever the prefix. Outside ``CSC_ENV=dev`` a
+service refuses to start while any secret is empty or still has its default.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _common(name: str) -> Any:
+    """Field alias for a system-wide variable ``CSC_<NAME>``."""
+    return AliasChoices(f"CSC_{name.upper()}")
+
+
+class InsecureSettingsError(ValueError):
+    """A secret is empty or left at its default outside development."""
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SERVICE_", extra="ignore")
+
+    service_name: ClassVar[str] = "service"
+    default_port: ClassVar[int] = 8000
+
+    env: Literal["dev", "test", "prod"] = Field("prod", validation_alias=_common("env"))
+    log_level: str = Field("INFO", validation_alias=_common("log_level"))
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", validation_alias=_common("log_format")
+    )
+
+    host: str = "127.0.0.1"
+    port: int = 0
+
+    database_url: SecretStr = SecretStr("postgresql://csc:csc@127.0.0.1:5432/csc")
+    database_pool_min: int = 2
+    database_pool_max: int = 10
+
+    kafka_bootstrap: str = Field("127.0.0.1:9092", validation_alias=_common("kafka_bootstrap"))
+    kafka_partitions: int = Field(4, ge=1, validation_alias=_common("kafka_partitions"))
+    kafka_replication: int = Field(1, ge=1, validation_alias=_common("kafka_replication"))
+    # "assign" reads every partition without a consumer group (fast start, one
+    # instance per service); "group" shares partitions between instances.
+    kafka_consumer_mode: Literal["assign", "group"] = Field(
+        "group", validation_alias=_common("kafka_consumer_mode")
+    )
+    kafka_fetch_max_wait_ms: int = Field(100, validation_alias=_common("kafka_fetch_max_wait_ms"))
+    broker_check_interval: float = Field(1.0, gt=0, validation_alias=_common("broker_check_interval"))
+
+    outbox_batch_size: int = Field(500, ge=1)
+    outbox_lease_seconds: float = Field(30.0, gt=0)
+    outbox_poll_interval: float = Field(1.0, gt=0)
+    outbox_retention_hours: float = Field(168.0, gt=0)
+
+    consumer_max_attempts: int = Field(5, ge=1)
+    consumer_retry_base_seconds: float = Field(0.2, gt=0)
+    consumer_unassigned_grace_seconds: float = Field(60.0, gt=0)
+
+    jwks_url: str = Field(
+        "http://127.0.0.1:8101/.well-known/jwks.json", validation_alias=_common("jwks_url")
+    )
+    jwt_issuer: str = Field("csc-identity", validation_alias=_common("jwt_issuer"))
+    jwt_audience: str = Field("csc", validation_alias=_common("jwt_audience"))
+    jwks_cache_seconds: float = Field(300.0, validation_alias=_common("jwks_cache_seconds"))
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> ServiceSettings:
+        if self.env == "dev":
+            return self
+        problems = []
+        prefix = self.model_config.get("env_prefix", "")
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if not isinstance(value, SecretStr):
+                continue
+            var = f"{prefix}{name}".upper()
+            if not value.get_secret_value():
+                problems.append(f"{var} is empty")
+            elif isinstance(field.default, SecretStr) and (
+                field.default.get_secret_value() == value.get_secret_value()
+            ):
+                problems.append(f"{var} still has its default value")
+        if problems:
+            raise InsecureSettingsError(
+                f"refusing to start with CSC_ENV={self.env}: " + "; ".join(problems)
+            )
+        return self
+
+    @property
+    def bind_port(self) -> int:
+        return self.port or self.default_port
