@@ -78,6 +78,10 @@ class Outbox:
         return envelope
 
 
+class BrokerNotReady(ConnectionError):
+    """No broker epoch is known yet: nothing can be sent."""
+
+
 @dataclass(frozen=True)
 class OutboxRow:
     id: int
@@ -180,7 +184,7 @@ class OutboxRelay:
         async with self._lock:
             epoch = self.watch.epoch
             if epoch is None:
-                raise ConnectionError("broker epoch unknown")
+                raise BrokerNotReady("the broker has not been reached yet")
             rows = await self.claim()
             if not rows:
                 return 0
@@ -282,6 +286,9 @@ class OutboxRelay:
                 try:
                     n = await self.publish_once()
                     backoff = 0.1
+                except BrokerNotReady:
+                    await asyncio.sleep(0.1)
+                    continue
                 except (ConnectionError, OSError, asyncpg.PostgresError) as exc:
                     log.info("outbox_publish_failed", error=str(exc)[:200], retry_in=backoff)
                     self.watch.poke()

@@ -1,0 +1,10 @@
+"""Events the groups service consumes: event type -> handler.
+
+The consumer subscribes to exactly these types' topics.
+"""
+
+from __future__ import annotations
+
+from shared.servicekit.consumer import Handler
+
+SUBSCRIPTIONS: dict[str, Handler] = {}

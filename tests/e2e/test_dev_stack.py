@@ -1,0 +1,98 @@
+"""`csc dev` brings the whole system up on free ports, and Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.cli.services import SERVICES
+from shared.devstack.processes import free_port
+
+
+def _wait_for(proc: subprocess.Popen[str], text: str, timeout: float) -> str:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        seen += line
+        if text in line:
+            return seen
+    raise AssertionError(f"{text!r} not printed; output so far:\n{seen}")
+
+
+@pytest.fixture
+def stack_env(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "CSC_DEV_PG_PORT": str(free_port()),
+        "CSC_DEV_BROKER_PORT": str(free_port()),
+        "CSC_DEV_SMTP_PORT": str(free_port()),
+        "CSC_DEV_MAIL_WEB_PORT": str(free_port()),
+    })
+    for info in SERVICES.values():
+        env[f"{info.env_prefix}PORT"] = str(free_port())
+    return env
+
+
+def test_dev_stack_starts_every_service_and_stops_on_ctrl_c(
+    tmp_path: Path, stack_env: dict[str, str]
+) -> None:
+    csc = Path(sys.executable).parent / "csc"
+    proc = subprocess.Popen(
+        [str(csc), "dev", "--root", str(tmp_path / "local")], env=stack_env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        _wait_for(proc, "Press Ctrl-C to stop.", 120)
+        for info in SERVICES.values():
+            port = stack_env[f"{info.env_prefix}PORT"]
+            ready = httpx.get(f"http://127.0.0.1:{port}/readyz", headers={"X-Request-ID": "e2e-1"})
+            assert ready.status_code == 200, (info.name, ready.text)
+            assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+            assert ready.headers["x-request-id"] == "e2e-1"
+            missing = httpx.get(f"http://127.0.0.1:{port}/v1/nothing-here")
+            assert missing.status_code == 404
+            assert missing.headers["content-type"].startswith("application/problem+json")
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out
+        assert "stopped." in out
+        for info in SERVICES.values():
+            port = int(stack_env[f"{info.env_prefix}PORT"])
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(f"http://127.0.0.1:{port}/healthz")
+        # data is kept under the root folder for the next start
+        assert (tmp_path / "local" / "pg" / "data" / "PG_VERSION").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_dev_stack_refuses_a_taken_port_with_one_line(
+    tmp_path: Path, stack_env: dict[str, str]
+) -> None:
+    import socket
+
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", int(stack_env["CSC_DEV_BROKER_PORT"])))
+        blocker.listen()
+        csc = Path(sys.executable).parent / "csc"
+        result = subprocess.run(
+            [str(csc), "dev", "--root", str(tmp_path / "local")], env=stack_env,
+            capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: broker: port {stack_env['CSC_DEV_BROKER_PORT']} is already in use"
+    ]
