@@ -85,6 +85,8 @@ class KitNode:
     handler: Handler = record_effect
     start_consumer: bool = True
     check_interval: float = 0.3
+    mode: str = "assign"
+    unassigned_grace: float = 30.0
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -101,12 +103,14 @@ class KitNode:
             self.dsn, self.pool, self.cfg, self.watch, poll_interval=0.2, lease_seconds=10
         )
         self.outbox = Outbox(producer=self.name)
-        self.supervisor = Supervisor(self.new_consumer, self.watch, unassigned_grace=30)
+        self.supervisor = Supervisor(
+            self.new_consumer, self.watch, unassigned_grace=self.unassigned_grace
+        )
 
     def new_consumer(self) -> InboxConsumer:
         return InboxConsumer(
             self.name, self.pool, self.cfg, self.watch, {self.Thing.TYPE: self.handler},
-            mode="assign", max_attempts=3, retry_base_seconds=0.05, registry=self.registry,
+            mode=self.mode, max_attempts=3, retry_base_seconds=0.05, registry=self.registry,
         )
 
     async def start(self, *, relay: bool = True) -> None:

@@ -1,0 +1,366 @@
+"""Local SMTP sink: stores every message as ``<unix-ns>-<uuid>.eml`` (+ ``.json`` envelope).
+
+python -m shared.devstack.smtp_sink --dir .local/mail --smtp-port 1025 --web-port 8025
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import email.policy
+import errno
+import html
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import tempfile
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Generator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any, Self
+
+import uvicorn
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, JSONResponse
+
+ID_RE = re.compile(r"\A[0-9]{1,20}-[0-9a-f]{32}\Z")
+
+
+class MessageNotFoundError(LookupError):
+    """No stored message has this id (or the id is not a valid message id)."""
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: str
+    received_at: datetime
+    mail_from: str
+    rcpt_tos: list[str]
+    subject: str
+    to: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "received_at": self.received_at.isoformat()}
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def store_message(directory: Path, mail_from: str, rcpt_tos: list[str], content: bytes) -> str:
+    """Store one message; return its id. The sidecar is written before the .eml."""
+    directory.mkdir(parents=True, exist_ok=True)
+    msg_id = f"{time.time_ns()}-{uuid.uuid4().hex}"
+    envelope = {"mail_from": mail_from, "rcpt_tos": rcpt_tos}
+    _atomic_write(directory / f"{msg_id}.json", json.dumps(envelope).encode())
+    _atomic_write(directory / f"{msg_id}.eml", content)
+    return msg_id
+
+
+def _header(msg: EmailMessage, name: str) -> str:
+    return str(msg.get(name, ""))
+
+
+def _load(directory: Path, msg_id: str) -> StoredMessage | None:
+    try:
+        with open(directory / f"{msg_id}.eml", "rb") as f:
+            msg = BytesParser(policy=email.policy.default).parse(f, headersonly=True)
+    except FileNotFoundError:
+        return None
+    try:
+        envelope = json.loads((directory / f"{msg_id}.json").read_text())
+    except (OSError, ValueError):
+        envelope = {}
+    ns = int(msg_id.split("-", 1)[0])
+    return StoredMessage(
+        id=msg_id,
+        received_at=datetime.fromtimestamp(ns / 1e9, tz=UTC),
+        mail_from=str(envelope.get("mail_from", "")),
+        rcpt_tos=[str(r) for r in envelope.get("rcpt_tos", [])],
+        subject=_header(msg, "Subject"),
+        to=_header(msg, "To"),
+    )
+
+
+def list_messages(directory: Path) -> list[StoredMessage]:
+    """All stored messages, oldest first."""
+    if not directory.is_dir():
+        return []
+    ids = sorted(p.stem for p in directory.glob("*.eml") if ID_RE.match(p.stem))
+    return [m for m in (_load(directory, i) for i in ids) if m is not None]
+
+
+def read_message(directory: Path, msg_id: str) -> EmailMessage:
+    """Parse a stored message; raise MessageNotFoundError for unknown/invalid ids."""
+    path = directory / f"{msg_id}.eml"
+    if not ID_RE.match(msg_id) or not path.is_file():
+        raise MessageNotFoundError(msg_id)
+    with open(path, "rb") as f:
+        msg = BytesParser(policy=email.policy.default).parse(f)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def clear(directory: Path) -> int:
+    """Delete every stored message; return how many were removed."""
+    if not directory.is_dir():
+        return 0
+    removed = 0
+    for path in directory.iterdir():
+        if path.suffix in (".eml", ".json") and ID_RE.match(path.stem):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += path.suffix == ".eml"
+    return removed
+
+
+async def wait_for(
+    directory: Path, predicate: Callable[[StoredMessage], bool], timeout: float = 5.0
+) -> StoredMessage:
+    """Poll (every 20 ms) until a stored message matches; raise TimeoutError otherwise."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        for m in list_messages(directory):
+            if predicate(m):
+                return m
+        if asyncio.get_running_loop().time() >= deadline:
+            raise TimeoutError(f"no matching message in {directory} within {timeout}s")
+        await asyncio.sleep(0.02)
+
+
+def text_body(msg: EmailMessage) -> str:
+    part = msg.get_body(preferencelist=("plain", "html"))
+    if part is None:
+        return ""
+    try:
+        return str(part.get_content())
+    except (LookupError, ValueError):  # unknown charset, broken encoding
+        return ""
+
+
+def create_app(directory: Path) -> FastAPI:
+    app = FastAPI(title="SMTP sink", docs_url=None, redoc_url=None, openapi_url=None)
+    not_found = JSONResponse({"detail": "message not found"}, status_code=404)
+    e = html.escape
+
+    def page(title: str, body: str) -> HTMLResponse:
+        return HTMLResponse(
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>"
+            f"</head><body>{body}</body></html>"
+        )
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> HTMLResponse:
+        rows = "".join(
+            f"<tr><td>{e(m.received_at.isoformat())}</td><td>{e(m.mail_from)}</td>"
+            f"<td>{e(', '.join(m.rcpt_tos))}</td>"
+            f"<td><a href='/messages/{e(m.id)}'>{e(m.subject or '(no subject)')}</a></td></tr>"
+            for m in reversed(list_messages(directory))
+        )
+        head = "<tr><th>received</th><th>from</th><th>to</th><th>subject</th></tr>"
+        return page("SMTP sink", f"<h1>SMTP sink</h1><table>{head}{rows}</table>")
+
+    @app.get("/messages/{msg_id}", response_model=None)
+    def show(msg_id: str) -> HTMLResponse | JSONResponse:
+        try:
+            msg = read_message(directory, msg_id)
+        except MessageNotFoundError:
+            return not_found
+        headers = "".join(f"<dt>{e(k)}</dt><dd>{e(str(v))}</dd>" for k, v in msg.items())
+        body = (
+            f"<p><a href='/'>all messages</a></p><dl>{headers}</dl><pre>{e(text_body(msg))}</pre>"
+        )
+        return page(_header(msg, "Subject") or msg_id, body)
+
+    @app.get("/api/messages")
+    def api_list() -> list[dict[str, Any]]:
+        return [m.to_json() for m in list_messages(directory)]
+
+    @app.get("/api/messages/{msg_id}", response_model=None)
+    def api_show(msg_id: str) -> dict[str, Any] | JSONResponse:
+        try:
+            msg = read_message(directory, msg_id)
+        except MessageNotFoundError:
+            return not_found
+        meta = _load(directory, msg_id)
+        return {
+            **(meta.to_json() if meta else {"id": msg_id}),
+            "headers": [[k, str(v)] for k, v in msg.items()],
+            "text": text_body(msg),
+        }
+
+    @app.delete("/api/messages")
+    def api_clear() -> dict[str, int]:
+        return {"deleted": clear(directory)}
+
+    return app
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn server that leaves process signal handlers alone."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class _Handler:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or envelope.content or b""
+        if isinstance(content, str):
+            content = content.encode("utf-8", "surrogateescape")
+        await asyncio.to_thread(
+            store_message,
+            self.directory,
+            envelope.mail_from or "",
+            list(envelope.rcpt_tos),
+            content,
+        )
+        return "250 Message accepted for delivery"
+
+
+def _bind_error(what: str, host: str, port: int, exc: OSError) -> OSError:
+    if exc.errno == errno.EADDRINUSE:
+        err = OSError(f"SMTP sink: {what} port {port} is already in use")
+    else:
+        err = OSError(f"SMTP sink: cannot listen on {host}:{port} ({what}): {exc.strerror or exc}")
+    err.errno = exc.errno
+    return err
+
+
+class MailSink:
+    def __init__(
+        self,
+        directory: Path,
+        smtp_host: str = "127.0.0.1",
+        smtp_port: int = 1025,
+        web_port: int | None = 8025,
+    ) -> None:
+        self.directory = Path(directory)
+        self.smtp_host = smtp_host
+        self.smtp_port = smtp_port
+        self.web_port = web_port
+        self._smtp_server: asyncio.Server | None = None
+        self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
+        self._web: _QuietServer | None = None
+        self._web_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        handler = _Handler(self.directory)
+
+        def factory() -> SMTP:
+            proto = SMTP(handler, hostname="smtp-sink", enable_SMTPUTF8=True)
+            self._sessions.add(proto)
+            return proto
+
+        loop = asyncio.get_running_loop()
+        try:
+            self._smtp_server = await loop.create_server(factory, self.smtp_host, self.smtp_port)
+        except OSError as exc:
+            raise _bind_error("SMTP", self.smtp_host, self.smtp_port, exc) from None
+        self.smtp_port = self._smtp_server.sockets[0].getsockname()[1]
+        if self.web_port is not None:
+            try:
+                await self._start_web()
+            except BaseException:
+                await self.stop()
+                raise
+
+    async def _start_web(self) -> None:
+        assert self.web_port is not None
+        try:
+            sock = socket.create_server((self.smtp_host, self.web_port))
+        except OSError as exc:
+            raise _bind_error("web", self.smtp_host, self.web_port, exc) from None
+        self.web_port = sock.getsockname()[1]
+        app = create_app(self.directory)
+        config = uvicorn.Config(app, log_config=None, log_level="warning", lifespan="off")
+        config.access_log, config.timeout_graceful_shutdown = False, 2
+        self._web = _QuietServer(config)
+        self._web_task = asyncio.create_task(self._web.serve(sockets=[sock]))
+        while not self._web.started:
+            if self._web_task.done():
+                sock.close()
+                self._web_task.result()  # re-raise the startup failure
+                raise RuntimeError("SMTP sink: web server exited during startup")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._web is not None and self._web_task is not None:
+            self._web.should_exit = True
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._web_task
+        self._web = self._web_task = None
+        if self._smtp_server is not None:
+            self._smtp_server.close()
+            for proto in list(self._sessions):
+                if proto.transport is not None:
+                    proto.transport.close()
+            await self._smtp_server.wait_closed()
+            self._smtp_server = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    web_port = None if args.no_web else args.web_port
+    async with MailSink(Path(args.dir), args.host, args.smtp_port, web_port) as sink:
+        web = f", web on http://{args.host}:{sink.web_port}/" if web_port is not None else ""
+        print(f"SMTP sink: SMTP on {args.host}:{sink.smtp_port}{web}; dir {args.dir}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    print("SMTP sink: stopped", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Local SMTP sink with a web view.")
+    parser.add_argument("--dir", default=".local/mail", help="where messages are stored")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--smtp-port", type=int, default=1025)
+    parser.add_argument("--web-port", type=int, default=8025)
+    parser.add_argument("--no-web", action="store_true", help="do not serve the web view")
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(_serve(args))
+    except OSError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
