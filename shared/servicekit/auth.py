@@ -54,7 +54,8 @@ class JwksVerifier:
         self.cache_seconds, self.min_refetch = cache_seconds, min_refetch_seconds
         self._client = client
         self._keys: dict[str, PyJWK] = {}
-        self._fetched_at = float("-inf")
+        self._fetched_at = float("-inf")  # last successful fetch
+        self._tried_at = float("-inf")  # last attempt, successful or not
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -62,16 +63,22 @@ class JwksVerifier:
         """A verifier with a fixed key set (tests, or keys shipped by file)."""
         v = cls("", issuer=issuer, audience=audience, cache_seconds=float("inf"))
         v._keys = _parse_jwks(jwks)
-        v._fetched_at = time.monotonic()
+        v._fetched_at = v._tried_at = time.monotonic()
         return v
 
     async def _refresh(self, *, force: bool) -> None:
         async with self._lock:
-            age = time.monotonic() - self._fetched_at
-            if (not force and age < self.cache_seconds) or (force and age < self.min_refetch):
+            now = time.monotonic()
+            fresh = now - self._fetched_at < self.cache_seconds
+            # Every fetch, failed ones included, waits min_refetch after the
+            # last: neither forged kids nor an unreachable identity make each
+            # request wait on another fetch.
+            recent = now - self._tried_at < self.min_refetch
+            if (fresh and not force) or recent or not self.jwks_url:
+                if not self._keys and recent and self.jwks_url:
+                    raise TokenError("signing keys unavailable")
                 return
-            if not self.jwks_url:
-                return
+            self._tried_at = now
             client = self._client or httpx.AsyncClient(timeout=3.0)
             try:
                 resp = await client.get(self.jwks_url)
@@ -91,14 +98,18 @@ class JwksVerifier:
         except jwt.PyJWTError as exc:
             raise TokenError("malformed token") from exc
         alg, kid = header.get("alg"), header.get("kid")
-        if alg not in ALLOWED_ALGORITHMS:
+        if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
             raise TokenError("token algorithm not accepted")
+        if not isinstance(kid, str) or not kid:
+            raise TokenError("token has no key id")
         await self._refresh(force=False)
         if kid not in self._keys:
             await self._refresh(force=True)
-        key = self._keys.get(kid) if isinstance(kid, str) else None
+        key = self._keys.get(kid)
         if key is None:
             raise TokenError("token signed by an unknown key")
+        if key.algorithm_name != alg:
+            raise TokenError("token algorithm does not match its key")
         try:
             claims = jwt.decode(
                 token, key=key.key, algorithms=[alg], audience=self.audience,
@@ -110,16 +121,32 @@ class JwksVerifier:
         if kind not in ("staff", "customer"):
             raise TokenError("token has no principal kind")
         roles = claims.get("roles") or []
-        return Principal(str(claims["sub"]), kind, frozenset(map(str, roles)), claims)
+        if isinstance(roles, str):
+            roles = [roles]
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise TokenError("token roles are not a list of names")
+        return Principal(str(claims["sub"]), kind, frozenset(roles), claims)
 
 
-def _parse_jwks(jwks: dict[str, Any]) -> dict[str, PyJWK]:
+def _parse_jwks(jwks: Any) -> dict[str, PyJWK]:
+    """The usable signing keys of a JWKS; an entry we cannot use is skipped."""
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+        raise ValueError("not a JWKS document")
     keys: dict[str, PyJWK] = {}
-    for entry in jwks.get("keys", []):
+    for entry in jwks["keys"]:
+        if not isinstance(entry, dict):
+            continue
         kid = entry.get("kid")
-        if not kid or entry.get("kty") == "oct":
+        if not isinstance(kid, str) or not kid or entry.get("kty") == "oct":
             continue  # symmetric keys never verify our tokens
-        keys[kid] = PyJWK(entry)
+        if entry.get("use", "sig") != "sig":
+            continue
+        try:
+            key = PyJWK(entry)
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+            continue  # unsupported or malformed: the other keys still count
+        if key.algorithm_name in ALLOWED_ALGORITHMS:
+            keys[kid] = key
     return keys
 
 
@@ -128,6 +155,7 @@ def _parse_jwks(jwks: dict[str, Any]) -> dict[str, PyJWK]:
 def _unauthorized(detail: str) -> Problem:
     return Problem(
         401, "Unauthorized", detail, type_=PROBLEM_BASE + "unauthorized",
+        headers={"WWW-Authenticate": "Bearer"},
     )
 
 

@@ -152,12 +152,35 @@ class InboxConsumer:
             " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
             self.name, item.event_id, r.topic, r.partition, r.offset,
         )
-        if new and item.handler is not None and item.envelope is not None:
+        if new:
+            await self._handle(conn, item)
+
+    async def _handle(self, conn: asyncpg.Connection, item: Decoded) -> None:
+        if item.handler is not None and item.envelope is not None:
             with bound_context(
                 request_id=item.envelope.correlation_id, cause=str(item.envelope.event_id)
             ):
                 await item.handler(conn, item.payload, item.envelope)
             self.applied += 1
+
+    async def _apply_many(
+        self, conn: asyncpg.Connection, tp: TopicPartition, items: Sequence[Decoded]
+    ) -> None:
+        """Inbox rows for a whole batch in one statement, then each new event's handler."""
+        new = {
+            row[0]
+            for row in await conn.fetch(
+                'INSERT INTO inbox (consumer, event_id, topic, partition, "offset")'
+                " SELECT $1, e, $2, $3, o FROM unnest($4::uuid[], $5::bigint[]) AS t(e, o)"
+                " ON CONFLICT DO NOTHING RETURNING event_id",
+                self.name, tp.topic, tp.partition,
+                [d.event_id for d in items], [d.record.offset for d in items],
+            )
+        }
+        for d in items:
+            if d.event_id in new:
+                new.discard(d.event_id)  # the same event twice in one batch: once
+                await self._handle(conn, d)
 
     async def _store_offset(self, conn: asyncpg.Connection, tp: TopicPartition, nxt: int) -> None:
         await conn.execute(
@@ -175,9 +198,7 @@ class InboxConsumer:
         if not any(d is not None and d.poison for _, d in items):
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
-                    for _, d in items:
-                        if d is not None:
-                            await self._apply(conn, d)
+                    await self._apply_many(conn, tp, [d for _, d in items if d is not None])
                     await self._store_offset(conn, tp, records[-1].offset + 1)
                 return
             except (asyncpg.PostgresConnectionError, OSError):
@@ -281,17 +302,25 @@ class InboxConsumer:
                 consumer.subscribe(self.topics, listener=_Rebalance(self, consumer))
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=self.batch_records)
-                for tp, records in batch.items():
-                    if records:
-                        await self._apply_batch(tp, records)
-                        if group_id is not None:
-                            await self._commit_hint(consumer, tp, records[-1].offset + 1)
+                # Partitions are independent (a subject lives in one): apply them side by side.
+                await asyncio.gather(*(
+                    self._apply_partition(consumer, tp, records)
+                    for tp, records in batch.items() if records
+                ))
         finally:
             self._consumer = None
             try:
                 await asyncio.wait_for(consumer.stop(), 5)
             except Exception as exc:
                 log.debug("consumer_stop_failed", error=repr(exc))
+
+    async def _apply_partition(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition,
+        records: Sequence[ConsumerRecord[bytes, bytes]],
+    ) -> None:
+        await self._apply_batch(tp, records)
+        if self.mode == "group":
+            await self._commit_hint(consumer, tp, records[-1].offset + 1)
 
     async def _all_partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         """Every partition of the subscribed topics (metadata can lag a fresh topic)."""

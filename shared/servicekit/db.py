@@ -17,7 +17,7 @@ from pathlib import Path
 import asyncpg
 
 KIT_MIGRATIONS = Path(__file__).parent / "migrations"
-_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_FILE = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")  # fullmatch
 _LOCK_KEY = 0x43534D49  # "CSMI": one advisory lock per database
 
 
@@ -38,10 +38,14 @@ class Migration:
 
 
 def load_migrations(namespace: str, directory: Path) -> list[Migration]:
+    if not directory.is_dir():
+        raise MigrationError(f"{directory}: no such migrations directory")
     found: list[Migration] = []
-    for path in sorted(directory.glob("*.sql")):
-        match = _FILE.match(path.name)
-        if not match:
+    for path in sorted(directory.iterdir()):
+        if path.suffix.lower() != ".sql":
+            continue  # a README beside the migrations is fine
+        match = _FILE.fullmatch(path.name)
+        if not match or not path.is_file():
             raise MigrationError(f"{path}: migration files are named NNNN_what.sql")
         found.append(Migration(namespace, int(match[1]), path.name, path.read_text()))
     versions = [m.version for m in found]
@@ -51,7 +55,11 @@ def load_migrations(namespace: str, directory: Path) -> list[Migration]:
 
 
 async def migrate(conn: asyncpg.Connection, sets: list[tuple[str, Path]]) -> list[str]:
-    """Apply every pending migration of each (namespace, directory); return their names."""
+    """Apply every pending migration of each (namespace, directory); return their names.
+
+    Each file runs in its own transaction with its record in schema_migrations:
+    a failing file leaves nothing behind, and the files before it stay applied.
+    """
     plan = [m for namespace, directory in sets for m in load_migrations(namespace, directory)]
     applied_now: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
@@ -67,25 +75,33 @@ async def migrate(conn: asyncpg.Connection, sets: list[tuple[str, Path]]) -> lis
         )
         rows = await conn.fetch("SELECT namespace, version, name, checksum FROM schema_migrations")
         done = {(r["namespace"], r["version"]): r for r in rows}
+        # Every applied file is checked before anything new runs.
         for m in plan:
             previous = done.get((m.namespace, m.version))
-            if previous is not None:
-                if previous["checksum"] != m.checksum:
-                    raise MigrationError(
-                        f"migration {m.namespace}/{m.name} was edited after it was applied "
-                        "(add a new migration instead)"
-                    )
-                continue
-            async with conn.transaction():
-                await conn.execute(m.sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (namespace, version, name, checksum)"
-                    " VALUES ($1, $2, $3, $4)",
-                    m.namespace, m.version, m.name, m.checksum,
+            if previous is not None and previous["checksum"] != m.checksum:
+                raise MigrationError(
+                    f"migration {m.namespace}/{m.name} was edited after it was applied "
+                    "(add a new migration instead)"
                 )
+        for m in plan:
+            if (m.namespace, m.version) in done:
+                continue
+            try:
+                async with conn.transaction():
+                    await conn.execute(m.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (namespace, version, name, checksum)"
+                        " VALUES ($1, $2, $3, $4)",
+                        m.namespace, m.version, m.name, m.checksum,
+                    )
+            except asyncpg.PostgresError as exc:
+                raise MigrationError(
+                    f"migration {m.namespace}/{m.name} failed: {type(exc).__name__}: {exc}"
+                ) from exc
             applied_now.append(f"{m.namespace}/{m.name}")
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+        if not conn.is_closed():
+            await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     return applied_now
 
 

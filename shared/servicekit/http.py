@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from http import HTTPStatus
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -20,7 +22,8 @@ log = structlog.get_logger(__name__)
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://csc.example/problems/"
 REQUEST_ID_HEADER = "x-request-id"
-_GOOD_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Matched with fullmatch: "$" would let a trailing newline through.
+_GOOD_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class Problem(Exception):
@@ -33,12 +36,14 @@ class Problem(Exception):
         detail: str | None = None,
         *,
         type_: str = "about:blank",
+        headers: dict[str, str] | None = None,
         **extra: Any,
     ) -> None:
         super().__init__(detail or title)
         self.status, self.title, self.detail, self.type, self.extra = (
             status, title, detail, type_, extra,
         )
+        self.headers = headers
 
 
 def problem_response(
@@ -51,16 +56,19 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    body: dict[str, Any] = {"type": type_, "title": title, "status": status}
+    # Free text and the path are masked: a caller may have put an SSN in a URL.
+    body: dict[str, Any] = {"type": type_, "title": redact(title), "status": status}
     if detail:
-        body["detail"] = detail
+        body["detail"] = redact(detail)
     if instance:
-        body["instance"] = instance
+        body["instance"] = redact(instance)
     rid = correlation_id.get()
     if rid:
         body["request_id"] = rid
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return JSONResponse(
+        jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
 
 
 def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -75,8 +83,24 @@ def validation_errors(errors: list[Any]) -> list[dict[str, str]]:
     out = []
     for err in errors:
         reason = str(err.get("msg", "invalid value"))
-        out.append({"field": _field_of(err.get("loc", ())), "reason": redact(reason)})
+        # A dict key or an extra field name in ``loc`` comes from the caller.
+        field = redact(_field_of(err.get("loc", ())))
+        out.append({"field": field, "reason": redact(reason)})
     return out
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _internal_error(path: str, exc: BaseException) -> JSONResponse:
+    log.error("unhandled_error", path=path, exc_info=exc)
+    return problem_response(
+        500, "Internal error", "Something went wrong on our side.", instance=path,
+    )
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -84,7 +108,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, Problem)
         return problem_response(
             exc.status, exc.title, exc.detail, type_=exc.type,
-            instance=request.url.path, **exc.extra,
+            instance=request.url.path, headers=exc.headers, **exc.extra,
         )
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
@@ -99,18 +123,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else None
         title = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized",
-                 403: "Forbidden"}.get(exc.status_code, "Error")
+                 403: "Forbidden"}.get(exc.status_code) or _phrase(exc.status_code)
         return problem_response(
             exc.status_code, title, detail, instance=request.url.path,
             headers=dict(exc.headers) if exc.headers else None,
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled_error", path=request.url.path)
-        return problem_response(
-            500, "Internal error", "Something went wrong on our side.",
-            instance=request.url.path,
-        )
+        # Reached only without RequestIdMiddleware, which answers first.
+        return _internal_error(request.url.path, exc)
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
@@ -133,19 +154,32 @@ class RequestIdMiddleware:
         for name, value in scope.get("headers", ()):
             if name == b"x-request-id":
                 candidate = value.decode("latin-1")
-                rid = candidate if _GOOD_ID.match(candidate) else None
+                rid = candidate if _GOOD_ID.fullmatch(candidate) else None
                 break
         rid = rid or uuid.uuid4().hex
         token = correlation_id.set(rid)
+        started = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
+                started = True
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
+                ]
                 headers.append((b"x-request-id", rid.encode()))
                 message["headers"] = headers
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Starlette answers an unhandled error outside every middleware,
+            # after this one has unbound the request id: answer here instead,
+            # so the 500 and its log line carry the id.
+            if started:
+                raise
+            response = _internal_error(str(scope.get("path", "")), exc)
+            await response(scope, receive, send_with_id)
         finally:
             correlation_id.reset(token)

@@ -20,9 +20,13 @@ import structlog
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 causation_id: ContextVar[str | None] = ContextVar("causation_id", default=None)
 
-# Nine digits shaped like an SSN: 123-45-6789, 123 45 6789 or 123456789, not
-# inside a longer run of digits.
-_SSN = re.compile(r"(?<![\d-])\d{3}([- ]?)\d{2}\1\d{4}(?![\d-])")
+# Nine digits shaped like an SSN: 123-45-6789, 123 45 6789 or 123456789 (the
+# two separators alike), not inside a longer run of digits. A dash joined to
+# more digits ("1-123-45-6789", "123-45-6789-0") makes a longer run too, but a
+# lone dash or a space next to it does not: "ssn-123-45-6789" and lists like
+# "123-45-6789 987-65-4321" are masked. A US phone number (312-555-0199, 3-3-4)
+# or a ten-digit number is not SSN-shaped and stays as it is.
+_SSN = re.compile(r"(?<!\d)(?<!\d-)\d{3}([- ]?)\d{2}\1\d{4}(?!\d)(?!-\d)")
 SSN_MASK = "***-**-****"
 
 
@@ -32,12 +36,19 @@ def redact(text: str) -> str:
 
 
 def _redact_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {k: _redact_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+        return {_redact_value(k): _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
         return type(value)(_redact_value(v) for v in value)
+    # Anything else (an exception, a model, a UUID) is rendered through str()
+    # or repr() by the renderer: mask its text when it holds an SSN.
+    for text in (str(value), repr(value)):
+        if redact(text) != text:
+            return redact(str(value))
     return value
 
 
@@ -62,11 +73,22 @@ def _add_context(
     return event_dict
 
 
+def _add_service(service: str) -> Any:
+    def add_service(
+        _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        event_dict["service"] = service
+        return event_dict
+
+    return add_service
+
+
 def configure_logging(
     service: str, *, env: str, level: str = "INFO", fmt: str = "auto", stream: Any = None
 ) -> None:
     """Configure structlog and the standard library's logging for one process."""
     use_json = fmt == "json" or (fmt == "auto" and env != "dev")
+    numeric_level = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if use_json
@@ -78,17 +100,15 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_context,
         structlog.processors.format_exc_info,
+        _add_service(service),
     ]
     structlog.configure(
         processors=[
             *shared,
-            lambda _l, _n, ed: {**ed, "service": service},
             redact_processor,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stdout),
         cache_logger_on_first_use=False,
     )
@@ -97,7 +117,7 @@ def configure_logging(
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 redact_processor,
@@ -107,7 +127,7 @@ def configure_logging(
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(numeric_level)
     for noisy in ("aiokafka", "kafka"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, AliasPath, Field, SecretBytes, SecretStr, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,8 +20,40 @@ def _common(name: str) -> Any:
     return AliasChoices(f"CSC_{name.upper()}")
 
 
-class InsecureSettingsError(ValueError):
-    """A secret is empty or left at its default outside development."""
+class InsecureSettingsError(RuntimeError):
+    """A secret is empty or left at its default outside development.
+
+    Deliberately not a ``ValueError``: pydantic would wrap one in a
+    ``ValidationError`` whose text repeats every input value, secrets included.
+    """
+
+
+def _env_name(name: str, field: FieldInfo, prefix: str) -> str:
+    """The environment variable a field is read from (its alias wins over the prefix)."""
+    alias = field.validation_alias or field.alias
+    if isinstance(alias, AliasChoices):
+        alias = next((c for c in alias.choices if isinstance(c, str)), None)
+    if isinstance(alias, str):
+        return alias.upper()
+    if isinstance(alias, AliasPath) and isinstance(alias.path[0], str):
+        return alias.path[0].upper()
+    return f"{prefix}{name}".upper()
+
+
+def _default_of(field: FieldInfo) -> object:
+    if field.default_factory is None:
+        return field.default
+    if field.default_factory_takes_validated_data:
+        return None
+    return field.get_default(call_default_factory=True)
+
+
+def _secret_text(value: object) -> str | None:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, SecretBytes):
+        return value.get_secret_value().decode("utf-8", "replace")
+    return None
 
 
 class ServiceSettings(BaseSettings):
@@ -51,7 +84,9 @@ class ServiceSettings(BaseSettings):
         "group", validation_alias=_common("kafka_consumer_mode")
     )
     kafka_fetch_max_wait_ms: int = Field(100, validation_alias=_common("kafka_fetch_max_wait_ms"))
-    broker_check_interval: float = Field(1.0, gt=0, validation_alias=_common("broker_check_interval"))
+    broker_check_interval: float = Field(
+        1.0, gt=0, validation_alias=_common("broker_check_interval")
+    )
 
     outbox_batch_size: int = Field(500, ge=1)
     outbox_lease_seconds: float = Field(30.0, gt=0)
@@ -74,17 +109,16 @@ class ServiceSettings(BaseSettings):
         if self.env == "dev":
             return self
         problems = []
-        prefix = self.model_config.get("env_prefix", "")
+        prefix = self.model_config.get("env_prefix") or ""
         for name, field in type(self).model_fields.items():
-            value = getattr(self, name)
-            if not isinstance(value, SecretStr):
+            value = _secret_text(getattr(self, name))
+            if value is None:
                 continue
-            var = f"{prefix}{name}".upper()
-            if not value.get_secret_value():
+            var = _env_name(name, field, prefix)
+            default = _secret_text(_default_of(field))
+            if not value.strip():
                 problems.append(f"{var} is empty")
-            elif isinstance(field.default, SecretStr) and (
-                field.default.get_secret_value() == value.get_secret_value()
-            ):
+            elif default is not None and default == value:
                 problems.append(f"{var} still has its default value")
         if problems:
             raise InsecureSettingsError(

@@ -42,4 +42,10 @@ class TestSigner:
             "sub": sub, "kind": kind, "roles": roles or [], "iss": self.issuer,
             "aud": self.audience, "iat": now, "exp": now + ttl, **claims,
         }
-        return jwt.encode(body, self.key, algorithm="ES256", headers={"kid": self.kid})
+        return self.sign(body)
+
+    def sign(self, payload: dict[str, Any], *, headers: dict[str, Any] | None = None) -> str:
+        """Sign exactly ``payload`` (no claims added): for tokens that must be wrong."""
+        return jwt.encode(
+            payload, self.key, algorithm="ES256", headers={"kid": self.kid, **(headers or {})}
+        )

