@@ -19,7 +19,9 @@ dlq_app = typer.Typer(help="Dead-lettered events.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 
 T = TypeVar("T")
-ServiceOpt = Annotated[str, typer.Option("--service", "-s", help="identity, groups, enrollment, sync-iwds or notify")]
+ServiceOpt = Annotated[
+    str, typer.Option("--service", "-s", help="identity, groups, enrollment, sync-iwds or notify")
+]
 
 
 def fail(message: str) -> typer.Exit:

@@ -65,10 +65,8 @@ class DevStack:
         )
 
     def run(self) -> None:
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(self._main())
-        except KeyboardInterrupt:
-            pass
 
     # -- steps ------------------------------------------------------------------
 
@@ -102,7 +100,7 @@ class DevStack:
         return env
 
     async def _start_service(self, pg: LocalPostgres, info: ServiceInfo) -> None:
-        log = open(self.root / "logs" / f"{info.name}.log", "ab")  # noqa: SIM115 - lives with the process
+        log = open(self.root / "logs" / f"{info.name}.log", "ab")  # noqa: SIM115, ASYNC230 - handed to the child
         self._procs[info.name] = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -150,7 +148,7 @@ class DevStack:
         for proc in self._procs.values():
             try:
                 await asyncio.wait_for(proc.wait(), 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 proc.kill()
                 await proc.wait()
 

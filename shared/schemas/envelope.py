@@ -95,7 +95,7 @@ class Envelope(BaseModel):
         model = registry.get(self.type)
         if model is None:
             raise UnknownEventType(self.type)
-        if model.VERSION != self.version:
+        if self.version != model.VERSION:
             raise UnsupportedEventVersion(
                 f"{self.type} v{self.version} received; this process knows v{model.VERSION}"
             )
@@ -105,7 +105,7 @@ class Envelope(BaseModel):
         """The payload as ``model``, checking that the envelope's type is that model's."""
         if self.type != model.TYPE:
             raise EventContractError(f"envelope holds {self.type}, not {model.TYPE}")
-        if model.VERSION != self.version:
+        if self.version != model.VERSION:
             raise UnsupportedEventVersion(
                 f"{self.type} v{self.version} received; {model.__name__} is v{model.VERSION}"
             )

@@ -12,6 +12,7 @@ Apache Kafka the marker simply stays and the epoch never changes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -165,7 +166,7 @@ class BrokerWatch:
                     log.warning("broker_lost_its_log", previous_epoch=self.epoch)
                     current = await self._establish()
                 self.reachable = True
-            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, KafkaError, OSError) as exc:
                 self.reachable = False
                 log.info("broker_unreachable", error=type(exc).__name__)
                 await self.close()  # a fresh client on the next look
@@ -185,8 +186,6 @@ class BrokerWatch:
     async def run(self) -> None:
         while True:
             await self.check()
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
-            except asyncio.TimeoutError:
-                pass
             self._wake.clear()

@@ -24,16 +24,18 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
-from shared.schemas.envelope import Envelope
 from shared.schemas.base import Event
+from shared.schemas.envelope import Envelope
 from shared.schemas.registry import REGISTRY
 from shared.servicekit.broker import EPOCH_HEADER, BrokerWatch, KafkaConfig, new_consumer
+from shared.servicekit.db import Connection
 from shared.servicekit.logs import bound_context
 from shared.servicekit.outbox import add_raw
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[[asyncpg.Connection, Any, Envelope], Awaitable[None]]
+Batch = Sequence[ConsumerRecord[bytes, bytes]]
+Handler = Callable[[Connection, Any, Envelope], Awaitable[None]]
 _DLQ_NS = uuid.UUID("5d7e1c1e-2b55-4a0e-9a53-6b1d1d0c2a10")
 
 
@@ -83,7 +85,7 @@ class InboxConsumer:
         mode: str = "group",
         max_attempts: int = 5,
         retry_base_seconds: float = 0.2,
-        batch_records: int = 1000,
+        batch_records: int = 2000,
         registry: Mapping[str, type[Event]] = REGISTRY,
     ) -> None:
         self.name, self.pool, self.cfg, self.watch = name, pool, cfg, watch
@@ -98,11 +100,15 @@ class InboxConsumer:
         self.assigned: set[TopicPartition] = set()
         self.unassigned_since: float | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._queues: dict[TopicPartition, asyncio.Queue[Batch]] = {}
+        self._workers: dict[TopicPartition, asyncio.Task[None]] = {}
         self._epoch: str = ""
 
     # -- offsets ---------------------------------------------------------------
 
-    async def _seek_stored(self, consumer: AIOKafkaConsumer, parts: Sequence[TopicPartition]) -> None:
+    async def _seek_stored(
+        self, consumer: AIOKafkaConsumer, parts: Sequence[TopicPartition]
+    ) -> None:
         rows = await self.pool.fetch(
             "SELECT topic, partition, next_offset FROM consumer_offsets"
             " WHERE consumer = $1 AND broker_epoch = $2 AND topic = ANY($3::text[])",
@@ -145,7 +151,7 @@ class InboxConsumer:
 
     # -- applying ----------------------------------------------------------------
 
-    async def _apply(self, conn: asyncpg.Connection, item: Decoded) -> None:
+    async def _apply(self, conn: Connection, item: Decoded) -> None:
         r = item.record
         new = await conn.fetchval(
             'INSERT INTO inbox (consumer, event_id, topic, partition, "offset")'
@@ -155,7 +161,7 @@ class InboxConsumer:
         if new:
             await self._handle(conn, item)
 
-    async def _handle(self, conn: asyncpg.Connection, item: Decoded) -> None:
+    async def _handle(self, conn: Connection, item: Decoded) -> None:
         if item.handler is not None and item.envelope is not None:
             with bound_context(
                 request_id=item.envelope.correlation_id, cause=str(item.envelope.event_id)
@@ -164,7 +170,7 @@ class InboxConsumer:
             self.applied += 1
 
     async def _apply_many(
-        self, conn: asyncpg.Connection, tp: TopicPartition, items: Sequence[Decoded]
+        self, conn: Connection, tp: TopicPartition, items: Sequence[Decoded]
     ) -> None:
         """Inbox rows for a whole batch in one statement, then each new event's handler."""
         new = {
@@ -182,7 +188,7 @@ class InboxConsumer:
                 new.discard(d.event_id)  # the same event twice in one batch: once
                 await self._handle(conn, d)
 
-    async def _store_offset(self, conn: asyncpg.Connection, tp: TopicPartition, nxt: int) -> None:
+    async def _store_offset(self, conn: Connection, tp: TopicPartition, nxt: int) -> None:
         await conn.execute(
             "INSERT INTO consumer_offsets (consumer, topic, partition, broker_epoch, next_offset)"
             " VALUES ($1, $2, $3, $4, $5)"
@@ -300,27 +306,60 @@ class InboxConsumer:
             else:
                 self.unassigned_since = time.monotonic()
                 consumer.subscribe(self.topics, listener=_Rebalance(self, consumer))
-            while True:
-                batch = await consumer.getmany(timeout_ms=500, max_records=self.batch_records)
-                # Partitions are independent (a subject lives in one): apply them side by side.
-                await asyncio.gather(*(
-                    self._apply_partition(consumer, tp, records)
-                    for tp, records in batch.items() if records
-                ))
+            await self._fetch_loop(consumer)
         finally:
+            await self._stop_workers(list(self._workers))
             self._consumer = None
             try:
                 await asyncio.wait_for(consumer.stop(), 5)
             except Exception as exc:
                 log.debug("consumer_stop_failed", error=repr(exc))
 
-    async def _apply_partition(
+    # Fetching and applying overlap: the loop below fetches and hands each
+    # partition's records to that partition's worker, which applies them in
+    # order while the next fetch is under way. Partitions are independent (a
+    # subject lives in one), so their workers run side by side.
+
+    async def _fetch_loop(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batch = await consumer.getmany(timeout_ms=500, max_records=self.batch_records)
+            for tp, records in batch.items():
+                if records:
+                    await self._queue_for(consumer, tp).put(records)  # waits when it is behind
+            for task in self._workers.values():
+                if task.done():
+                    task.result()  # a worker failed: raise, the supervisor recreates us
+
+    def _queue_for(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition
+    ) -> asyncio.Queue[Batch]:
+        queue = self._queues.get(tp)
+        if queue is None:
+            queue = self._queues[tp] = asyncio.Queue(maxsize=4)
+            self._workers[tp] = asyncio.create_task(
+                self._worker(consumer, tp, queue), name=f"consumer-{self.name}-{tp.partition}"
+            )
+        return queue
+
+    async def _worker(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition,
-        records: Sequence[ConsumerRecord[bytes, bytes]],
+        queue: asyncio.Queue[Batch],
     ) -> None:
-        await self._apply_batch(tp, records)
-        if self.mode == "group":
-            await self._commit_hint(consumer, tp, records[-1].offset + 1)
+        while True:
+            records = list(await queue.get())
+            while not queue.empty() and len(records) < self.batch_records:
+                records.extend(queue.get_nowait())
+            await self._apply_batch(tp, records)
+            if self.mode == "group":
+                await self._commit_hint(consumer, tp, records[-1].offset + 1)
+
+    async def _stop_workers(self, partitions: list[TopicPartition]) -> None:
+        tasks = [self._workers.pop(tp) for tp in partitions if tp in self._workers]
+        for tp in partitions:
+            self._queues.pop(tp, None)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _all_partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         """Every partition of the subscribed topics (metadata can lag a fresh topic)."""
@@ -346,6 +385,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         self.owner.assigned -= set(revoked)
+        await self.owner._stop_workers(list(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         await self.owner._seek_stored(self.consumer, sorted(assigned))
@@ -361,7 +401,11 @@ class Supervisor:
     epoch changes, or when it has had no partition for too long."""
 
     def __init__(
-        self, make: Callable[[], InboxConsumer], watch: BrokerWatch, *, unassigned_grace: float = 60.0
+        self,
+        make: Callable[[], InboxConsumer],
+        watch: BrokerWatch,
+        *,
+        unassigned_grace: float = 60.0,
     ) -> None:
         self.make = make
         self.watch = watch
@@ -409,7 +453,7 @@ class Supervisor:
             try:
                 await asyncio.wait_for(self._restart.wait(), 1.0)
                 return "broker epoch changed"
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             since = consumer.unassigned_since
             if since is not None and time.monotonic() - since > self.unassigned_grace:

@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# What use cases, repositories and handlers take: a connection, or one borrowed from a pool.
+Connection = asyncpg.Connection | PoolConnectionProxy
 
 KIT_MIGRATIONS = Path(__file__).parent / "migrations"
 _FILE = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")  # fullmatch

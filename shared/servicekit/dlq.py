@@ -6,12 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
-
 from shared.schemas.base import Event
 from shared.schemas.envelope import Envelope
 from shared.schemas.registry import REGISTRY
 from shared.servicekit.consumer import Handler
+from shared.servicekit.db import Connection
 from shared.servicekit.logs import bound_context
 
 
@@ -34,7 +33,7 @@ class ReplayError(RuntimeError):
 
 
 async def list_dead_letters(
-    conn: asyncpg.Connection, *, include_replayed: bool = False, limit: int = 100
+    conn: Connection, *, include_replayed: bool = False, limit: int = 100
 ) -> list[DeadLetter]:
     rows = await conn.fetch(
         'SELECT id, consumer, event_type, topic, partition, "offset", error, attempts,'
@@ -46,7 +45,7 @@ async def list_dead_letters(
 
 
 async def replay(
-    conn: asyncpg.Connection,
+    conn: Connection,
     dead_letter_id: int,
     subscriptions: Mapping[str, Handler],
     registry: Mapping[str, type[Event]] = REGISTRY,

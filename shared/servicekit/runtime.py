@@ -202,7 +202,7 @@ def build_app(
 
 
 def get_pool(request: Request) -> asyncpg.Pool:
-    pool = request.app.state.runtime.pool
+    pool: asyncpg.Pool | None = request.app.state.runtime.pool
     assert pool is not None
     return pool
 

@@ -157,7 +157,7 @@ def test_every_catalogue_event_is_registered_on_its_topic() -> None:
     assert missing == []
     for type_name, (topic, key) in CATALOGUE.items():
         model = model_for(type_name)
-        assert (model.TYPE, model.TOPIC, model.KEY_FIELD) == (type_name, topic, key)
+        assert (type_name, topic, key) == (model.TYPE, model.TOPIC, model.KEY_FIELD)
         assert topic_for(type_name) == topic
 
 

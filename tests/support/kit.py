@@ -4,6 +4,7 @@ over test-only event types, with a table of applied effects and a checker."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -69,7 +70,7 @@ async def check_effects(pool: asyncpg.Pool, expected: dict[str, int]) -> Check:
         got = seen.get(subject, [])
         lost += len(set(range(n)) - set(got))
         dup += len(got) - len(set(got))
-        reordered += sum(1 for a, b in zip(got, got[1:], strict=False) if b <= a)
+        reordered += sum(1 for a, b in itertools.pairwise(got) if b <= a)
     return Check(lost, dup, reordered, len(rows))
 
 

@@ -8,12 +8,10 @@ import uuid
 import asyncpg
 import pytest
 
-from shared.devstack.processes import LocalBroker, free_port
 from shared.schemas.envelope import Envelope
 from shared.servicekit.outbox import OutboxRelay
 from tests.support.kit import KitNode, check_effects, unique_topic, wait_until
 from tests.support.stack import Servers
-from tests.support.tcpproxy import TcpProxy
 
 
 async def _count(pool: asyncpg.Pool, sql: str) -> int:
@@ -98,7 +96,8 @@ async def test_same_event_delivered_twice_changes_state_once(
 
 async def wait_for_offset(pool: asyncpg.Pool, total: int) -> int:
     async def done() -> bool:
-        return await _count(pool, "SELECT coalesce(sum(next_offset),0) FROM consumer_offsets") >= total
+        sql = "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets"
+        return await _count(pool, sql) >= total
 
     await wait_until(done)
     return await _count(pool, "SELECT coalesce(sum(next_offset),0) FROM consumer_offsets")

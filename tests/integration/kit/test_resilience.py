@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 import pytest_asyncio
 
 from shared.devstack.processes import LocalBroker, free_port

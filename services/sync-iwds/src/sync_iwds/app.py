@@ -6,9 +6,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from shared.servicekit.runtime import ServiceSpec, build_app
 from sync_iwds.handlers import SUBSCRIPTIONS
 from sync_iwds.settings import SyncIwdsSettings
-from shared.servicekit.runtime import ServiceSpec, build_app
 
 SPEC = ServiceSpec(
     name="sync-iwds",
