@@ -4,6 +4,7 @@ handlers, readiness naming what is missing, and the operators' dlq commands."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -46,6 +47,7 @@ def _demo_app(dsn: str, bootstrap: str, topic: str, migrations: Path) -> FastAPI
     return build_app(spec, settings)
 
 
+@contextlib.asynccontextmanager
 async def _running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -64,7 +66,7 @@ async def test_request_id_travels_into_the_events_it_causes(
     servers: Servers, database: str, pool: asyncpg.Pool, empty_migrations: Path
 ) -> None:
     app = _demo_app(database, servers.bootstrap, unique_topic(), empty_migrations)
-    async for client in _running(app):
+    async with _running(app) as client:
         r = await client.post("/v1/things/t1", headers={"X-Request-ID": "req-42"})
         assert r.status_code == 201
         assert r.headers["x-request-id"] == "req-42"
@@ -79,7 +81,7 @@ async def test_readiness_names_the_missing_broker(
 ) -> None:
     dead_broker = f"127.0.0.1:{free_port()}"
     app = _demo_app(database, dead_broker, unique_topic(), empty_migrations)
-    async for client in _running(app):
+    async with _running(app) as client:
         await asyncio.sleep(0.5)
         r = await client.get("/readyz")
         assert r.status_code == 503
@@ -95,7 +97,7 @@ async def test_readiness_is_200_when_both_answer(
     servers: Servers, database: str, empty_migrations: Path
 ) -> None:
     app = _demo_app(database, servers.bootstrap, unique_topic(), empty_migrations)
-    async for client in _running(app):
+    async with _running(app) as client:
         async def ready() -> bool:
             return (await client.get("/readyz")).status_code == 200
 
