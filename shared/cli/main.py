@@ -18,6 +18,16 @@ app = typer.Typer(help="Customer Support Center operators' commands.", no_args_i
 dlq_app = typer.Typer(help="Dead-lettered events.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 
+
+def _service_commands() -> None:
+    """Each service may bring its own subcommands (`csc identity ...`)."""
+    from identity.cli import app as identity_app
+
+    app.add_typer(identity_app, name="identity")
+
+
+_service_commands()
+
 T = TypeVar("T")
 ServiceOpt = Annotated[
     str, typer.Option("--service", "-s", help="identity, groups, enrollment, sync-iwds or notify")

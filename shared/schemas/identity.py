@@ -130,7 +130,7 @@ class StaffAccountCreated(Event):
     staff_id: UUID
     username: Name
     name: Name
-    email: EmailStr
+    email: EmailStr | None = None
     roles: list[Code] = Field(default_factory=list)
     status: StaffStatus = "active"
 

@@ -66,6 +66,11 @@ class JwksVerifier:
         v._fetched_at = v._tried_at = time.monotonic()
         return v
 
+    def replace_keys(self, jwks: dict[str, Any]) -> None:
+        """Use this key set from now on (the issuing service's own keys)."""
+        self._keys = _parse_jwks(jwks)
+        self._fetched_at = time.monotonic()
+
     async def _refresh(self, *, force: bool) -> None:
         async with self._lock:
             now = time.monotonic()
@@ -159,7 +164,11 @@ def _unauthorized(detail: str) -> Problem:
     )
 
 
-async def current_principal(request: Request) -> Principal:
+PASSWORD_CHANGE_SCOPE = "password-change"  # noqa: S105 - a scope name
+
+
+async def any_principal(request: Request) -> Principal:
+    """The bearer, including one whose token may only change its password."""
     verifier: JwksVerifier = request.app.state.verifier
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -169,6 +178,19 @@ async def current_principal(request: Request) -> Principal:
         return await verifier.verify(token.strip())
     except TokenError as exc:
         raise _unauthorized(str(exc)) from exc
+
+
+async def current_principal(
+    principal: Annotated[Principal, Depends(any_principal)],
+) -> Principal:
+    """The bearer; a token that may only change its password gets a 403 here."""
+    if principal.claims.get("scope") == PASSWORD_CHANGE_SCOPE:
+        raise Problem(
+            403, "Password change required",
+            "this account must change its password before doing anything else",
+            type_=PROBLEM_BASE + "password-change-required",
+        )
+    return principal
 
 
 def require_staff(*roles: str) -> Any:

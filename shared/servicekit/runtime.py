@@ -93,8 +93,8 @@ class Runtime:
             batch_size=s.outbox_batch_size, lease_seconds=s.outbox_lease_seconds,
             poll_interval=s.outbox_poll_interval, retention_hours=s.outbox_retention_hours,
         )
-        self._spawn(self.watch.run(), "broker-watch")
-        self._spawn(self.relay.run(), "outbox-relay")
+        self.spawn(self.watch.run(), "broker-watch")
+        self.spawn(self.relay.run(), "outbox-relay")
         if self.spec.subscriptions:
             pool = self.pool
             self.supervisor = Supervisor(
@@ -106,9 +106,10 @@ class Runtime:
                 self.watch,
                 unassigned_grace=s.consumer_unassigned_grace_seconds,
             )
-            self._spawn(self.supervisor.run(), "consumer-supervisor")
+            self.spawn(self.supervisor.run(), "consumer-supervisor")
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def spawn(self, coro: Any, name: str) -> None:
+        """Run a background task for the life of the service."""
         task = asyncio.create_task(coro, name=name)
         task.add_done_callback(_log_crash)
         self._tasks.append(task)

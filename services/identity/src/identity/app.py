@@ -2,22 +2,54 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from identity.api import router
 from identity.handlers import SUBSCRIPTIONS
+from identity.service import Identity, ensure_signing_key, load_keyring
 from identity.settings import IdentitySettings
-from shared.servicekit.runtime import ServiceSpec, build_app
+from shared.servicekit.auth import JwksVerifier
+from shared.servicekit.runtime import Runtime, ServiceSpec, build_app
 
 SPEC = ServiceSpec(
     name="identity",
     settings_cls=IdentitySettings,
     migrations=Path(__file__).resolve().parents[2] / "migrations",
     subscriptions=SUBSCRIPTIONS,
+    routers=(router,),
     title="Customer Support Center: identity",
 )
+KEY_RELOAD_SECONDS = 30.0
 
 
 def create_app(settings: IdentitySettings | None = None) -> FastAPI:
-    return build_app(SPEC, settings)
+    app: FastAPI
+
+    async def on_start(runtime: Runtime) -> None:
+        s = runtime.settings
+        assert isinstance(s, IdentitySettings) and runtime.pool is not None
+        ids = Identity.from_settings(s)
+        async with runtime.pool.acquire() as conn:
+            ids.keyring = await ensure_signing_key(conn, ids.kek)
+        app.state.identity = ids
+        # identity verifies its own tokens with its own keys, no HTTP round trip
+        verifier = JwksVerifier.from_jwks(
+            ids.keyring.jwks(), issuer=s.jwt_issuer, audience=s.jwt_audience)
+        app.state.verifier = verifier
+        runtime.spawn(_reload_keys(runtime, ids, verifier), "signing-key-reload")
+
+    app = build_app(SPEC, settings, on_start=on_start)
+    return app
+
+
+async def _reload_keys(runtime: Runtime, ids: Identity, verifier: JwksVerifier) -> None:
+    """Pick up keys rotated by another instance or by `csc identity rotate-keys`."""
+    assert runtime.pool is not None
+    while True:
+        await asyncio.sleep(KEY_RELOAD_SECONDS)
+        async with runtime.pool.acquire() as conn:
+            ids.keyring = await load_keyring(conn, ids.kek)
+        verifier.replace_keys(ids.keyring.jwks())

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.servicekit.settings import ServiceSettings
+
+# Development-only defaults; outside CSC_ENV=dev the service refuses them.
+_DEV_KEY = "ZGV2LW9ubHkta2V5LWRvLW5vdC11c2UtaW4tcHJvZCE="  # 32 bytes, base64
 
 
 class IdentitySettings(ServiceSettings):
@@ -17,3 +20,24 @@ class IdentitySettings(ServiceSettings):
     default_port: ClassVar[int] = 8101
 
     database_url: SecretStr = SecretStr("postgresql://csc:csc@127.0.0.1:5432/identity")
+
+    # SSN encryption: "kid:BASE64,kid:BASE64" (AES-256 keys) and the active kid.
+    ssn_keys: SecretStr = SecretStr(f"dev1:{_DEV_KEY}")
+    ssn_active_key: str = "dev1"
+    ssn_hmac_key: SecretStr = SecretStr(_DEV_KEY)
+    # Seals signing keys and stored idempotent answers at rest (AES-256, base64).
+    data_key: SecretStr = SecretStr(_DEV_KEY)
+
+    access_token_minutes: int = Field(15, ge=1, le=60)
+    refresh_token_days: int = Field(14, ge=1)
+    temporary_password_days: int = Field(7, ge=1)
+    recovery_link_minutes: int = Field(30, ge=5)
+    recovery_link_url: str = "http://127.0.0.1:8100/recover"
+
+    argon2_memory_kib: int = Field(19_456, ge=19_456)
+    argon2_time_cost: int = Field(2, ge=2)
+    argon2_parallelism: int = Field(1, ge=1)
+    password_hash_threads: int = Field(2, ge=1)
+
+    signin_max_failures: int = Field(5, ge=1)
+    signin_lock_minutes: int = Field(15, ge=1)

@@ -1,0 +1,256 @@
+"""Identity's HTTP routes: parse, call a use case, shape the answer."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Form, Header, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from identity import customers, service
+from identity.domain import DomainError, FieldError, InvalidInput
+from identity.records import Customer
+from identity.service import Identity
+from shared.servicekit.auth import Principal, any_principal, current_principal, require_staff
+from shared.servicekit.http import PROBLEM_BASE, Problem
+from shared.servicekit.runtime import Pool
+
+router = APIRouter()
+
+
+def get_identity(request: Request) -> Identity:
+    ids: Identity = request.app.state.identity
+    return ids
+
+
+Ids = Annotated[Identity, Depends(get_identity)]
+Staff = Annotated[Principal, require_staff()]
+
+
+def _problem(exc: Exception) -> Problem:
+    """Domain errors as HTTP answers (the only place that knows both)."""
+    if isinstance(exc, InvalidInput):
+        return Problem(422, "Invalid request", "One or more fields are invalid.",
+                       type_=PROBLEM_BASE + "validation",
+                       errors=[{"field": e.field, "reason": e.reason} for e in exc.errors])
+    if isinstance(exc, service.InvalidCredentials):
+        return Problem(401, "Unauthorized", str(exc), type_=PROBLEM_BASE + "invalid-credentials")
+    if isinstance(exc, service.Conflict):
+        return Problem(409, "Conflict", f"{exc.field} {exc.reason}",
+                       type_=PROBLEM_BASE + "conflict", field=exc.field)
+    if isinstance(exc, service.NotFound):
+        return Problem(404, "Not found", str(exc))
+    if isinstance(exc, service.SessionRevoked):
+        return Problem(401, "Unauthorized", "the session has ended",
+                       type_=PROBLEM_BASE + "session-ended")
+    return Problem(400, "Bad request", str(exc))
+
+
+# -- keys and tokens -----------------------------------------------------------------
+
+
+@router.get("/.well-known/jwks.json", tags=["auth"])
+async def jwks(ids: Ids, response: Response) -> dict[str, Any]:
+    assert ids.keyring is not None
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return ids.keyring.jwks()
+
+
+class TokenAnswer(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type
+    expires_in: int
+    refresh_token: str | None = None
+    password_change_required: bool = False
+
+
+@router.post("/v1/auth/token", tags=["auth"], response_model_exclude_none=True)
+async def token(
+    pool: Pool, ids: Ids,
+    grant_type: Annotated[Literal["password", "refresh_token"], Form()] = "password",
+    username: Annotated[str | None, Form(max_length=200)] = None,
+    password: Annotated[str | None, Form(max_length=1024)] = None,
+    refresh_token: Annotated[str | None, Form(max_length=200)] = None,
+) -> TokenAnswer:
+    """OAuth2 password form (`username`, `password`), or `grant_type=refresh_token`."""
+    try:
+        if grant_type == "refresh_token":
+            if not refresh_token:
+                raise InvalidInput([FieldError("refresh_token", "is required")])
+            pair = await service.refresh(pool, ids, refresh_token)
+        else:
+            missing = [FieldError(f, "is required")
+                       for f, v in (("username", username), ("password", password)) if not v]
+            if missing:
+                raise InvalidInput(missing)
+            assert username is not None and password is not None
+            pair = await service.sign_in(pool, ids, username, password)
+    except DomainError as exc:
+        raise _problem(exc) from None
+    return TokenAnswer(access_token=pair.access_token, expires_in=pair.expires_in,
+                       refresh_token=pair.refresh_token or None,
+                       password_change_required=pair.password_change_required)
+
+
+# -- the signed-in account ----------------------------------------------------------------
+
+
+@router.get("/v1/me", tags=["me"])
+async def me(
+    principal: Annotated[Principal, Depends(current_principal)], pool: Pool
+) -> dict[str, Any]:
+    from identity import repository as repo
+
+    async with pool.acquire() as conn:
+        try:
+            await service.check_session(conn, str(principal.claims.get("sid", "")))
+        except DomainError as exc:
+            raise _problem(exc) from None
+        account_id = uuid.UUID(principal.subject)
+        if principal.kind == "staff":
+            staff = await repo.get_staff(conn, account_id)
+            if staff is None:
+                raise Problem(404, "Not found")
+            return {"id": str(staff.id), "kind": "staff", "username": staff.username,
+                    "first_name": staff.first_name, "last_name": staff.last_name,
+                    "email": staff.email, "roles": list(staff.roles), "status": staff.status}
+        customer = await repo.get_customer(conn, account_id)
+    if customer is None:
+        raise Problem(404, "Not found")
+    return {"kind": "customer", **_customer_view(customer)}
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+@router.post("/v1/me/password", status_code=204, tags=["me"])
+async def change_password(
+    body: PasswordChange, pool: Pool, ids: Ids,
+    principal: Annotated[Principal, Depends(any_principal)],
+) -> Response:
+    """The one thing a temporary password's token may do."""
+    try:
+        async with pool.acquire() as conn:
+            await service.check_session(conn, str(principal.claims.get("sid", "")))
+        await service.change_password(
+            pool, ids, account_id=uuid.UUID(principal.subject), kind=principal.kind,
+            current_password=body.current_password, new_password=body.new_password)
+    except DomainError as exc:
+        raise _problem(exc) from None
+    return Response(status_code=204)
+
+
+# -- customers (staff) -----------------------------------------------------------------------
+
+
+class Identifier(BaseModel):
+    kind: Literal["idoc_number", "iwds_person_id"]
+    value: str = Field(min_length=1, max_length=40)
+
+
+class CustomerCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    first_name: str = Field(max_length=200)
+    last_name: str = Field(max_length=200)
+    date_of_birth: date
+    ssn: str | None = Field(default=None, max_length=20)
+    email: str | None = Field(default=None, max_length=320)
+    identifiers: list[Identifier] = Field(default_factory=list, max_length=10)
+    rejected_account_ids: list[uuid.UUID] = Field(default_factory=list, max_length=20)
+
+
+def _customer_view(c: Customer) -> dict[str, Any]:
+    return {
+        "id": str(c.id), "username": c.username, "first_name": c.first_name,
+        "last_name": c.last_name,
+        "date_of_birth": c.date_of_birth.isoformat() if c.date_of_birth else None,
+        "email": c.email, "ssn_last4": c.ssn_last4, "status": c.status,
+        "password_change_required": c.password_change_required,
+        "identifiers": [{"kind": k, "value": v} for k, v in c.identifiers],
+    }
+
+
+@router.post("/v1/customers", status_code=201, tags=["customers"])
+async def create_customer(
+    body: CustomerCreate, pool: Pool, ids: Ids, staff: Staff,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> dict[str, Any]:
+    cmd = customers.NewCustomer(
+        first_name=body.first_name, last_name=body.last_name, date_of_birth=body.date_of_birth,
+        ssn=body.ssn, email=body.email,
+        identifiers=[(i.kind, i.value) for i in body.identifiers],
+        rejected_account_ids=body.rejected_account_ids,
+    )
+    try:
+        created = await customers.create_customer(
+            pool, ids, cmd, staff_id=uuid.UUID(staff.subject), idempotency_key=idempotency_key)
+    except customers.PossibleDuplicates as dup:
+        raise Problem(
+            409, "Possible existing account",
+            "This person may already have an account: link it, or reject each candidate "
+            "with rejected_account_ids.", type_=PROBLEM_BASE + "possible-duplicates",
+            candidates=[_customer_view(c) for c in dup.candidates],
+        ) from None
+    except customers.IdempotencyMismatch:
+        raise Problem(422, "Idempotency-Key reused",
+                      "this Idempotency-Key was used for a different request",
+                      type_=PROBLEM_BASE + "idempotency-key-reused") from None
+    except DomainError as exc:
+        raise _problem(exc) from None
+    return created.body()
+
+
+@router.get("/v1/customers/{account_id}", tags=["customers"])
+async def get_customer(account_id: uuid.UUID, pool: Pool, staff: Staff) -> dict[str, Any]:
+    try:
+        customer = await customers.view_customer(
+            pool, account_id, staff_id=uuid.UUID(staff.subject))
+    except DomainError as exc:
+        raise _problem(exc) from None
+    return _customer_view(customer)
+
+
+@router.post("/v1/customers/{account_id}/password-reset", tags=["customers"])
+async def reset_password(
+    account_id: uuid.UUID, pool: Pool, ids: Ids, staff: Staff
+) -> dict[str, Any]:
+    try:
+        password, expires_at = await customers.reset_password_by_staff(
+            pool, ids, account_id, staff_id=uuid.UUID(staff.subject))
+    except DomainError as exc:
+        raise _problem(exc) from None
+    return {"id": str(account_id), "temporary_password": password,
+            "password_expires_at": expires_at.isoformat()}
+
+
+# -- self-service recovery ---------------------------------------------------------------------
+
+
+class RecoveryRequest(BaseModel):
+    email: str = Field(min_length=3, max_length=320)
+
+
+class RecoveryCompletion(BaseModel):
+    token: str = Field(min_length=10, max_length=200)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+@router.post("/v1/password-recovery", status_code=202, tags=["recovery"])
+async def request_recovery(body: RecoveryRequest, pool: Pool, ids: Ids) -> dict[str, str]:
+    """The same answer whether or not the email is known."""
+    await customers.request_recovery(pool, ids, body.email)
+    return {"status": "if the email belongs to an account, a link is on its way"}
+
+
+@router.post("/v1/password-recovery/complete", status_code=204, tags=["recovery"])
+async def complete_recovery(body: RecoveryCompletion, pool: Pool, ids: Ids) -> Response:
+    try:
+        await customers.complete_recovery(pool, ids, body.token, body.new_password)
+    except DomainError as exc:
+        raise _problem(exc) from None
+    return Response(status_code=204)

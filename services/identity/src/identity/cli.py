@@ -1,0 +1,90 @@
+"""`csc identity ...`: operators' commands of the identity service."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Accounts and signing keys.", no_args_is_help=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(1)
+
+
+@app.command("create-staff")
+def create_staff(
+    username: Annotated[str, typer.Option(help="sign-in name (case-insensitive)")],
+    role: Annotated[list[str], typer.Option(help="admin, staff or reentry; repeat for more")],
+    first_name: Annotated[str, typer.Option()] = "Staff",
+    last_name: Annotated[str, typer.Option()] = "Member",
+    email: Annotated[str | None, typer.Option()] = None,
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="read the password from standard input")] = False,
+) -> None:
+    """Create a staff account. The password comes on standard input, never as an argument."""
+    from identity.domain import InvalidInput
+    from identity.service import Conflict, Identity
+    from identity.service import create_staff as create
+    from identity.settings import IdentitySettings
+    from shared.servicekit.db import create_pool
+
+    if not password_stdin:
+        raise _fail("pass --password-stdin and give the password on standard input")
+    password = sys.stdin.readline().rstrip("\n")
+    settings = IdentitySettings()
+
+    async def go() -> str:
+        pool = await create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
+        try:
+            staff_id = await create(
+                pool, Identity.from_settings(settings), username=username,
+                first_name=first_name, last_name=last_name, email=email, roles=role,
+                password=password,
+            )
+            return str(staff_id)
+        finally:
+            await pool.close()
+
+    try:
+        staff_id = asyncio.run(go())
+    except InvalidInput as exc:
+        raise _fail("; ".join(f"{e.field}: {e.reason}" for e in exc.errors)) from None
+    except Conflict as exc:
+        raise _fail(f"{exc.field} {exc.reason}") from None
+    except OSError as exc:
+        raise _fail(f"database unreachable: {exc}") from None
+    typer.echo(f"staff account {username} created (id {staff_id})")
+
+
+@app.command("rotate-keys")
+def rotate_keys() -> None:
+    """Start signing with a new key; the previous one stays published until the next rotation."""
+    import base64
+
+    import asyncpg
+
+    from identity.service import ensure_signing_key
+    from identity.service import rotate_keys as rotate
+    from identity.settings import IdentitySettings
+
+    settings = IdentitySettings()
+    kek = base64.b64decode(settings.data_key.get_secret_value())
+
+    async def go() -> str:
+        conn = await asyncpg.connect(settings.database_url.get_secret_value())
+        try:
+            await ensure_signing_key(conn, kek)
+            return await rotate(conn, kek)
+        finally:
+            await conn.close()
+
+    try:
+        kid = asyncio.run(go())
+    except OSError as exc:
+        raise _fail(f"database unreachable: {exc}") from None
+    typer.echo(f"signing with new key {kid}; the previous key stays published for verification")

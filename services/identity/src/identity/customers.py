@@ -1,0 +1,321 @@
+"""Use cases on customer accounts: staff create them, reset their passwords,
+and customers recover their own."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from identity import repository as repo
+from identity.domain import (
+    FieldError,
+    InvalidInput,
+    check_password,
+    normalize_identifier,
+    username_candidates,
+    validate_customer,
+)
+from identity.records import Customer
+from identity.service import OUTBOX, Conflict, Identity, InvalidCredentials, NotFound, _now
+from identity.service import temporary_password as new_temporary_password
+from identity.tokens import hash_token, new_recovery_token
+from shared.schemas.identity import (
+    CustomerAccountCreated,
+    PasswordChanged,
+    PasswordRecoveryRequested,
+    PasswordResetByStaff,
+)
+from shared.servicekit.logs import correlation_id
+
+
+@dataclass(frozen=True)
+class NewCustomer:
+    first_name: str
+    last_name: str
+    date_of_birth: date | None
+    ssn: str | None = None
+    email: str | None = None
+    identifiers: Sequence[tuple[str, str]] = ()
+    rejected_account_ids: Sequence[uuid.UUID] = ()
+
+
+@dataclass(frozen=True)
+class Created:
+    id: uuid.UUID
+    username: str
+    temporary_password: str
+    password_expires_at: datetime
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "username": self.username,
+            "temporary_password": self.temporary_password,
+            "password_expires_at": self.password_expires_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class PossibleDuplicates(Exception):
+    """The person may already have an account: staff must link or reject each."""
+
+    candidates: list[Customer] = field(default_factory=list)
+
+
+class IdempotencyMismatch(Exception):
+    """The Idempotency-Key was used before for a different request."""
+
+
+def _seal(kek: bytes, data: bytes, aad: bytes) -> bytes:
+    nonce = os.urandom(12)
+    return nonce + AESGCM(kek).encrypt(nonce, data, aad)
+
+
+def _open(kek: bytes, blob: bytes, aad: bytes) -> bytes:
+    return AESGCM(kek).decrypt(blob[:12], blob[12:], aad)
+
+
+def _request_hash(cmd: NewCustomer) -> bytes:
+    doc = json.dumps(
+        {
+            "first_name": cmd.first_name,
+            "last_name": cmd.last_name,
+            "date_of_birth": cmd.date_of_birth.isoformat() if cmd.date_of_birth else None,
+            "ssn": cmd.ssn,
+            "email": cmd.email,
+            "identifiers": sorted(cmd.identifiers),
+            "rejected": sorted(map(str, cmd.rejected_account_ids)),
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(doc.encode()).digest()
+
+
+def _clean(cmd: NewCustomer) -> tuple[Any, list[tuple[str, str]]]:
+    errors: list[FieldError] = []
+    try:
+        clean = validate_customer(
+            cmd.first_name,
+            cmd.last_name,
+            cmd.date_of_birth,
+            cmd.email,
+            cmd.ssn,
+            today=_now().date(),
+        )
+    except InvalidInput as exc:
+        errors += exc.errors
+        clean = None
+    identifiers = []
+    for i, (kind, value) in enumerate(cmd.identifiers):
+        try:
+            identifiers.append((kind, normalize_identifier(kind, value)))
+        except ValueError as exc:
+            errors.append(FieldError(f"identifiers.{i}", str(exc)))
+    if errors:
+        raise InvalidInput(errors)
+    return clean, identifiers
+
+
+async def create_customer(
+    pool: asyncpg.Pool,
+    ids: Identity,
+    cmd: NewCustomer,
+    *,
+    staff_id: uuid.UUID,
+    idempotency_key: str | None = None,
+) -> Created:
+    """Match first; create only when no unrejected candidate remains."""
+    clean, identifiers = _clean(cmd)
+    password, expires_at = new_temporary_password(ids)
+    password_hash = await ids.passwords.hash(password)
+    request_hash = _request_hash(cmd)
+    async with pool.acquire() as conn, conn.transaction():
+        if idempotency_key is not None:
+            await repo.lock_idempotency_key(conn, staff_id, idempotency_key)
+            earlier = await repo.idempotent_answer(conn, staff_id, idempotency_key)
+            if earlier is not None:
+                if earlier[0] != request_hash:
+                    raise IdempotencyMismatch()
+                body = json.loads(_open(ids.kek, earlier[2], idempotency_key.encode()))
+                return Created(
+                    uuid.UUID(body["id"]),
+                    body["username"],
+                    body["temporary_password"],
+                    datetime.fromisoformat(body["password_expires_at"]),
+                )
+        lookup = ids.vault.lookup(clean.ssn) if clean.ssn else None
+        found = await repo.customers_matching(conn, ssn_lookup=lookup, identifiers=identifiers)
+        rejected = set(cmd.rejected_account_ids)
+        candidates = [c for c in found if c.id not in rejected]
+        if candidates:
+            raise PossibleDuplicates(candidates)
+        if clean.email and await repo.email_taken(conn, clean.email):
+            raise Conflict("email", "belongs to another account")
+        account_id = uuid.uuid4()
+        username = ""
+        for candidate in username_candidates(clean.first_name, clean.last_name):
+            if await repo.claim_username(conn, candidate, account_id, "customer"):
+                username = candidate
+                break
+        sealed = ids.vault.seal(clean.ssn, account_id) if clean.ssn else None
+        await repo.insert_customer(
+            conn,
+            id=account_id,
+            username=username,
+            first_name=clean.first_name,
+            last_name=clean.last_name,
+            date_of_birth=clean.date_of_birth,
+            email=clean.email,
+            ssn=(sealed.ciphertext, sealed.key_id, sealed.lookup, sealed.last4) if sealed else None,
+            source="staff",
+            created_by=staff_id,
+            password_hash=password_hash,
+            password_expires_at=expires_at,
+        )
+        await repo.add_identifiers(conn, account_id, identifiers)
+        await repo.audit(
+            conn,
+            actor_id=staff_id,
+            actor_kind="staff",
+            action="customer.create",
+            target_id=account_id,
+            request_id=correlation_id.get(),
+            details={"rejected_account_ids": sorted(map(str, rejected))},
+        )
+        await OUTBOX.add(
+            conn,
+            CustomerAccountCreated(
+                account_id=account_id,
+                username=username,
+                first_name=clean.first_name,
+                last_name=clean.last_name,
+                email=clean.email,
+                source="staff",
+                created_by=staff_id,
+                password_change_required=True,
+            ),
+        )
+        created = Created(account_id, username, password, expires_at)
+        if idempotency_key is not None:
+            await repo.save_idempotent_answer(
+                conn,
+                staff_id,
+                idempotency_key,
+                request_hash,
+                201,
+                _seal(ids.kek, json.dumps(created.body()).encode(), idempotency_key.encode()),
+            )
+    return created
+
+
+async def view_customer(
+    pool: asyncpg.Pool, account_id: uuid.UUID, *, staff_id: uuid.UUID
+) -> Customer:
+    async with pool.acquire() as conn, conn.transaction():
+        customer = await repo.get_customer(conn, account_id)
+        if customer is None:
+            raise NotFound("customer not found")
+        await repo.audit(
+            conn,
+            actor_id=staff_id,
+            actor_kind="staff",
+            action="customer.view",
+            target_id=account_id,
+            request_id=correlation_id.get(),
+        )
+    return customer
+
+
+async def reset_password_by_staff(
+    pool: asyncpg.Pool, ids: Identity, account_id: uuid.UUID, *, staff_id: uuid.UUID
+) -> tuple[str, datetime]:
+    """A new temporary password, shown once; earlier sessions end."""
+    password, expires_at = new_temporary_password(ids)
+    password_hash = await ids.passwords.hash(password)
+    async with pool.acquire() as conn, conn.transaction():
+        customer = await repo.lock_customer(conn, account_id)
+        if customer is None or customer.status == "disabled":
+            raise NotFound("customer not found")
+        await repo.set_customer_password(
+            conn, account_id, password_hash, temporary=True, expires_at=expires_at
+        )
+        await repo.revoke_sessions(conn, account_id)
+        await repo.audit(
+            conn,
+            actor_id=staff_id,
+            actor_kind="staff",
+            action="password.reset",
+            target_id=account_id,
+            request_id=correlation_id.get(),
+        )
+        await OUTBOX.add(conn, PasswordResetByStaff(account_id=account_id, staff_id=staff_id))
+    return password, expires_at
+
+
+async def request_recovery(pool: asyncpg.Pool, ids: Identity, email: str) -> None:
+    """Send a single-use link when the email is known; say nothing either way."""
+    async with pool.acquire() as conn, conn.transaction():
+        customer = await repo.customer_by_email(conn, email.strip())
+        if customer is None or customer.status != "active" or customer.email is None:
+            return
+        token, token_hash = new_recovery_token()
+        expires_at = _now() + ids.recovery_ttl
+        await repo.add_recovery_token(conn, token_hash, customer.id, expires_at)
+        await repo.audit(
+            conn,
+            actor_id=customer.id,
+            actor_kind="customer",
+            action="password.recovery_requested",
+            target_id=customer.id,
+            request_id=correlation_id.get(),
+        )
+        await OUTBOX.add(
+            conn,
+            PasswordRecoveryRequested(
+                account_id=customer.id,
+                email=customer.email,
+                link_token=token,
+                expires_at=expires_at,
+            ),
+        )
+
+
+async def complete_recovery(
+    pool: asyncpg.Pool, ids: Identity, token: str, new_password: str
+) -> None:
+    async with pool.acquire() as conn:
+        pending = await repo.pending_recovery(conn, hash_token(token))
+        customer = await repo.get_customer(conn, pending) if pending else None
+    if customer is None:
+        raise InvalidCredentials("the link is not valid or has expired")
+    reasons = check_password(
+        new_password, username=customer.username, names=[customer.first_name, customer.last_name]
+    )
+    if reasons:
+        raise InvalidInput([FieldError("new_password", r) for r in reasons])
+    password_hash = await ids.passwords.hash(new_password)
+    async with pool.acquire() as conn, conn.transaction():
+        if await repo.use_recovery_token(conn, hash_token(token)) != customer.id:
+            raise InvalidCredentials("the link is not valid or has expired")
+        await repo.set_customer_password(
+            conn, customer.id, password_hash, temporary=False, expires_at=None
+        )
+        await repo.revoke_sessions(conn, customer.id)
+        await repo.audit(
+            conn,
+            actor_id=customer.id,
+            actor_kind="customer",
+            action="password.recovered",
+            target_id=customer.id,
+            request_id=correlation_id.get(),
+        )
+        await OUTBOX.add(conn, PasswordChanged(account_id=customer.id, via="recovery"))

@@ -1,0 +1,349 @@
+"""Identity rules as plain code: input checks, SSN format, usernames, password policy.
+
+No I/O here. Reasons given to callers never repeat the value they judge, so an
+SSN or a password cannot leak through an error message.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import secrets
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import cache
+from typing import Literal
+
+from email_validator import EmailNotValidError, validate_email
+
+
+class DomainError(Exception):
+    """A rule of the identity domain was broken; api.py maps these to HTTP answers."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    reason: str
+
+
+class InvalidInput(DomainError):
+    """Every broken rule of one request at once (never the offending values)."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        self.errors: list[FieldError] = list(errors)
+        super().__init__("invalid input: " + ", ".join(e.field for e in self.errors))
+
+
+# --- SSN -------------------------------------------------------------------------
+
+SSN_FORMAT_REASON = "must be in the format XXX-XX-XXXX"
+SSN_UNISSUED_REASON = "is not a number the SSA issues"
+_SSN_DASHED = re.compile(r"([0-9]{3})-([0-9]{2})-([0-9]{4})")
+_SSN_BARE = re.compile(r"([0-9]{3})([0-9]{2})([0-9]{4})")
+
+
+def normalize_ssn(raw: str) -> str:
+    """The nine digits of ``XXX-XX-XXXX`` or of nine bare digits; ValueError otherwise.
+
+    The error message is one of two fixed texts and never contains the input.
+    """
+    text = raw.strip()
+    match = _SSN_DASHED.fullmatch(text) or _SSN_BARE.fullmatch(text)
+    if match is None:
+        raise ValueError(SSN_FORMAT_REASON)
+    area, group, serial = match.groups()
+    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+        raise ValueError(SSN_UNISSUED_REASON)
+    return area + group + serial
+
+
+def ssn_last4(digits: str) -> str:
+    """The last four digits, the only part of an SSN ever shown."""
+    return normalize_ssn(digits)[-4:]
+
+
+# --- Customer input --------------------------------------------------------------
+
+NAME_MAX = 100
+MAX_AGE_YEARS = 120
+# Bidirectional overrides and isolates let a name display differently from what it is.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+@dataclass(frozen=True)
+class CustomerInput:
+    """Cleaned customer fields; ``ssn`` is nine digits and kept out of the repr."""
+
+    first_name: str
+    last_name: str
+    date_of_birth: date | None
+    email: str | None
+    ssn: str | None = field(default=None, repr=False)
+
+
+def _clean_name(value: str) -> tuple[str, str | None]:
+    name = unicodedata.normalize("NFC", value.strip())
+    if not name:
+        return name, "is required"
+    if len(name) > NAME_MAX:
+        return name, f"must be at most {NAME_MAX} characters"
+    if any(
+        unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") or c in _BIDI_CONTROLS for c in name
+    ):
+        return name, "must not contain control characters"
+    return name, None
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February in a year that has none
+        return day.replace(year=day.year - years, day=28)
+
+
+def normalize_email(raw: str) -> str:
+    """A syntactically valid address, lower-cased; ValueError (not echoing it) otherwise."""
+    try:
+        checked = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError:
+        raise ValueError("is not a valid email address") from None
+    return checked.normalized.lower()
+
+
+def validate_customer(
+    first_name: str,
+    last_name: str,
+    date_of_birth: date | None,
+    email: str | None,
+    ssn: str | None,
+    *,
+    today: date,
+    require_dob: bool = True,
+) -> CustomerInput:
+    """Clean a customer's fields or raise InvalidInput naming every bad one.
+
+    A blank email or SSN counts as absent.
+    """
+    errors: list[FieldError] = []
+    first, reason = _clean_name(first_name)
+    if reason:
+        errors.append(FieldError("first_name", reason))
+    last, reason = _clean_name(last_name)
+    if reason:
+        errors.append(FieldError("last_name", reason))
+
+    if date_of_birth is None:
+        if require_dob:
+            errors.append(FieldError("date_of_birth", "is required"))
+    elif date_of_birth > today:
+        errors.append(FieldError("date_of_birth", "must not be in the future"))
+    elif date_of_birth < _years_before(today, MAX_AGE_YEARS):
+        errors.append(
+            FieldError("date_of_birth", f"must not be more than {MAX_AGE_YEARS} years ago")
+        )
+
+    clean_email: str | None = None
+    if email is not None and email.strip():
+        try:
+            clean_email = normalize_email(email)
+        except ValueError as exc:
+            errors.append(FieldError("email", str(exc)))
+
+    clean_ssn: str | None = None
+    if ssn is not None and ssn.strip():
+        try:
+            clean_ssn = normalize_ssn(ssn)
+        except ValueError as exc:
+            errors.append(FieldError("ssn", str(exc)))
+
+    if errors:
+        raise InvalidInput(errors)
+    return CustomerInput(first, last, date_of_birth, clean_email, clean_ssn)
+
+
+# --- Other identifiers -----------------------------------------------------------
+
+IDENTIFIER_KINDS = frozenset({"idoc_number", "iwds_person_id"})
+_IDOC = re.compile(r"[A-Za-z][0-9]{5}")
+_IWDS_PERSON = re.compile(r"[0-9]{1,20}")
+
+
+def normalize_identifier(kind: str, value: str) -> str:
+    """The stored form of an identifier (IDOC ``R12345``, IWDS ``1..20 digits``)."""
+    text = value.strip()
+    if kind == "idoc_number":
+        if not _IDOC.fullmatch(text):
+            raise ValueError("must be one letter followed by five digits")
+        return text.upper()
+    if kind == "iwds_person_id":
+        if not _IWDS_PERSON.fullmatch(text):
+            raise ValueError("must be 1 to 20 digits")
+        return text
+    raise ValueError("is not a known identifier kind")
+
+
+# --- Usernames, roles, statuses --------------------------------------------------
+
+USERNAME_MIN, USERNAME_MAX = 3, 40
+_USERNAME = re.compile(rf"[A-Za-z0-9._-]{{{USERNAME_MIN},{USERNAME_MAX}}}")
+STAFF_ROLES = frozenset({"admin", "staff", "reentry"})
+AccountStatus = Literal["active", "locked", "disabled"]
+ACCOUNT_STATUSES: frozenset[str] = frozenset({"active", "locked", "disabled"})
+
+
+# Letters that do not decompose into an ASCII letter plus accents.
+_TRANSLITERATE = str.maketrans(
+    {"ß": "ss", "æ": "ae", "ø": "o", "œ": "oe", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "ı": "i"}
+)
+
+
+def _ascii_letters(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.lower().translate(_TRANSLITERATE))
+    return "".join(c for c in decomposed.lower() if "a" <= c <= "z")
+
+
+def username_candidates(first: str, last: str, rng: random.Random | None = None) -> Iterator[str]:
+    """Endless distinct usernames like ``jsmith4821`` for the caller to try in turn.
+
+    First initial and last name (at most 12 letters), accents stripped, other
+    characters dropped; the first name alone, or ``user``, when a name has no
+    ASCII letters. Four random digits, widened by one when half of the numbers
+    of the current width have been offered.
+    """
+    rand = rng if rng is not None else random.SystemRandom()
+    first_part, last_part = _ascii_letters(first), _ascii_letters(last)[:12]
+    if last_part:
+        base = first_part[:1] + last_part
+    elif first_part:
+        base = first_part[:13]
+    else:
+        base = "user"
+    width, offered = 4, 0
+    seen: set[str] = set()
+    while True:
+        if offered >= 9 * 10 ** (width - 1) // 2:
+            width, offered = width + 1, 0
+        candidate = f"{base}{rand.randrange(10 ** (width - 1), 10**width)}"
+        if candidate not in seen:
+            seen.add(candidate)
+            offered += 1
+            yield candidate
+
+
+def validate_username(username: str) -> str:
+    """3-40 characters of ``a-z 0-9 . _ -``; returned lower-case (usernames ignore case)."""
+    text = username.strip()
+    if not _USERNAME.fullmatch(text):
+        raise ValueError(
+            f"must be {USERNAME_MIN} to {USERNAME_MAX} characters of letters, digits, '.', '_', '-'"
+        )
+    return text.lower()
+
+
+# --- Passwords (NIST SP 800-63B-4) ------------------------------------------------
+
+PASSWORD_MIN = 15
+PASSWORD_MAX = 256
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    """zxcvbn's shipped list of the 30,000 most common passwords, lower-cased."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS  # type: ignore[import-untyped]
+
+    return frozenset(str(p).lower() for p in FREQUENCY_LISTS["passwords"])
+
+
+def _repeats_short_unit(text: str) -> bool:
+    """True for ``aaaa...``, ``abcabc...`` or a common password written several times."""
+    for size in range(1, len(text) // 2 + 1):
+        unit = text[:size]
+        if (unit * (len(text) // size + 1)).startswith(text):
+            return size <= 4 or unit in common_passwords()
+    return False
+
+
+def check_password(password: str, *, username: str, names: Sequence[str]) -> list[str]:
+    """Reasons the password is refused; empty when it is acceptable.
+
+    Length counts code points after NFKC normalisation. There are no composition
+    rules. Refused: too short or long, in zxcvbn's common-password list (or a short
+    pattern repeated), or containing the username or a name of 3+ characters.
+    """
+    text = unicodedata.normalize("NFKC", password)
+    folded = text.casefold()
+    reasons: list[str] = []
+    if len(text) < PASSWORD_MIN:
+        reasons.append(f"must be at least {PASSWORD_MIN} characters")
+    if len(text) > PASSWORD_MAX:
+        reasons.append(f"must be at most {PASSWORD_MAX} characters")
+    if any(unicodedata.category(c) == "Cs" for c in text):
+        reasons.append("must not contain unpaired surrogate characters")
+    if folded in common_passwords() or (folded and _repeats_short_unit(folded)):
+        reasons.append("is too common or too easy to guess")
+    user = unicodedata.normalize("NFKC", username).strip().casefold()
+    if len(user) >= 3 and user in folded:
+        reasons.append("must not contain your username")
+    for name in names:
+        part = unicodedata.normalize("NFKC", name).strip().casefold()
+        if len(part) >= 3 and part in folded:
+            reasons.append("must not contain your name")
+            break
+    return reasons
+
+
+# No 0/O, 1/l/I. Letters and digits alternate, so a password never holds three
+# letters in a row (no name) nor two digits in a row (no generated username).
+TEMP_LETTERS = "ABCDEFGHJKMNPQRSTUVWXYZ"
+TEMP_DIGITS = "23456789"
+
+
+def generate_temporary_password(rng: random.Random | None = None) -> str:
+    """A system-chosen password to write down, e.g. ``K7M4-R2T9-X3A8-H5P6`` (19 chars).
+
+    Four groups of letter-digit-letter-digit: about 60 bits from the OS generator.
+    """
+    rand = rng if rng is not None else secrets.SystemRandom()
+    while True:
+        groups = [
+            "".join(rand.choice(TEMP_LETTERS) + rand.choice(TEMP_DIGITS) for _ in range(2))
+            for _ in range(4)
+        ]
+        candidate = "-".join(groups)
+        if not check_password(candidate, username="", names=()):
+            return candidate
+
+
+# --- Sign-in throttling ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    """Slow down repeated failed sign-ins, then lock the account for a while."""
+
+    max_failures: int = 5
+    lock_minutes: int = 15
+    base_delay_seconds: float = 0.25
+    max_delay_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.max_failures < 1 or self.lock_minutes < 1:
+            raise ValueError("max_failures and lock_minutes must be at least 1")
+        if not 0 <= self.base_delay_seconds <= self.max_delay_seconds:
+            raise ValueError("delays must satisfy 0 <= base <= max")
+
+    def delay_for(self, failures: int) -> float:
+        """Seconds to wait before answering after ``failures`` consecutive failures."""
+        if failures <= 0:
+            return 0.0
+        exponent = min(failures - 1, 32)
+        return float(min(self.max_delay_seconds, self.base_delay_seconds * 2**exponent))
+
+    def locked_until(self, failures: int, now: datetime) -> datetime | None:
+        """When the lock ends, once ``failures`` reaches ``max_failures``; else None."""
+        if failures >= self.max_failures:
+            return now + timedelta(minutes=self.lock_minutes)
+        return None
