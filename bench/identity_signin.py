@@ -1,0 +1,190 @@
+"""Benchmark: identity sign-ins and customer creation over HTTP.
+
+Starts its own PostgreSQL and broker on free ports and the identity service
+(one uvicorn worker) as a separate process, then prints:
+
+  * sign-ins per second and p50/p95 latency with many sign-ins at once, at the
+    service's argon2id parameters, while a probe asks /healthz every 20 ms
+    (its worst answer shows whether hashing stalls the event loop);
+  * POST /v1/customers requests per second and p50/p95 (each hashes a
+    temporary password and writes the account, audit row and event).
+
+    .venv/bin/python bench/identity_signin.py [--signins 400] [--concurrency 16] [--customers 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from shared.devstack.processes import LocalBroker, LocalPostgres, free_port
+
+PASSWORD = "quiet harbor lantern morning 7"
+
+
+def _key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+async def _wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise SystemExit("identity exited during start")
+        try:
+            if (await client.get("/readyz")).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.1)
+    raise SystemExit("identity not ready")
+
+
+async def _probe(client: httpx.AsyncClient, stop: asyncio.Event, out: list[float]) -> None:
+    while not stop.is_set():
+        t = time.perf_counter()
+        await client.get("/healthz")
+        out.append((time.perf_counter() - t) * 1000)
+        await asyncio.sleep(0.02)
+
+
+async def _load(n: int, concurrency: int, call: object) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+
+    async def worker() -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
+            t = time.perf_counter()
+            await call(i)  # type: ignore[operator]
+            latencies.append((time.perf_counter() - t) * 1000)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - start, latencies
+
+
+async def bench(args: argparse.Namespace, base_url: str, staff: list[str]) -> None:
+    limits = httpx.Limits(max_connections=args.concurrency + 4)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client, \
+            httpx.AsyncClient(base_url=base_url, timeout=30) as prober:
+        stop = asyncio.Event()
+        probes: list[float] = []
+
+        async def sign_in(i: int) -> None:
+            r = await client.post("/v1/auth/token",
+                                  data={"username": staff[i % len(staff)], "password": PASSWORD})
+            assert r.status_code == 200, r.text
+
+        await sign_in(0)
+        probe = asyncio.create_task(_probe(prober, stop, probes))
+        elapsed, lat = await _load(args.signins, args.concurrency, sign_in)
+        stop.set()
+        await probe
+        print(f"sign-in: {args.signins} at concurrency {args.concurrency}: "
+              f"{args.signins / elapsed:,.1f}/s, p50 {statistics.median(lat):.0f} ms, "
+              f"p95 {_pct(lat, 0.95):.0f} ms")
+        print(f"  /healthz meanwhile: {len(probes)} probes, p50 {statistics.median(probes):.1f} ms,"
+              f" p99 {_pct(probes, 0.99):.1f} ms, max {max(probes):.1f} ms")
+
+        r = await client.post("/v1/auth/token", data={"username": staff[0], "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+        async def create(i: int) -> None:
+            r = await client.post("/v1/customers", headers=headers, json={
+                "first_name": f"Bench{i}", "last_name": "Customer",
+                "date_of_birth": "1980-01-01",
+                "identifiers": [{"kind": "idoc_number", "value": f"B{i:05d}"}]})
+            assert r.status_code == 201, r.text
+
+        elapsed, lat = await _load(args.customers, 8, create)
+        print(f"POST /v1/customers: {args.customers} at concurrency 8: "
+              f"{args.customers / elapsed:,.1f}/s, p50 {statistics.median(lat):.0f} ms, "
+              f"p95 {_pct(lat, 0.95):.0f} ms")
+
+
+async def make_staff(n: int) -> list[str]:
+    from identity.app import SPEC
+    from identity.service import Identity, create_staff
+    from identity.settings import IdentitySettings
+    from shared.servicekit.db import create_pool
+    from shared.servicekit.runtime import migrate_database
+
+    settings = IdentitySettings()
+    dsn = settings.database_url.get_secret_value()
+    await migrate_database(SPEC, dsn)
+    pool = await create_pool(dsn)
+    ids = Identity.from_settings(settings)
+    names = [f"bench.staff{i}" for i in range(n)]
+    for name in names:
+        await create_staff(pool, ids, username=name, first_name="Pat", last_name="Jones",
+                           email=None, roles=["staff"], password=PASSWORD)
+    await pool.close()
+    return names
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--signins", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--customers", type=int, default=300)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        pg = LocalPostgres(Path(tmp) / "pg", free_port())
+        broker = LocalBroker(free_port())
+        pg.start()
+        broker.start()
+        port = free_port()
+        env = {**os.environ, "CSC_ENV": "test", "IDENTITY_DATABASE_URL": pg.dsn(),
+               "CSC_KAFKA_BOOTSTRAP": broker.bootstrap, "IDENTITY_SSN_KEYS": f"k1:{_key()}",
+               "IDENTITY_SSN_ACTIVE_KEY": "k1", "IDENTITY_SSN_HMAC_KEY": _key(),
+               "IDENTITY_DATA_KEY": _key(), "CSC_LOG_LEVEL": "WARNING"}
+        os.environ.update(env)
+        proc = None
+        try:
+            staff = asyncio.run(make_staff(20))
+            from identity.settings import IdentitySettings
+
+            s = IdentitySettings()
+            print(f"argon2id m={s.argon2_memory_kib} KiB, t={s.argon2_time_cost}, "
+                  f"p={s.argon2_parallelism}, {s.password_hash_threads} hashing threads; "
+                  f"{os.cpu_count()} cores")
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "identity.app:create_app", "--factory",
+                 "--port", str(port), "--no-access-log", "--log-level", "warning"], env=env)
+
+            async def run() -> None:
+                url = f"http://127.0.0.1:{port}"
+                async with httpx.AsyncClient(base_url=url) as c:
+                    await _wait_ready(c, proc)  # type: ignore[arg-type]
+                await bench(args, url, staff)
+
+            asyncio.run(run())
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
+            broker.stop()
+            pg.stop()
+
+
+if __name__ == "__main__":
+    main()
