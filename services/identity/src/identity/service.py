@@ -35,6 +35,7 @@ from identity.tokens import (
     KeyRing,
     TokenSettings,
     generate_signing_key,
+    hash_token,
     issue_access_token,
     new_refresh_token,
     open_private_key,
@@ -324,25 +325,21 @@ async def sign_in(pool: asyncpg.Pool, ids: Identity, username: str, password: st
 
 async def refresh(pool: asyncpg.Pool, ids: Identity, refresh_token: str) -> TokenPair:
     """Rotate a refresh token. A token presented twice revokes its whole session."""
-    from identity.tokens import hash_token
-
     async with pool.acquire() as conn, conn.transaction():
         used = await repo.use_refresh_token(conn, hash_token(refresh_token))
         if used is None:
             raise InvalidCredentials("invalid refresh token")
         session_id, reused, expired = used
         session = await repo.get_session(conn, session_id)
-        if reused and session is not None:
-            await repo.revoke_session(conn, session_id)
-        if reused or expired or session is None or session.revoked_at is not None:
-            # commit the revocation, then refuse
-            pass
-        else:
-            cred = await _account_for_session(conn, session.account_id, session.kind)
-            if cred is None:
-                raise InvalidCredentials("invalid refresh token")
-            await repo.revoke_session(conn, session_id)
-            return await _open_session(conn, ids, cred)
+        account = None
+        if session is not None and session.revoked_at is None and not reused and not expired:
+            account = await _account_for_session(conn, session.account_id, session.kind)
+        if account is not None and not account[3]:
+            return await _open_session(conn, ids, account, session_id)
+        # A used token presented again: someone holds a copy. End the session,
+        # so the newest refresh token (the rightful one or the thief's) dies too.
+        await repo.revoke_session(conn, session_id)
+    # Committed: the session is revoked.
     raise InvalidCredentials("invalid refresh token")
 
 
