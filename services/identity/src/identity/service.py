@@ -255,17 +255,20 @@ async def _open_session(
     conn: Connection,
     ids: Identity,
     c: Credentials | tuple[uuid.UUID, AccountKind, tuple[str, ...], bool],
+    session_id: uuid.UUID | None = None,
 ) -> TokenPair:
+    """Tokens for a new session, or new tokens for a session being refreshed."""
     if isinstance(c, Credentials):
         account_id, kind, roles, restricted = c.id, c.kind, c.roles, c.password_is_temporary
     else:
         account_id, kind, roles, restricted = c
     assert ids.keyring is not None
-    session_id = uuid.uuid4()
     now = _now()
-    await repo.create_session(
-        conn, session_id, account_id, kind, "password-change" if restricted else None
-    )
+    if session_id is None:
+        session_id = uuid.uuid4()
+        await repo.create_session(
+            conn, session_id, account_id, kind, "password-change" if restricted else None
+        )
     refresh, refresh_hash = new_refresh_token()
     if not restricted:  # a temporary password's token cannot be refreshed
         await repo.add_refresh_token(conn, refresh_hash, session_id, now + ids.tokens.refresh_ttl)
