@@ -63,6 +63,26 @@ def test_dev_stack_starts_every_service_and_stops_on_ctrl_c(
             missing = httpx.get(f"http://127.0.0.1:{port}/v1/nothing-here")
             assert missing.status_code == 404
             assert missing.headers["content-type"].startswith("application/problem+json")
+        # identity over real HTTP: a staff member made with the CLI signs in, and the
+        # token verifies against the published key set.
+        env = {**stack_env, "CSC_ENV": "dev", "IDENTITY_DATABASE_URL":
+               f"postgresql://postgres@127.0.0.1:{stack_env['CSC_DEV_PG_PORT']}/identity"}
+        made = subprocess.run(
+            [str(csc), "identity", "create-staff", "--username", "e2e.admin", "--role", "admin",
+             "--first-name", "Eve", "--last-name", "Tester", "--password-stdin"],
+            input="copper kettle winter garden 9\n", env=env, capture_output=True, text=True,
+            timeout=60,
+        )
+        assert made.returncode == 0, made.stderr
+        identity = f"http://127.0.0.1:{stack_env['IDENTITY_PORT']}"
+        form = {"username": "e2e.admin", "password": "copper kettle winter garden 9"}
+        signed = httpx.post(f"{identity}/v1/auth/token", data=form)
+        assert signed.status_code == 200, signed.text
+        token = signed.json()["access_token"]
+        keys = httpx.get(f"{identity}/.well-known/jwks.json").json()["keys"]
+        assert len(keys) == 1 and "d" not in keys[0]
+        me = httpx.get(f"{identity}/v1/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.status_code == 200 and me.json()["roles"] == ["admin"]
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, out
