@@ -1,0 +1,400 @@
+"""Person matching as plain code: normalisation, blocking keys, Fellegi–Sunter scoring.
+
+No I/O here. The repository retrieves candidates from cheap indexed blocks fed by
+this module, then ``rank`` scores them field by field:
+
+* ``name_keys(first, last)`` on an account gives the keys to index; on a query,
+  ``name_keys(first, last, swapped=True)`` gives the keys to look up.
+* ``dob_keys(d)``: the date and its day/month swap, for ``dob = ANY($1)``.
+  Typo'd days or years are not enumerated; the name blocks catch those records.
+* ``ssn_variants(digits)``: the 81 one-digit substitutions and the (up to 8)
+  adjacent transpositions of the query's SSN. The repository hashes them with
+  the SSN lookup key and looks them up with the exact digits in one indexed
+  ``lookup = ANY($1)``; ``ssn_relation(query, hit)`` then names the candidate's
+  ``Candidate.ssn_relation``. Full SSNs are never read back.
+
+Weights, prior and their reasons live in ``identity.matching_weights``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache, lru_cache
+from typing import Literal
+from uuid import UUID
+
+import jellyfish
+from nicknames import NickNamer
+from rapidfuzz.distance import JaroWinkler, Levenshtein
+
+from identity.matching_weights import FIELD_LABELS, PRIOR_LOG2_ODDS, RULES, probability_of
+
+SsnRelation = Literal["equal", "one_digit", "transposed", "last4_equal", "different"]
+Band = Literal["strong", "possible"]
+
+CLOSE_JARO_WINKLER = 0.92
+QUERY_REASON = (
+    "give an SSN, an identifier (IDOC number or email),"
+    " or two of first name, last name and date of birth"
+)
+
+# --- Normalisation and blocking keys ---------------------------------------------
+
+# Letters NFKD does not decompose into a base letter plus marks.
+_FOLD = str.maketrans(
+    {"ø": "o", "ł": "l", "đ": "d", "ħ": "h", "ı": "i", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d"}
+)
+_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015_.,/]+")
+# Surname particles: kept in the full key, left out of the parts a person goes by.
+_PARTICLE_WORDS = "de del della der den di da das do dos du la las le los van von y"
+PARTICLES = frozenset(_PARTICLE_WORDS.split())
+
+
+@dataclass(frozen=True, slots=True)
+class NormalName:
+    """``full``: letters only, run together; ``parts``: its words without particles."""
+
+    full: str
+    parts: tuple[str, ...]
+
+
+@lru_cache(maxsize=65_536)
+def normalize_name(raw: str) -> NormalName:
+    """NFKD, accents off, case-folded, letters only; separators split the parts.
+
+    ``"Garcia-Lopez"`` -> full ``"garcialopez"``, parts ``("garcia", "lopez")``;
+    ``"De La Cruz"`` -> full ``"delacruz"``, parts ``("cruz",)``; ``"O'Brien"``
+    -> ``"obrien"`` (an apostrophe joins, it does not separate).
+    """
+    text = unicodedata.normalize("NFKD", raw).casefold().translate(_FOLD)
+    tokens = ["".join(ch for ch in chunk if ch.isalpha()) for chunk in _SEPARATORS.split(text)]
+    tokens = [t for t in tokens if t]
+    parts = tuple(t for t in tokens if t not in PARTICLES) or tuple(tokens)
+    return NormalName("".join(tokens), parts)
+
+
+_nicknamer = cache(NickNamer)  # reads the package's own table once, on first use
+
+
+@cache
+def _related_names(name: str) -> frozenset[str]:
+    nn = _nicknamer()
+    return frozenset(nn.nicknames_of(name) | nn.canonicals_of(name))
+
+
+def is_nickname(a: str, b: str) -> bool:
+    """True when one normalised first name is a nickname or canonical form of the other."""
+    return b in _related_names(a) or a in _related_names(b)
+
+
+def _code(name: str) -> str:
+    return jellyfish.metaphone(name)[:6] if name else ""
+
+
+def _first_codes(raw: str) -> set[str]:
+    n = normalize_name(raw)
+    names = {n.full, n.parts[0] if n.parts else "", *_nicknamer().canonicals_of(n.full)}
+    return {c for c in map(_code, names) if c}
+
+
+def _last_codes(raw: str) -> set[str]:
+    n = normalize_name(raw)
+    return {c for c in map(_code, {n.full, *n.parts}) if c}
+
+
+def name_keys(first: str | None, last: str | None, *, swapped: bool = False) -> set[str]:
+    """Phonetic (Metaphone) keys to index an account by, or to look a query up with.
+
+    ``fl:<first>:<last>`` for each pair (the selective block); ``f:<first>`` and
+    ``l:<last>`` for one name alone (broad: combine them with another condition).
+    First names also give the keys of their canonical forms in the nickname table
+    (Bill gives William's, so Bill, Will and William meet); last names give the
+    keys of their parts (Garcia-Lopez meets Garcia). ``swapped=True`` adds the
+    keys of last-as-first and back: use it on queries only.
+    """
+    firsts = _first_codes(first) if first else set()
+    lasts = _last_codes(last) if last else set()
+    keys = {f"f:{f}" for f in firsts} | {f"l:{la}" for la in lasts}
+    keys |= {f"fl:{f}:{la}" for f in firsts for la in lasts}
+    if swapped:
+        keys |= name_keys(last, first)
+    return keys
+
+
+def dob_keys(d: date) -> set[date]:
+    """The date and its day/month swap when that is a valid, different date.
+
+    One-digit typos and a year off by one are too many dates to enumerate
+    cheaply; such records are found through the name blocks instead.
+    """
+    keys = {d}
+    if d.day <= 12 and d.day != d.month:
+        keys.add(d.replace(month=d.day, day=d.month))
+    return keys
+
+
+def ssn_variants(digits: str) -> list[str]:
+    """All 81 one-digit substitutions, then the adjacent transpositions (up to 8)."""
+    if len(digits) != 9 or not digits.isdigit():
+        raise ValueError("an SSN must be nine digits")
+    out = [
+        digits[:i] + r + digits[i + 1 :]
+        for i, d in enumerate(digits)
+        for r in "0123456789"
+        if r != d
+    ]
+    out += [
+        digits[:i] + digits[i + 1] + digits[i] + digits[i + 2 :]
+        for i in range(8)
+        if digits[i] != digits[i + 1]
+    ]
+    return out
+
+
+def ssn_relation(query_digits: str, other_digits: str) -> SsnRelation:
+    """How two full SSNs relate: equal, one digit, adjacent transposition, or different.
+
+    When both full SSNs are on file and neither the exact nor a variant lookup
+    hit, the relation is "different" whatever the last four; "last4_equal" is
+    for a record of which only the last four digits are known.
+    """
+    if query_digits == other_digits:
+        return "equal"
+    diffs = [i for i, (a, b) in enumerate(zip(query_digits, other_digits, strict=True)) if a != b]
+    if len(diffs) == 1:
+        return "one_digit"
+    if (
+        len(diffs) == 2
+        and diffs[1] == diffs[0] + 1
+        and query_digits[diffs[0]] == other_digits[diffs[1]]
+        and query_digits[diffs[1]] == other_digits[diffs[0]]
+    ):
+        return "transposed"
+    return "different"
+
+
+# --- Records ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """The fields the matcher compares; all optional. The SSN digits stay out of repr."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    date_of_birth: date | None = None
+    ssn_digits: str | None = field(default=None, repr=False)
+    ssn_last4: str | None = None
+    idoc_number: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An account from the blocks. ``ssn_relation`` is set by the repository from the
+    keyed lookups (None: not comparable, or left to ``score`` to derive from digits
+    or last four)."""
+
+    account_id: UUID
+    person: Person
+    ssn_relation: SsnRelation | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    field: str  # "first_name", "last_name", "name", "date_of_birth", "ssn", ...
+    outcome: str  # for staff: "first name: nickname Bill ↔ William"
+    weight: float  # log2 likelihood ratio, 0 when not compared
+    code: str  # machine outcome: "exact", "nickname", "not_compared", ...
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    strong: float = 0.95
+    possible: float = 0.6
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.possible <= self.strong <= 1.0:
+            raise ValueError("thresholds need 0 < possible <= strong <= 1")
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    candidate: Candidate
+    total_weight: float
+    probability: float
+    band: Band | None
+    evidence: list[Evidence]
+
+
+# --- Field comparisons ------------------------------------------------------------
+
+
+def _ev(fld: str, code: str, detail: str | None = None) -> Evidence:
+    label = FIELD_LABELS[fld]
+    if code == "not_compared":
+        return Evidence(fld, f"{label}: not compared", 0.0, code)
+    rule = RULES[fld][code]
+    return Evidence(fld, f"{label}: {detail or rule.text}", round(rule.weight, 2), code)
+
+
+def _present(raw: str | None) -> NormalName | None:
+    if raw is None:
+        return None
+    n = normalize_name(raw)
+    return n if n.full else None
+
+
+def _first_name(q: str | None, c: str | None) -> Evidence:
+    a, b = _present(q), _present(c)
+    if a is None or b is None or q is None or c is None:
+        return _ev("first_name", "not_compared")
+    if a.full == b.full:
+        return _ev("first_name", "exact")
+    if min(len(a.full), len(b.full)) == 1:
+        return _ev("first_name", "initial" if a.full[0] == b.full[0] else "different")
+    if is_nickname(a.full, b.full):
+        return _ev("first_name", "nickname", f"nickname {q.strip()} ↔ {c.strip()}")
+    if JaroWinkler.similarity(a.full, b.full) >= CLOSE_JARO_WINKLER:
+        return _ev("first_name", "close")
+    return _ev("first_name", "different")
+
+
+def _last_name(q: str | None, c: str | None) -> Evidence:
+    a, b = _present(q), _present(c)
+    if a is None or b is None:
+        return _ev("last_name", "not_compared")
+    if a.full == b.full:
+        return _ev("last_name", "exact")
+    if set(a.parts) & set(b.parts):
+        return _ev("last_name", "compound")
+    if JaroWinkler.similarity(a.full, b.full) >= CLOSE_JARO_WINKLER or (
+        min(len(a.full), len(b.full)) >= 4 and Levenshtein.distance(a.full, b.full) <= 1
+    ):
+        return _ev("last_name", "close")
+    return _ev("last_name", "different")
+
+
+def _names(q: Person, c: Person) -> list[Evidence]:
+    """Straight comparison, or the crossed one (the query's last name as a first name,
+    its first as a last) plus the log-probability of a swap, whichever weighs more."""
+    first, last = _first_name(q.first_name, c.first_name), _last_name(q.last_name, c.last_name)
+    cross_f, cross_l = _first_name(q.last_name, c.first_name), _last_name(q.first_name, c.last_name)
+    crossed = cross_f.weight + cross_l.weight + RULES["name"]["swapped"].weight
+    if min(cross_f.weight, cross_l.weight) > 0 and crossed > first.weight + last.weight:
+        text = RULES["name"]["swapped"].text
+        if (cross_f.code, cross_l.code) != ("exact", "exact"):
+            text += f" ({cross_f.outcome}; {cross_l.outcome})"
+        return [Evidence("name", f"name: {text}", round(crossed, 2), "swapped")]
+    return [first, last]
+
+
+def _digits8(d: date) -> str:
+    return f"{d.year:04d}{d.month:02d}{d.day:02d}"
+
+
+def _date_of_birth(q: date | None, c: date | None) -> Evidence:
+    if q is None or c is None:
+        return _ev("date_of_birth", "not_compared")
+    if q == c:
+        return _ev("date_of_birth", "exact")
+    if (q.year, q.month, q.day) == (c.year, c.day, c.month):
+        return _ev("date_of_birth", "day_month_swapped")
+    if (q.month, q.day) == (c.month, c.day) and abs(q.year - c.year) == 1:
+        return _ev("date_of_birth", "year_off_by_one")
+    if sum(x != y for x, y in zip(_digits8(q), _digits8(c), strict=True)) == 1:
+        return _ev("date_of_birth", "one_digit")
+    return _ev("date_of_birth", "different")
+
+
+def _last4(p: Person) -> str | None:
+    return p.ssn_digits[-4:] if p.ssn_digits else p.ssn_last4
+
+
+def _ssn(q: Person, cand: Candidate) -> Evidence:
+    relation = cand.ssn_relation
+    c = cand.person
+    if relation is None and q.ssn_digits and c.ssn_digits:
+        relation = ssn_relation(q.ssn_digits, c.ssn_digits)
+    if relation is None:
+        q4, c4 = _last4(q), _last4(c)
+        if q4 and c4:
+            relation = "last4_equal" if q4 == c4 else "different"
+    return _ev("ssn", relation or "not_compared")
+
+
+def _identifier(fld: str, q: str | None, c: str | None) -> Evidence:
+    if not q or not c:
+        return _ev(fld, "not_compared")
+    return _ev(fld, "equal" if q == c else "different")
+
+
+def _idoc(raw: str | None) -> str | None:
+    return (re.sub(r"[^0-9A-Za-z]", "", raw).upper().lstrip("0") or None) if raw else None
+
+
+def _email(raw: str | None) -> str | None:
+    return (raw.strip().casefold() or None) if raw else None
+
+
+# --- Scoring ----------------------------------------------------------------------
+
+
+def score(
+    query: Person,
+    candidate: Candidate,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    *,
+    prior_log2_odds: float = PRIOR_LOG2_ODDS,
+) -> Match:
+    """Compare every field; the total weight is the sum of the shown (rounded) weights."""
+    c = candidate.person
+    evidence = [
+        *_names(query, c),
+        _date_of_birth(query.date_of_birth, c.date_of_birth),
+        _ssn(query, candidate),
+        _identifier("idoc_number", _idoc(query.idoc_number), _idoc(c.idoc_number)),
+        _identifier("email", _email(query.email), _email(c.email)),
+    ]
+    total = round(sum(e.weight for e in evidence), 2)
+    p = probability_of(total, prior_log2_odds)
+    band: Band | None = (
+        "strong" if p >= thresholds.strong else "possible" if p >= thresholds.possible else None
+    )
+    return Match(candidate, total, p, band, evidence)
+
+
+def rank(
+    query: Person,
+    candidates: Iterable[Candidate],
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    limit: int = 5,
+) -> list[Match]:
+    """The best ``limit`` candidates at or above ``possible``, best first (ties: input order)."""
+    seen: set[UUID] = set()
+    matches: list[Match] = []
+    for cand in candidates:
+        if cand.account_id in seen:
+            continue
+        seen.add(cand.account_id)
+        m = score(query, cand, thresholds)
+        if m.band is not None:
+            matches.append(m)
+    matches.sort(key=lambda m: m.total_weight, reverse=True)
+    return matches[:limit]
+
+
+def check_query(query: Person) -> None:
+    """ValueError unless the query has an SSN, an identifier, or two of names and DOB."""
+    if query.ssn_digits or _idoc(query.idoc_number) or _email(query.email):
+        return
+    have = [_present(query.first_name), _present(query.last_name), query.date_of_birth]
+    if sum(x is not None for x in have) < 2:
+        raise ValueError(QUERY_REASON)
