@@ -24,6 +24,7 @@ import httpx
 from shared.cli.services import SERVICES, ServiceInfo
 from shared.devstack.processes import LocalBroker, LocalPostgres, StartError, port_is_free
 from shared.devstack.smtp_sink import MailSink
+from shared.servicekit.aio import wait_event
 from shared.servicekit.broker import BrokerWatch, KafkaConfig
 from shared.servicekit.db import ensure_database
 from shared.servicekit.runtime import migrate_database, system_topics
@@ -202,8 +203,7 @@ class DevStack:
                         f"{name} stopped unexpectedly with code {proc.returncode} "
                         f"(see {self.root / 'logs' / (name + '.log')})"
                     )
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.5)
+            await wait_event(stop, 0.5)
 
     def _print_ready(self, pg: LocalPostgres) -> None:
         lines = [

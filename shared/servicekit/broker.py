@@ -12,7 +12,6 @@ Apache Kafka the marker simply stays and the epoch never changes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -22,6 +21,8 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from shared.servicekit.aio import wait_event
 
 log = structlog.get_logger(__name__)
 
@@ -186,6 +187,5 @@ class BrokerWatch:
     async def run(self) -> None:
         while True:
             await self.check()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+            await wait_event(self._wake, self.interval)
             self._wake.clear()

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from shared.schemas.base import Event
 from shared.schemas.envelope import Envelope
 from shared.schemas.registry import REGISTRY
+from shared.servicekit.aio import wait_event
 from shared.servicekit.broker import EPOCH_HEADER, BrokerWatch, KafkaConfig, new_consumer
 from shared.servicekit.db import Connection
 from shared.servicekit.logs import bound_context
@@ -450,11 +451,8 @@ class Supervisor:
     async def _watch(self, consumer: InboxConsumer, task: asyncio.Task[None]) -> str | None:
         self._restart.clear()
         while not task.done():
-            try:
-                await asyncio.wait_for(self._restart.wait(), 1.0)
+            if await wait_event(self._restart, 1.0):
                 return "broker epoch changed"
-            except TimeoutError:
-                pass
             since = consumer.unassigned_since
             if since is not None and time.monotonic() - since > self.unassigned_grace:
                 return "unassigned for too long"

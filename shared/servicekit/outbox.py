@@ -11,7 +11,6 @@ events reach the broker in the order they were written.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import uuid
@@ -26,6 +25,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from shared.schemas.base import Event
 from shared.schemas.envelope import Envelope
+from shared.servicekit.aio import wait_event
 from shared.servicekit.broker import EPOCH_HEADER, BrokerWatch, KafkaConfig, new_producer
 from shared.servicekit.db import Connection
 from shared.servicekit.logs import causation_id, correlation_id
@@ -365,8 +365,7 @@ class OutboxRelay:
                     last_prune = loop.time()
                     await self.prune()
                 if n < self.batch_size:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                    await wait_event(self._wake, self.poll_interval)
                     self._wake.clear()
         finally:
             listener.cancel()

@@ -115,9 +115,15 @@ class Runtime:
         self._tasks.append(task)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        pending = set(self._tasks)
+        for _ in range(10):  # a task that swallowed its cancel gets asked again
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1.0)
+        if pending:
+            log.error("tasks_would_not_stop", tasks=[t.get_name() for t in pending])
         self._tasks.clear()
         await self.watch.close()
         if self.pool is not None:
