@@ -154,7 +154,9 @@ class RequestIdMiddleware:
         for name, value in scope.get("headers", ()):
             if name == b"x-request-id":
                 candidate = value.decode("latin-1")
-                rid = candidate if _GOOD_ID.fullmatch(candidate) else None
+                # an id shaped like an SSN would travel into logs and events: replace it
+                good = _GOOD_ID.fullmatch(candidate) and redact(candidate) == candidate
+                rid = candidate if good else None
                 break
         rid = rid or uuid.uuid4().hex
         token = correlation_id.set(rid)
