@@ -4,6 +4,7 @@ and customers recover their own."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import uuid
@@ -84,7 +85,8 @@ def _open(kek: bytes, blob: bytes, aad: bytes) -> bytes:
     return AESGCM(kek).decrypt(blob[:12], blob[12:], aad)
 
 
-def _request_hash(cmd: NewCustomer) -> bytes:
+def _request_hash(cmd: NewCustomer, key: bytes) -> bytes:
+    """A keyed fingerprint of the request: it holds the SSN, so no plain hash."""
     doc = json.dumps(
         {
             "first_name": cmd.first_name,
@@ -97,7 +99,7 @@ def _request_hash(cmd: NewCustomer) -> bytes:
         },
         sort_keys=True,
     )
-    return hashlib.sha256(doc.encode()).digest()
+    return hmac.new(key, doc.encode(), hashlib.sha256).digest()
 
 
 def _clean(cmd: NewCustomer) -> tuple[Any, list[tuple[str, str]]]:
@@ -114,12 +116,15 @@ def _clean(cmd: NewCustomer) -> tuple[Any, list[tuple[str, str]]]:
     except InvalidInput as exc:
         errors += exc.errors
         clean = None
-    identifiers = []
+    identifiers: list[tuple[str, str]] = []
     for i, (kind, value) in enumerate(cmd.identifiers):
         try:
-            identifiers.append((kind, normalize_identifier(kind, value)))
+            pair = (kind, normalize_identifier(kind, value))
         except ValueError as exc:
             errors.append(FieldError(f"identifiers.{i}", str(exc)))
+            continue
+        if pair not in identifiers:  # "R12345" and " r12345" are one identifier
+            identifiers.append(pair)
     if errors:
         raise InvalidInput(errors)
     return clean, identifiers
@@ -137,7 +142,7 @@ async def create_customer(
     clean, identifiers = _clean(cmd)
     password, expires_at = new_temporary_password(ids)
     password_hash = await ids.passwords.hash(password)
-    request_hash = _request_hash(cmd)
+    request_hash = _request_hash(cmd, ids.kek)
     async with pool.acquire() as conn, conn.transaction():
         if idempotency_key is not None:
             await repo.lock_idempotency_key(conn, staff_id, idempotency_key)

@@ -12,6 +12,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -79,6 +80,17 @@ class Identity:
     temporary_password_ttl: timedelta
     recovery_ttl: timedelta
     keyring: KeyRing | None = None
+    # Failed sign-ins per unknown username (bounded, per process), so an unknown
+    # name slows down exactly as a real account does and timing tells nothing.
+    unknown_failures: dict[str, int] = dataclass_field(default_factory=dict)
+
+    def note_unknown_failure(self, username: str, limit: int = 10_000) -> int:
+        key = username.strip().lower()
+        failures = self.unknown_failures.pop(key, 0) + 1
+        self.unknown_failures[key] = failures
+        if len(self.unknown_failures) > limit:  # forget the least recently tried
+            del self.unknown_failures[next(iter(self.unknown_failures))]
+        return failures
 
     @classmethod
     def from_settings(cls, s: IdentitySettings) -> Identity:
@@ -297,6 +309,7 @@ async def sign_in(pool: asyncpg.Pool, ids: Identity, username: str, password: st
     now = _now()
     if found is None or found.password_hash is None:
         await ids.passwords.verify_dummy(password)
+        await asyncio.sleep(ids.lockout.delay_for(ids.note_unknown_failure(username)))
         raise InvalidCredentials("invalid username or password")
     ok = await ids.passwords.verify(found.password_hash, password)
     if not ok or not _may_sign_in(found, now):
@@ -314,7 +327,9 @@ async def sign_in(pool: asyncpg.Pool, ids: Identity, username: str, password: st
                     target_id=found.id,
                     request_id=correlation_id.get(),
                 )
-        await asyncio.sleep(ids.lockout.delay_for(found.failed_signins + (0 if ok else 1)))
+        # the right password on a locked (or expired, disabled) account waits as
+        # long as a wrong one: the delay must not tell that the password was right
+        await asyncio.sleep(ids.lockout.delay_for(found.failed_signins + 1))
         raise InvalidCredentials("invalid username or password")
     new_hash = None
     if ids.passwords.needs_rehash(found.password_hash):

@@ -1,0 +1,248 @@
+"""Sign-in: one answer for unknown names and wrong passwords, lock-out, refresh
+token rotation and reuse, temporary password expiry, argon2 parameter upgrade."""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from fastapi import FastAPI
+
+from identity.app import create_app
+from identity.domain import LockoutPolicy
+from identity.settings import IdentitySettings
+from tests.integration.identity.conftest import IdentityApp, bearer
+from tests.integration.identity.test_journey import NEW_PASSWORD, STAFF_PASSWORD, make_staff
+
+WRONG = "not the password at all, surely"
+
+
+@asynccontextmanager
+async def running_identity(
+    settings: IdentitySettings | None = None,
+) -> AsyncIterator[tuple[IdentityApp, FastAPI]]:
+    """The service in-process, like the ``identity`` fixture, with the app at hand."""
+    s = settings or IdentitySettings()
+    app = create_app(s)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://identity") as client:
+            yield IdentityApp(client, s), app
+
+
+@pytest_asyncio.fixture
+async def quick(identity_env: dict[str, str]) -> AsyncIterator[IdentityApp]:
+    """The service with the production lock-out rule but millisecond slow-downs."""
+    async with running_identity() as (ida, app):
+        app.state.identity.lockout = LockoutPolicy(
+            max_failures=5, lock_minutes=15, base_delay_seconds=0.001, max_delay_seconds=0.002)
+        yield ida
+
+
+def without_request_id(r: httpx.Response) -> dict[str, Any]:
+    body = dict(r.json())
+    body.pop("request_id", None)
+    return body
+
+
+async def new_customer(ida: IdentityApp, staff_token: str, **extra: Any) -> dict[str, Any]:
+    r = await ida.client.post("/v1/customers", headers=bearer(staff_token), json={
+        "first_name": "Tess", "last_name": "Moreau", "date_of_birth": "1979-11-30", **extra})
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+async def test_unknown_username_and_wrong_password_look_the_same(
+    identity: IdentityApp, pool: asyncpg.Pool
+) -> None:
+    await make_staff()
+    wrong = await identity.sign_in("rcaseworker", WRONG)
+    unknown = await identity.sign_in("nobody-here", WRONG)
+    assert wrong.status_code == unknown.status_code == 401
+    assert without_request_id(wrong) == without_request_id(unknown)
+    assert wrong.headers["content-type"] == unknown.headers["content-type"]
+
+    # ... and take about as long: median of a few tries each, the failure count
+    # reset before each wrong try so the account never locks.
+    async def timed(username: str) -> float:
+        started = time.perf_counter()
+        r = await identity.sign_in(username, WRONG)
+        assert r.status_code == 401
+        return time.perf_counter() - started
+
+    wrong_times, unknown_times = [], []
+    for i in range(3):
+        await pool.execute("UPDATE staff SET failed_signins = 0, locked_until = NULL")
+        wrong_times.append(await timed("rcaseworker"))
+        unknown_times.append(await timed(f"nobody{i}"))
+    ratio = statistics.median(unknown_times) / statistics.median(wrong_times)
+    assert ratio >= 0.5, (wrong_times, unknown_times)
+
+
+async def test_repeated_tries_of_an_unknown_name_slow_down_like_a_real_account(
+    identity: IdentityApp,
+) -> None:
+    """The second failure waits longer than the first, known name or not."""
+    policy = LockoutPolicy()  # the app's own: 0.25 s after one failure, 0.5 s after two
+    times = []
+    for _ in range(2):
+        started = time.perf_counter()
+        assert (await identity.sign_in("ghost-user", WRONG)).status_code == 401
+        times.append(time.perf_counter() - started)
+    assert times[0] >= policy.delay_for(1) and times[1] >= policy.delay_for(2), times
+
+
+async def test_five_failures_lock_the_account(quick: IdentityApp, pool: asyncpg.Pool) -> None:
+    await make_staff()
+    first = await quick.sign_in("rcaseworker", WRONG)
+    for _ in range(4):
+        assert (await quick.sign_in("rcaseworker", WRONG)).status_code == 401
+    row = await pool.fetchrow("SELECT failed_signins, locked_until FROM staff")
+    assert row is not None and row["failed_signins"] == 5
+    remaining = row["locked_until"] - datetime.now(UTC)
+    assert timedelta(minutes=14) < remaining <= timedelta(minutes=15)
+
+    locked = await quick.sign_in("rcaseworker", STAFF_PASSWORD)
+    assert locked.status_code == 401
+    assert without_request_id(locked) == without_request_id(first)
+    assert "access_token" not in locked.text
+
+    # when the lock has run out, the right password works again and resets the count
+    await pool.execute("UPDATE staff SET locked_until = now() - interval '1 second'")
+    assert (await quick.sign_in("rcaseworker", STAFF_PASSWORD)).status_code == 200
+    row = await pool.fetchrow("SELECT failed_signins, locked_until FROM staff")
+    assert row is not None and row["failed_signins"] == 0 and row["locked_until"] is None
+
+
+async def test_a_successful_sign_in_resets_the_failures(
+    quick: IdentityApp, pool: asyncpg.Pool
+) -> None:
+    await make_staff()
+    for _ in range(4):
+        assert (await quick.sign_in("rcaseworker", WRONG)).status_code == 401
+    assert await pool.fetchval("SELECT failed_signins FROM staff") == 4
+    assert (await quick.sign_in("rcaseworker", STAFF_PASSWORD)).status_code == 200
+    assert await pool.fetchval("SELECT failed_signins FROM staff") == 0
+    # four more failures do not lock: the count started again
+    for _ in range(4):
+        assert (await quick.sign_in("rcaseworker", WRONG)).status_code == 401
+    assert (await quick.sign_in("rcaseworker", STAFF_PASSWORD)).status_code == 200
+
+
+async def refresh(ida: IdentityApp, token: str) -> httpx.Response:
+    return await ida.client.post(
+        "/v1/auth/token", data={"grant_type": "refresh_token", "refresh_token": token})
+
+
+async def test_refresh_tokens_rotate_and_a_reused_one_ends_the_session(
+    identity: IdentityApp, pool: asyncpg.Pool
+) -> None:
+    await make_staff()
+    first = (await identity.sign_in("rcaseworker", STAFF_PASSWORD)).json()
+    r = await refresh(identity, first["refresh_token"])
+    assert r.status_code == 200, r.text
+    second = r.json()
+    assert second["refresh_token"] != first["refresh_token"]
+    assert second["access_token"] != first["access_token"]
+    me = await identity.client.get("/v1/me", headers=bearer(second["access_token"]))
+    assert me.status_code == 200 and me.json()["username"] == "rcaseworker"
+    # only their SHA-256 is stored
+    stored = {bytes(r["token_hash"]) for r in await pool.fetch("SELECT token_hash FROM "
+                                                              "refresh_tokens")}
+    assert stored == {hashlib.sha256(t["refresh_token"].encode()).digest()
+                      for t in (first, second)}
+
+    # the old refresh token is used up; presenting it again ends the session ...
+    assert (await refresh(identity, first["refresh_token"])).status_code == 401
+    # ... so the newest refresh token and the session's access token fail as well
+    assert (await refresh(identity, second["refresh_token"])).status_code == 401
+    me = await identity.client.get("/v1/me", headers=bearer(second["access_token"]))
+    assert me.status_code == 401
+    # a fresh sign-in is unaffected
+    assert (await identity.sign_in("rcaseworker", STAFF_PASSWORD)).status_code == 200
+
+
+async def test_a_chain_of_rotations_works_until_an_old_token_is_reused(
+    identity: IdentityApp,
+) -> None:
+    await make_staff()
+    pair = (await identity.sign_in("rcaseworker", STAFF_PASSWORD)).json()
+    tokens = [pair["refresh_token"]]
+    for _ in range(3):  # a chain of rotations keeps working
+        r = await refresh(identity, tokens[-1])
+        assert r.status_code == 200
+        tokens.append(r.json()["refresh_token"])
+    assert len(set(tokens)) == 4
+    assert (await refresh(identity, "csc_rt_" + "A" * 43)).status_code == 401
+    assert (await refresh(identity, tokens[1])).status_code == 401  # reuse of an old one
+    assert (await refresh(identity, tokens[-1])).status_code == 401
+
+
+async def test_an_expired_temporary_password_is_refused(
+    identity: IdentityApp, pool: asyncpg.Pool
+) -> None:
+    await make_staff()
+    staff = await identity.token("rcaseworker", STAFF_PASSWORD)
+    created = await new_customer(identity, staff)
+    expires = datetime.fromisoformat(created["password_expires_at"])
+    assert timedelta(days=6, hours=23) < expires - datetime.now(UTC) <= timedelta(days=7)
+
+    await pool.execute("UPDATE customers SET password_expires_at = now() - interval '1 minute'"
+                       " WHERE id = $1::uuid", created["id"])
+    started = time.perf_counter()
+    r = await identity.sign_in(created["username"], created["temporary_password"])
+    elapsed = time.perf_counter() - started
+    assert r.status_code == 401
+    assert "access_token" not in r.text
+    assert without_request_id(r) == without_request_id(await identity.sign_in("nobody", WRONG))
+    # the right (but expired) password waits as long as a wrong one: no hint it was right
+    assert elapsed >= 0.2, elapsed
+    # a staff reset gives a working one again
+    r = await identity.client.post(
+        f"/v1/customers/{created['id']}/password-reset", headers=bearer(staff))
+    assert r.status_code == 200
+    again = await identity.sign_in(created["username"], r.json()["temporary_password"])
+    assert again.status_code == 200 and again.json()["password_change_required"] is True
+
+
+async def test_hash_parameters_are_upgraded_at_the_next_sign_in(
+    identity_env: dict[str, str], pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with running_identity() as (ida, _):  # m=19456, t=2: the CLI's parameters too
+        await make_staff()
+        staff = await ida.token("rcaseworker", STAFF_PASSWORD)
+        created = await new_customer(ida, staff)
+        restricted = await ida.token(created["username"], created["temporary_password"])
+        r = await ida.client.post("/v1/me/password", headers=bearer(restricted), json={
+            "current_password": created["temporary_password"], "new_password": NEW_PASSWORD})
+        assert r.status_code == 204
+    before = await pool.fetchval("SELECT password_hash FROM staff")
+    assert before.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    customer_before = await pool.fetchval("SELECT password_hash FROM customers")
+    assert "$m=19456,t=2,p=1$" in customer_before
+
+    monkeypatch.setenv("IDENTITY_ARGON2_TIME_COST", "3")
+    async with running_identity() as (ida, _):
+        assert ida.settings.argon2_time_cost == 3
+        assert (await ida.sign_in("rcaseworker", WRONG)).status_code == 401
+        assert await pool.fetchval("SELECT password_hash FROM staff") == before  # not on failure
+        await pool.execute("UPDATE staff SET failed_signins = 0")
+        assert (await ida.sign_in("RCASEWORKER", STAFF_PASSWORD)).status_code == 200
+        after = await pool.fetchval("SELECT password_hash FROM staff")
+        assert after.startswith("$argon2id$v=19$m=19456,t=3,p=1$")
+        assert after != before
+        # the upgraded hash still signs in, and is not rewritten again
+        assert (await ida.sign_in("rcaseworker", STAFF_PASSWORD)).status_code == 200
+        assert await pool.fetchval("SELECT password_hash FROM staff") == after
+        # customers too
+        assert (await ida.sign_in(created["username"], NEW_PASSWORD)).status_code == 200
+        assert "$m=19456,t=3,p=1$" in await pool.fetchval("SELECT password_hash FROM customers")
