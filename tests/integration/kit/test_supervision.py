@@ -30,7 +30,9 @@ async def test_a_consumer_that_dies_is_recreated_and_nothing_is_applied_twice(
 
     async def flaky(conn: asyncpg.Connection, event, envelope) -> None:  # type: ignore[no-untyped-def]
         nonlocal crashes
-        if event.seq == 5 and crashes < 2:
+        # one subject's event, so both crashes hit the same partition worker in
+        # turn (a crash in each of two partitions at once is one restart)
+        if event.thing_id == "s0" and event.seq == 5 and crashes < 2:
             crashes += 1
             raise ConnectionResetError("database went away")  # kills the consumer task
         await record_effect(conn, event, envelope)
@@ -57,8 +59,15 @@ async def test_group_mode_consumer_joins_and_applies(
     try:
         await node.write_many(subjects=8, per_subject=5)
         await wait_until(_effects(pool, 40), timeout=60)
-        assert node.supervisor.current is not None
-        assert len(node.supervisor.current.assigned) == 4
+
+        # A group may rebalance at any time (a slow heartbeat on a loaded
+        # machine); what must hold is that this lone member ends up with all four.
+        async def holds_every_partition() -> bool:
+            current = node.supervisor.current
+            return current is not None and len(current.assigned) == 4
+
+        await wait_until(holds_every_partition, timeout=30)
+        assert await _count(pool, "SELECT count(DISTINCT event_id) FROM effects") == 40
     finally:
         await node.stop()
 
