@@ -22,6 +22,7 @@ ClearableFact = Literal["institution", "msr_date", "msr_county"]
 ExitReason = Literal[
     "completed", "withdrew", "ineligible", "transferred", "deceased", "other"
 ]
+EnrollmentStatus = Literal["invited", "applied", "enrolled", "exited"]
 
 
 class Identifier(BaseModel):
@@ -67,6 +68,9 @@ class ProgramApplicationSubmitted(Event):
     application_id: UUID
     program: Code
     customer_id: UUID
+    enrollment_id: UUID | None = Field(
+        default=None, description="The enrollment the application belongs to."
+    )
 
 
 class CustomerEnrolled(Event):
@@ -115,6 +119,10 @@ class EnrollmentUpdated(Event):
         default_factory=list, description="Optional facts that were removed."
     )
     updated_by: UUID | None = Field(default=None, description="Staff id.")
+    status: EnrollmentStatus | None = Field(
+        default=None, description="The new status, when the status changed (e.g. invited)."
+    )
+    status_on: date | None = Field(default=None, description="Date of the status change.")
 
 
 class CustomerExited(Event):
