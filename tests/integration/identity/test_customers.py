@@ -47,7 +47,7 @@ async def test_an_exact_ssn_match_is_proposed_not_created(
     assert r.status_code == 409
     body = r.json()
     assert body["type"].endswith("/possible-duplicates")
-    assert [c["id"] for c in body["candidates"]] == [existing]
+    assert [c["account_id"] for c in body["candidates"]] == [existing]
     assert body["candidates"][0]["ssn_last4"] == "9999"
     assert "ssn" not in body["candidates"][0]
     assert "219-09-9999" not in r.text and "219099999" not in r.text and "21909" not in r.text
@@ -84,7 +84,7 @@ async def test_an_identifier_match_and_a_taken_email_are_conflicts(
         "first_name": "Someone", "last_name": "Else", "date_of_birth": "1970-01-01",
         "identifiers": [{"kind": "idoc_number", "value": "k54321"}]})
     assert r.status_code == 409
-    assert [c["id"] for c in r.json()["candidates"]] == [existing]
+    assert [c["account_id"] for c in r.json()["candidates"]] == [existing]
     assert await row_counts(pool) == before
 
     r = await post_customer(identity, staff, {

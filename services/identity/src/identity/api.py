@@ -6,46 +6,22 @@ import uuid
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Form, Header, Request, Response
+from fastapi import APIRouter, Depends, Form, Header, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from identity import customers, service
+from identity.api_matching import candidate_view
+from identity.deps import Ids, Staff
 from identity.domain import DomainError, FieldError, InvalidInput
+from identity.problems import problem_for
 from identity.records import Customer
-from identity.service import Identity
-from shared.servicekit.auth import Principal, any_principal, current_principal, require_staff
+from shared.servicekit.auth import Principal, any_principal, current_principal
 from shared.servicekit.http import PROBLEM_BASE, Problem
 from shared.servicekit.runtime import Pool
 
 router = APIRouter()
 
 
-def get_identity(request: Request) -> Identity:
-    ids: Identity = request.app.state.identity
-    return ids
-
-
-Ids = Annotated[Identity, Depends(get_identity)]
-Staff = Annotated[Principal, require_staff()]
-
-
-def _problem(exc: Exception) -> Problem:
-    """Domain errors as HTTP answers (the only place that knows both)."""
-    if isinstance(exc, InvalidInput):
-        return Problem(422, "Invalid request", "One or more fields are invalid.",
-                       type_=PROBLEM_BASE + "validation",
-                       errors=[{"field": e.field, "reason": e.reason} for e in exc.errors])
-    if isinstance(exc, service.InvalidCredentials):
-        return Problem(401, "Unauthorized", str(exc), type_=PROBLEM_BASE + "invalid-credentials")
-    if isinstance(exc, service.Conflict):
-        return Problem(409, "Conflict", f"{exc.field} {exc.reason}",
-                       type_=PROBLEM_BASE + "conflict", field=exc.field)
-    if isinstance(exc, service.NotFound):
-        return Problem(404, "Not found", str(exc))
-    if isinstance(exc, service.SessionRevoked):
-        return Problem(401, "Unauthorized", "the session has ended",
-                       type_=PROBLEM_BASE + "session-ended")
-    return Problem(400, "Bad request", str(exc))
 
 
 # -- keys and tokens -----------------------------------------------------------------
@@ -88,7 +64,7 @@ async def token(
             assert username is not None and password is not None
             pair = await service.sign_in(pool, ids, username, password)
     except DomainError as exc:
-        raise _problem(exc) from None
+        raise problem_for(exc) from None
     return TokenAnswer(access_token=pair.access_token, expires_in=pair.expires_in,
                        refresh_token=pair.refresh_token or None,
                        password_change_required=pair.password_change_required)
@@ -107,7 +83,7 @@ async def me(
         try:
             await service.check_session(conn, str(principal.claims.get("sid", "")))
         except DomainError as exc:
-            raise _problem(exc) from None
+            raise problem_for(exc) from None
         account_id = uuid.UUID(principal.subject)
         if principal.kind == "staff":
             staff = await repo.get_staff(conn, account_id)
@@ -141,7 +117,7 @@ async def change_password(
             pool, ids, account_id=uuid.UUID(principal.subject), kind=principal.kind,
             current_password=body.current_password, new_password=body.new_password)
     except DomainError as exc:
-        raise _problem(exc) from None
+        raise problem_for(exc) from None
     return Response(status_code=204)
 
 
@@ -194,14 +170,14 @@ async def create_customer(
             409, "Possible existing account",
             "This person may already have an account: link it, or reject each candidate "
             "with rejected_account_ids.", type_=PROBLEM_BASE + "possible-duplicates",
-            candidates=[_customer_view(c) for c in dup.candidates],
+            candidates=[candidate_view(m) for m in dup.candidates],
         ) from None
     except customers.IdempotencyMismatch:
         raise Problem(422, "Idempotency-Key reused",
                       "this Idempotency-Key was used for a different request",
                       type_=PROBLEM_BASE + "idempotency-key-reused") from None
     except DomainError as exc:
-        raise _problem(exc) from None
+        raise problem_for(exc) from None
     return created.body()
 
 
@@ -211,7 +187,7 @@ async def get_customer(account_id: uuid.UUID, pool: Pool, staff: Staff) -> dict[
         customer = await customers.view_customer(
             pool, account_id, staff_id=uuid.UUID(staff.subject))
     except DomainError as exc:
-        raise _problem(exc) from None
+        raise problem_for(exc) from None
     return _customer_view(customer)
 
 
@@ -223,7 +199,7 @@ async def reset_password(
         password, expires_at = await customers.reset_password_by_staff(
             pool, ids, account_id, staff_id=uuid.UUID(staff.subject))
     except DomainError as exc:
-        raise _problem(exc) from None
+        raise problem_for(exc) from None
     return {"id": str(account_id), "temporary_password": password,
             "password_expires_at": expires_at.isoformat()}
 
@@ -252,5 +228,5 @@ async def complete_recovery(body: RecoveryCompletion, pool: Pool, ids: Ids) -> R
     try:
         await customers.complete_recovery(pool, ids, body.token, body.new_password)
     except DomainError as exc:
-        raise _problem(exc) from None
+        raise problem_for(exc) from None
     return Response(status_code=204)

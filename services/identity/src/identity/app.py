@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from identity.api import router
+from identity.api_matching import router as matching_router
 from identity.handlers import SUBSCRIPTIONS
 from identity.service import Identity, ensure_signing_key, load_keyring
 from identity.settings import IdentitySettings
@@ -19,7 +20,7 @@ SPEC = ServiceSpec(
     settings_cls=IdentitySettings,
     migrations=Path(__file__).resolve().parents[2] / "migrations",
     subscriptions=SUBSCRIPTIONS,
-    routers=(router,),
+    routers=(router, matching_router),
     title="Customer Support Center: identity",
 )
 KEY_RELOAD_SECONDS = 30.0

@@ -16,8 +16,10 @@ from typing import Any
 import asyncpg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from identity import matches
 from identity import repository as repo
 from identity.domain import (
+    CustomerInput,
     FieldError,
     InvalidInput,
     check_password,
@@ -25,7 +27,9 @@ from identity.domain import (
     username_candidates,
     validate_customer,
 )
+from identity.matching import Match, Person, index_keys
 from identity.records import Customer
+from identity.repository import matches as mrepo
 from identity.service import OUTBOX, Conflict, Identity, InvalidCredentials, NotFound, _now
 from identity.service import temporary_password as new_temporary_password
 from identity.tokens import hash_token, new_recovery_token
@@ -35,6 +39,7 @@ from shared.schemas.identity import (
     PasswordRecoveryRequested,
     PasswordResetByStaff,
 )
+from shared.servicekit.db import Connection
 from shared.servicekit.logs import correlation_id
 
 
@@ -69,7 +74,7 @@ class Created:
 class PossibleDuplicates(Exception):
     """The person may already have an account: staff must link or reject each."""
 
-    candidates: list[Customer] = field(default_factory=list)
+    candidates: list[Match] = field(default_factory=list)
 
 
 class IdempotencyMismatch(Exception):
@@ -130,6 +135,59 @@ def _clean(cmd: NewCustomer) -> tuple[Any, list[tuple[str, str]]]:
     return clean, identifiers
 
 
+async def insert_account(
+    conn: Connection,
+    ids: Identity,
+    clean: CustomerInput,
+    identifiers: Sequence[tuple[str, str]],
+    *,
+    source: str,
+    created_by: uuid.UUID | None,
+    password_hash: str | None,
+    temporary: bool,
+    expires_at: datetime | None,
+    username: str | None = None,
+) -> tuple[uuid.UUID, str]:
+    """Insert an account with its SSN sealed, its identifiers and its match keys.
+
+    ``username`` given: it must be free (Conflict otherwise); none: one is made from
+    the name plus digits.
+    """
+    account_id = uuid.uuid4()
+    if username is not None:
+        if not await repo.claim_username(conn, username, account_id, "customer"):
+            raise Conflict("username", "is taken")
+    else:
+        for candidate in username_candidates(clean.first_name, clean.last_name):
+            if await repo.claim_username(conn, candidate, account_id, "customer"):
+                username = candidate
+                break
+    assert username is not None
+    sealed = ids.vault.seal(clean.ssn, account_id) if clean.ssn else None
+    await repo.insert_customer(
+        conn,
+        id=account_id,
+        username=username,
+        first_name=clean.first_name,
+        last_name=clean.last_name,
+        date_of_birth=clean.date_of_birth,
+        email=clean.email,
+        ssn=(sealed.ciphertext, sealed.key_id, sealed.lookup, sealed.last4) if sealed else None,
+        source=source,
+        created_by=created_by,
+        password_hash=password_hash,
+        password_temporary=temporary,
+        password_expires_at=expires_at,
+        match_keys=index_keys(clean.first_name, clean.last_name, clean.date_of_birth),
+    )
+    held = await repo.add_identifiers(conn, account_id, identifiers)
+    if held:
+        kind, _ = held[0]
+        index = list(identifiers).index(held[0])
+        raise Conflict(f"identifiers.{index}", f"this {kind} belongs to another account")
+    return account_id, username
+
+
 async def create_customer(
     pool: asyncpg.Pool,
     ids: Identity,
@@ -157,36 +215,21 @@ async def create_customer(
                     body["temporary_password"],
                     datetime.fromisoformat(body["password_expires_at"]),
                 )
-        lookup = ids.vault.lookup(clean.ssn) if clean.ssn else None
-        found = await repo.customers_matching(conn, ssn_lookup=lookup, identifiers=identifiers)
+        idoc = next((v for k, v in identifiers if k == "idoc_number"), None)
+        person = Person(clean.first_name, clean.last_name, clean.date_of_birth, clean.ssn,
+                        idoc_number=idoc, email=clean.email)
         rejected = set(cmd.rejected_account_ids)
-        candidates = [c for c in found if c.id not in rejected]
+        found = await matches.find(conn, matches.Matcher(ids.vault, ids.thresholds), person)
+        candidates = [m for m in found if m.candidate.account_id not in rejected]
         if candidates:
             raise PossibleDuplicates(candidates)
         if clean.email and await repo.email_taken(conn, clean.email):
             raise Conflict("email", "belongs to another account")
-        account_id = uuid.uuid4()
-        username = ""
-        for candidate in username_candidates(clean.first_name, clean.last_name):
-            if await repo.claim_username(conn, candidate, account_id, "customer"):
-                username = candidate
-                break
-        sealed = ids.vault.seal(clean.ssn, account_id) if clean.ssn else None
-        await repo.insert_customer(
-            conn,
-            id=account_id,
-            username=username,
-            first_name=clean.first_name,
-            last_name=clean.last_name,
-            date_of_birth=clean.date_of_birth,
-            email=clean.email,
-            ssn=(sealed.ciphertext, sealed.key_id, sealed.lookup, sealed.last4) if sealed else None,
-            source="staff",
-            created_by=staff_id,
-            password_hash=password_hash,
-            password_expires_at=expires_at,
+        account_id, username = await insert_account(
+            conn, ids, clean, identifiers, source="staff", created_by=staff_id,
+            password_hash=password_hash, temporary=True, expires_at=expires_at,
         )
-        await repo.add_identifiers(conn, account_id, identifiers)
+        await mrepo.remember_different(conn, account_id, sorted(rejected), staff_id)
         await repo.audit(
             conn,
             actor_id=staff_id,

@@ -10,13 +10,15 @@ import random
 import re
 import secrets
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Literal
 
 from email_validator import EmailNotValidError, validate_email
+
+from identity.matching import QUERY_REASON
 
 
 class DomainError(Exception):
@@ -347,3 +349,60 @@ class LockoutPolicy:
         if failures >= self.max_failures:
             return now + timedelta(minutes=self.lock_minutes)
         return None
+
+
+# --- Match queries ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatchFields:
+    """A person as staff typed them for a search; every field optional."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    date_of_birth: date | None = None
+    ssn: str | None = field(default=None, repr=False)
+    idoc_number: str | None = None
+    email: str | None = None
+
+
+def clean_match_fields(q: MatchFields, *, today: date) -> MatchFields:
+    """Normalised fields, or InvalidInput naming each bad one (values never echoed).
+
+    Blank strings count as absent. At least an SSN, an identifier, or two of first
+    name, last name and date of birth are needed (the field is then ``query``).
+    """
+    errors: list[FieldError] = []
+
+    def text(name: str, raw: str | None) -> str | None:
+        if raw is None or not raw.strip():
+            return None
+        value, reason = _clean_name(raw)
+        if reason:
+            errors.append(FieldError(name, reason))
+        return value
+
+    def normalised(name: str, raw: str | None, clean: Callable[[str], str]) -> str | None:
+        if raw is None or not raw.strip():
+            return None
+        try:
+            return clean(raw)
+        except ValueError as exc:
+            errors.append(FieldError(name, str(exc)))
+            return None
+
+    first, last = text("first_name", q.first_name), text("last_name", q.last_name)
+    dob = q.date_of_birth
+    if dob is not None and dob > today:
+        errors.append(FieldError("date_of_birth", "must not be in the future"))
+    ssn = normalised("ssn", q.ssn, normalize_ssn)
+    idoc = normalised(
+        "idoc_number", q.idoc_number, lambda v: normalize_identifier("idoc_number", v)
+    )
+    email = normalised("email", q.email, normalize_email)
+    if errors:
+        raise InvalidInput(errors)
+    if not (ssn or idoc or email) and sum(x is not None for x in (first, last, dob)) < 2:
+        raise InvalidInput([FieldError("query", QUERY_REASON)])
+    return MatchFields(first, last, dob, ssn, idoc, email)
+

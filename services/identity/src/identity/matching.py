@@ -3,10 +3,11 @@
 No I/O here. The repository retrieves candidates from cheap indexed blocks fed by
 this module, then ``rank`` scores them field by field:
 
-* ``name_keys(first, last)`` on an account gives the keys to index; on a query,
-  ``name_keys(first, last, swapped=True)`` gives the keys to look up.
-* ``dob_keys(d)``: the date and its day/month swap, for ``dob = ANY($1)``.
-  Typo'd days or years are not enumerated; the name blocks catch those records.
+* ``index_keys(first, last, dob)`` on an account gives the block keys to index
+  (names' phonetic codes combined with parts of the date of birth); on a query,
+  ``query_keys(first, last, dob)`` gives the keys to look up, names swapped and
+  day/month swapped included. ``name_keys`` shows the phonetic codes behind them.
+* ``dob_keys(d)``: the date and its day/month swap.
 * ``ssn_variants(digits)``: the 81 one-digit substitutions and the (up to 8)
   adjacent transpositions of the query's SSN. The repository hashes them with
   the SSN lookup key and looks them up with the exact digits in one indexed
@@ -18,6 +19,7 @@ Weights, prior and their reasons live in ``identity.matching_weights``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -37,6 +39,8 @@ SsnRelation = Literal["equal", "one_digit", "transposed", "last4_equal", "differ
 Band = Literal["strong", "possible"]
 
 CLOSE_JARO_WINKLER = 0.92
+# An exact SSN or IDOC number is proposed whatever the other fields say.
+UNIQUE_FIELDS = frozenset({"ssn", "idoc_number"})
 QUERY_REASON = (
     "give an SSN, an identifier (IDOC number or email),"
     " or two of first name, last name and date of birth"
@@ -125,6 +129,60 @@ def name_keys(first: str | None, last: str | None, *, swapped: bool = False) -> 
     return keys
 
 
+def _key(text: str) -> int:
+    """A block key as a signed 64-bit integer: small in a GIN index, collisions harmless
+    (a colliding account is one more candidate to score, nothing more)."""
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _name_pairs(
+    first: str | None, last: str | None
+) -> tuple[set[str], set[str], set[tuple[str, str]]]:
+    firsts = _first_codes(first) if first else set()
+    lasts = _last_codes(last) if last else set()
+    return firsts, lasts, {(f, la) for f in firsts for la in lasts}
+
+
+def index_keys(first: str | None, last: str | None, dob: date | None) -> list[int]:
+    """The block keys an account is indexed by (a GIN index over ``customers.match_keys``).
+
+    Every block is narrow enough to stay small at millions of accounts:
+
+    * ``fly``: both names' phonetic codes and the birth year (finds a typo in day or month),
+    * ``flm``: both names and the month and day (finds a typo in the year),
+    * ``fd`` / ``ld``: one name and the whole date (finds a changed or misspelt other name),
+    * ``fl0``: both names, for an account with no date of birth (legacy imports).
+
+    A one-digit slip in the date of birth falls in the year or in the month and day,
+    so ``fly`` or ``flm`` still meets it; a day/month swap is looked up explicitly.
+    """
+    firsts, lasts, pairs = _name_pairs(first, last)
+    if dob is None:
+        texts = {f"fl0:{f}:{la}" for f, la in pairs}
+    else:
+        texts = {f"fly:{f}:{la}:{dob.year}" for f, la in pairs}
+        texts |= {f"flm:{f}:{la}:{dob.month}-{dob.day}" for f, la in pairs}
+        texts |= {f"fd:{f}:{dob.isoformat()}" for f in firsts}
+        texts |= {f"ld:{la}:{dob.isoformat()}" for la in lasts}
+    return sorted({_key(t) for t in texts})
+
+
+def query_keys(first: str | None, last: str | None, dob: date | None) -> list[int]:
+    """The keys to look a query up with: its own, its names swapped, its day/month swap."""
+    f1, l1, p1 = _name_pairs(first, last)
+    f2, l2, p2 = _name_pairs(last, first)  # entered the wrong way round
+    firsts, lasts, pairs = f1 | f2, l1 | l2, p1 | p2
+    texts = {f"fl0:{f}:{la}" for f, la in pairs}
+    if dob is not None:
+        dates = dob_keys(dob)
+        texts |= {f"fly:{f}:{la}:{d.year}" for f, la in pairs for d in dates}
+        texts |= {f"flm:{f}:{la}:{d.month}-{d.day}" for f, la in pairs for d in dates}
+        texts |= {f"fd:{f}:{d.isoformat()}" for f in firsts for d in dates}
+        texts |= {f"ld:{la}:{d.isoformat()}" for la in lasts for d in dates}
+    return sorted({_key(t) for t in texts})
+
+
 def dob_keys(d: date) -> set[date]:
     """The date and its day/month swap when that is a valid, different date.
 
@@ -202,6 +260,7 @@ class Candidate:
     account_id: UUID
     person: Person
     ssn_relation: SsnRelation | None = None
+    username: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +427,8 @@ def score(
     band: Band | None = (
         "strong" if p >= thresholds.strong else "possible" if p >= thresholds.possible else None
     )
+    if band is None and any(e.code == "equal" and e.field in UNIQUE_FIELDS for e in evidence):
+        band = "possible"  # one SSN or IDOC number is one person's: staff must see it
     return Match(candidate, total, p, band, evidence)
 
 

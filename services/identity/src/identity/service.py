@@ -28,6 +28,7 @@ from identity.domain import (
     generate_temporary_password,
     validate_username,
 )
+from identity.matching import DEFAULT_THRESHOLDS, Thresholds
 from identity.passwords import Passwords
 from identity.records import AccountKind, Credentials, StoredKey
 from identity.settings import IdentitySettings
@@ -80,6 +81,7 @@ class Identity:
     temporary_password_ttl: timedelta
     recovery_ttl: timedelta
     keyring: KeyRing | None = None
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
     # Failed sign-ins per unknown username (bounded, per process), so an unknown
     # name slows down exactly as a real account does and timing tells nothing.
     unknown_failures: dict[str, int] = dataclass_field(default_factory=dict)
@@ -118,7 +120,12 @@ class Identity:
             ),
             temporary_password_ttl=timedelta(days=s.temporary_password_days),
             recovery_ttl=timedelta(minutes=s.recovery_link_minutes),
+            thresholds=thresholds_from(s),
         )
+
+
+def thresholds_from(s: IdentitySettings) -> Thresholds:
+    return Thresholds(strong=s.match_strong, possible=s.match_possible)
 
 
 def _now() -> datetime:

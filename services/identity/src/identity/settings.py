@@ -41,3 +41,8 @@ class IdentitySettings(ServiceSettings):
 
     signin_max_failures: int = Field(5, ge=1)
     signin_lock_minutes: int = Field(15, ge=1)
+
+    # Person matching: a candidate's probability of being the same person at or
+    # above `match_strong` is "strong", at or above `match_possible` "possible".
+    match_strong: float = Field(0.95, gt=0, le=1)
+    match_possible: float = Field(0.6, gt=0, le=1)

@@ -69,14 +69,16 @@ async def insert_customer(
     source: str,
     created_by: UUID | None,
     password_hash: str | None,
+    password_temporary: bool,
     password_expires_at: datetime | None,
+    match_keys: Sequence[int],
 ) -> None:
     ciphertext, key_id, lookup, last4 = ssn if ssn else (None, None, None, None)
     await conn.execute(
         "INSERT INTO customers (id, username, first_name, last_name, date_of_birth, email,"
         " ssn_ciphertext, ssn_key_id, ssn_lookup, ssn_last4, source, created_by,"
-        " password_hash, password_is_temporary, password_expires_at)"
-        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13::text,$13::text IS NOT NULL,$14)",
+        " password_hash, password_is_temporary, password_expires_at, match_keys)"
+        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
         id,
         username,
         first_name,
@@ -90,17 +92,24 @@ async def insert_customer(
         source,
         created_by,
         password_hash,
+        password_temporary,
         password_expires_at,
+        list(match_keys),
     )
 
 
 async def add_identifiers(
     conn: Connection, account_id: UUID, identifiers: Sequence[tuple[str, str]]
-) -> None:
-    await conn.executemany(
-        "INSERT INTO customer_identifiers (account_id, kind, value) VALUES ($1, $2, $3)",
-        [(account_id, k, v) for k, v in identifiers],
+) -> list[tuple[str, str]]:
+    """Add what no account holds yet; returns the identifiers another account holds."""
+    rows = await conn.fetch(
+        "INSERT INTO customer_identifiers (account_id, kind, value)"
+        " SELECT $1, k, v FROM unnest($2::text[], $3::text[]) AS t(k, v)"
+        " ON CONFLICT DO NOTHING RETURNING kind, value",
+        account_id, [k for k, _ in identifiers], [v for _, v in identifiers],
     )
+    added = {(r["kind"], r["value"]) for r in rows}
+    return [i for i in identifiers if i not in added]
 
 
 async def get_customer(conn: Connection, account_id: UUID) -> Customer | None:
@@ -115,23 +124,6 @@ async def lock_customer(conn: Connection, account_id: UUID) -> Customer | None:
     """The customer's row, locked for the rest of the transaction."""
     found = await conn.fetchval("SELECT id FROM customers WHERE id = $1 FOR UPDATE", account_id)
     return await get_customer(conn, account_id) if found else None
-
-
-async def customers_matching(
-    conn: Connection, *, ssn_lookup: bytes | None, identifiers: Sequence[tuple[str, str]]
-) -> list[Customer]:
-    """Exact matches on the SSN's keyed hash or any identifier."""
-    rows = await conn.fetch(
-        f"SELECT {_CUSTOMER_COLUMNS} FROM customers c WHERE c.id IN ("  # noqa: S608 - constant columns
-        " SELECT id FROM customers WHERE $1::bytea IS NOT NULL AND ssn_lookup = $1"
-        " UNION SELECT account_id FROM customer_identifiers"
-        "  WHERE (kind, value) IN (SELECT * FROM unnest($2::text[], $3::text[])))"
-        " ORDER BY c.created_at",
-        ssn_lookup,
-        [k for k, _ in identifiers],
-        [v for _, v in identifiers],
-    )
-    return [_customer(r) for r in rows]
 
 
 async def email_taken(conn: Connection, email: str) -> bool:

@@ -1,0 +1,19 @@
+"""Route dependencies shared by identity's routers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from identity.service import Identity
+from shared.servicekit.auth import Principal, require_staff
+
+
+def get_identity(request: Request) -> Identity:
+    ids: Identity = request.app.state.identity
+    return ids
+
+
+Ids = Annotated[Identity, Depends(get_identity)]
+Staff = Annotated[Principal, require_staff()]
