@@ -2,22 +2,61 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 
+from enrollment.api import router
+from enrollment.api_returning_citizens import router as returning_citizens_router
 from enrollment.handlers import SUBSCRIPTIONS
+from enrollment.identity_client import IdentityClient
+from enrollment.service import Context
 from enrollment.settings import EnrollmentSettings
-from shared.servicekit.runtime import ServiceSpec, build_app
+from shared.servicekit.runtime import Runtime, ServiceSpec, build_app
 
 SPEC = ServiceSpec(
     name="enrollment",
     settings_cls=EnrollmentSettings,
     migrations=Path(__file__).resolve().parents[2] / "migrations",
     subscriptions=SUBSCRIPTIONS,
+    routers=(returning_citizens_router, router),
     title="Customer Support Center: enrollment",
 )
 
 
+def identity_http(s: EnrollmentSettings) -> httpx.AsyncClient:
+    """One pooled client for the life of the process, with a short timeout: a person waits."""
+    return httpx.AsyncClient(
+        base_url=s.identity_base_url,
+        timeout=httpx.Timeout(s.identity_timeout_seconds),
+        limits=httpx.Limits(max_connections=s.identity_max_connections,
+                            max_keepalive_connections=s.identity_max_connections),
+    )
+
+
 def create_app(settings: EnrollmentSettings | None = None) -> FastAPI:
-    return build_app(SPEC, settings)
+    app: FastAPI
+
+    async def on_start(runtime: Runtime) -> None:
+        s = runtime.settings
+        assert isinstance(s, EnrollmentSettings)
+        app.state.context = Context.from_settings(s, IdentityClient(identity_http(s)))
+
+    app = build_app(SPEC, settings, on_start=on_start)
+    kit_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with kit_lifespan(app):
+            try:
+                yield
+            finally:
+                context: Context | None = getattr(app.state, "context", None)
+                if context is not None:
+                    await context.identity.aclose()
+
+    app.router.lifespan_context = lifespan
+    return app

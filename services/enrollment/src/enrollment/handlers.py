@@ -1,10 +1,99 @@
 """Events the enrollment service consumes: event type -> handler.
 
+Staff are known from identity's staff events (their status and roles), and
+customers from its account events; a merge moves the merged account's
+enrollments to the survivor, an unmerge moves back the ones made for it.
 The consumer subscribes to exactly these types' topics.
 """
 
 from __future__ import annotations
 
-from shared.servicekit.consumer import Handler
+from typing import Any
 
-SUBSCRIPTIONS: dict[str, Handler] = {}
+import structlog
+
+from enrollment.repository import enrollments as enr
+from enrollment.repository import programs as repo
+from shared.schemas.envelope import Envelope
+from shared.schemas.identity import (
+    CustomerAccountCreated,
+    CustomerAccountsMerged,
+    CustomerAccountsUnmerged,
+    CustomerAccountUpdated,
+    StaffAccountCreated,
+    StaffAccountUpdated,
+)
+from shared.servicekit.consumer import Handler
+from shared.servicekit.db import Connection
+
+log = structlog.get_logger(__name__)
+
+
+async def on_staff(
+    conn: Connection, event: StaffAccountCreated | StaffAccountUpdated, envelope: Envelope
+) -> None:
+    await repo.upsert_staff(
+        conn, id=event.staff_id, username=event.username, name=event.name, email=event.email,
+        roles=event.roles, status=event.status, changed_at=envelope.occurred_at)
+
+
+async def on_customer_created(
+    conn: Connection, event: CustomerAccountCreated, envelope: Envelope
+) -> None:
+    await repo.upsert_customer(
+        conn, id=event.account_id, username=event.username, first_name=event.first_name,
+        last_name=event.last_name, email=event.email, changed_at=envelope.occurred_at)
+
+
+async def on_customer_updated(
+    conn: Connection, event: CustomerAccountUpdated, envelope: Envelope
+) -> None:
+    changes: dict[str, Any] = {
+        k: getattr(event, k) for k in ("username", "first_name", "last_name", "email", "status")
+        if getattr(event, k) is not None
+    }
+    if event.email_removed:
+        changes["email"] = None
+    await repo.update_customer(conn, event.account_id, changes)
+
+
+async def on_merged(conn: Connection, event: CustomerAccountsMerged, envelope: Envelope) -> None:
+    await repo.set_merged_into(conn, event.merged_id, event.survivor_id)
+    moved = await enr.move_enrollments(conn, from_=event.merged_id, to=event.survivor_id)
+    if moved:
+        await enr.add_history_many(conn, moved, action="moved", changes={
+            "customer_id": {"from": str(event.merged_id), "to": str(event.survivor_id)},
+            "why": "accounts merged"})
+        await repo.audit(conn, actor_id=event.by, actor_kind="staff",
+                         action="enrollment.moved_by_merge", customer_id=event.survivor_id,
+                         details={"merged_id": str(event.merged_id),
+                                  "enrollment_ids": [str(m) for m in moved],
+                                  "event_id": str(envelope.event_id)})
+    log.info("accounts_merged", survivor_id=str(event.survivor_id), moved=len(moved))
+
+
+async def on_unmerged(
+    conn: Connection, event: CustomerAccountsUnmerged, envelope: Envelope
+) -> None:
+    await repo.set_merged_into(conn, event.merged_id, None)
+    moved = await enr.move_back_enrollments(conn, survivor=event.survivor_id,
+                                            merged=event.merged_id)
+    if moved:
+        await enr.add_history_many(conn, moved, action="moved", changes={
+            "customer_id": {"from": str(event.survivor_id), "to": str(event.merged_id)},
+            "why": "accounts unmerged"})
+        await repo.audit(conn, actor_id=event.by, actor_kind="staff",
+                         action="enrollment.moved_by_unmerge", customer_id=event.merged_id,
+                         details={"survivor_id": str(event.survivor_id),
+                                  "enrollment_ids": [str(m) for m in moved],
+                                  "event_id": str(envelope.event_id)})
+
+
+SUBSCRIPTIONS: dict[str, Handler] = {
+    "StaffAccountCreated": on_staff,
+    "StaffAccountUpdated": on_staff,
+    "CustomerAccountCreated": on_customer_created,
+    "CustomerAccountUpdated": on_customer_updated,
+    "CustomerAccountsMerged": on_merged,
+    "CustomerAccountsUnmerged": on_unmerged,
+}

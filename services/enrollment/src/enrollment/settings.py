@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import ClassVar
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.servicekit.settings import ServiceSettings
@@ -17,3 +18,22 @@ class EnrollmentSettings(ServiceSettings):
     default_port: ClassVar[int] = 8103
 
     database_url: SecretStr = SecretStr("postgresql://csc:csc@127.0.0.1:5432/enrollment")
+
+    # identity's base URL for the synchronous calls of Add Customer (a person is
+    # waiting); empty: the scheme and host of CSC_JWKS_URL.
+    identity_url: str = ""
+    identity_timeout_seconds: float = Field(2.5, gt=0, le=30)
+    identity_max_connections: int = Field(50, ge=1)
+
+    # "today" for the rules on dates (enrollment date not in the future...)
+    timezone: str = "America/Chicago"
+    # printed on the customer's hand-out
+    signin_url: str = "http://127.0.0.1:8100/signin"
+    offender_search_url: str = "https://www2.illinois.gov/idoc/Offender/Pages/InmateSearch.aspx"
+
+    @property
+    def identity_base_url(self) -> str:
+        if self.identity_url:
+            return self.identity_url.rstrip("/")
+        parts = urlsplit(self.jwks_url)
+        return urlunsplit((parts.scheme, parts.netloc, "", "", ""))

@@ -1,0 +1,263 @@
+"""Add Customer (Returning Citizens), the two steps.
+
+Step 1 (``match``) checks the whole form and asks identity for the person's
+existing accounts; it also finds Returning Citizens enrollments with the same
+IDOC number. Step 2 (``submit``) takes the form and the decision: link an
+accurate match, or create an account after rejecting every candidate; then
+saves the enrollment and its CustomerEnrolled event in one transaction.
+
+Under an ``Idempotency-Key`` a repeat returns the first result, and a failure
+between identity creating the account and the enrollment being saved is
+finished by the retry: once the candidates are settled the key is recorded as
+``matched``, and the retry goes straight back to identity with the same key,
+which answers with the account it made (never a second one).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from enrollment.domain import RETURNING_CITIZENS, Conflict, FieldError, Forbidden, InvalidInput
+from enrollment.identity_client import Candidate, CreatedAccount
+from enrollment.intake import (
+    Decision,
+    Intake,
+    check_form,
+    check_submission,
+    fingerprint,
+    mentioned_codes,
+    unsettled,
+)
+from enrollment.participants import enrolled_event
+from enrollment.records import IntakeRequest, ReturningCitizen
+from enrollment.repository import enrollments as enr
+from enrollment.repository import programs as repo
+from enrollment.repository import returning_citizens as rc_repo
+from enrollment.service import OUTBOX, Actor, Context, require_program_access
+from shared.servicekit.db import Connection
+from shared.servicekit.logs import correlation_id
+
+RC = RETURNING_CITIZENS
+REENTRY_ROLE = "reentry"
+
+
+async def authorize_adding(conn: Connection, actor: Actor) -> None:
+    """Authorized for the program (else it is not there: 404) and holding the reentry role."""
+    await require_program_access(conn, RC, actor)
+    if REENTRY_ROLE not in actor.roles:
+        raise Forbidden("adding Returning Citizens needs the reentry role")
+
+
+async def known_codes(conn: Connection, raw: dict[str, Any]) -> dict[tuple[str, str], bool]:
+    return await repo.reference_states(conn, mentioned_codes(raw))
+
+
+@dataclass(frozen=True)
+class Matches:
+    candidates: list[Candidate]
+    enrollments: list[ReturningCitizen]  # with the same IDOC number, the open one first
+
+
+async def match(pool: asyncpg.Pool, ctx: Context, actor: Actor, raw: dict[str, Any]) -> Matches:
+    """Step 1. Nothing is written unless identity answered."""
+    async with pool.acquire() as conn:
+        await authorize_adding(conn, actor)
+        intake = check_form(raw, today=ctx.today(), known=await known_codes(conn, raw))
+    candidates = await ctx.identity.match(actor.token, intake.match_query())
+    async with pool.acquire() as conn, conn.transaction():
+        same_idoc = await rc_repo.by_idoc(conn, intake.idoc_number)
+        await repo.audit(conn, actor_id=actor.id, actor_kind="staff",
+                         action="returning_citizen.match", request_id=correlation_id.get(),
+                         details={"candidates": [str(c.account_id) for c in candidates],
+                                  "enrollments": [str(e.enrollment_id) for e in same_idoc]})
+    return Matches(candidates, same_idoc)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    enrollment_id: uuid.UUID
+    account_id: uuid.UUID
+    account_created: bool
+    username: str | None
+    temporary_password: str | None = field(default=None, repr=False)
+    password_expires_at: str | None = None
+    replayed: bool = False
+
+
+def identity_key(key: str | None) -> str | None:
+    """The key identity's account request goes under (one per Add Customer key)."""
+    return f"returning-citizens:{key}" if key else None
+
+
+def account_request(intake: Intake, decision: Decision) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "first_name": intake.first_name, "last_name": intake.last_name,
+        "date_of_birth": intake.date_of_birth.isoformat(),
+        "identifiers": [{"kind": "idoc_number", "value": intake.idoc_number}],
+        "rejected_account_ids": [str(a) for a in decision.rejected_account_ids],
+    }
+    if intake.ssn:
+        body["ssn"] = intake.ssn
+    return body
+
+
+def settle(candidates: list[Candidate], decision: Decision) -> Candidate | None:
+    """The linked candidate (if any); 409 while a candidate is neither linked nor rejected."""
+    by_id = {c.account_id: c for c in candidates}
+    linked = None
+    if decision.link_account_id is not None:
+        linked = by_id.get(decision.link_account_id)
+        if linked is None:
+            raise InvalidInput([FieldError(
+                "link_account_id", "is not among this person's candidate accounts")])
+    left = unsettled(by_id, decision)
+    if left:
+        raise Conflict("possible-duplicates",
+                       f"{len(left)} candidate account(s) were neither linked nor rejected",
+                       candidates=[by_id[a] for a in left])
+    return linked
+
+
+def _reused() -> Conflict:
+    return Conflict("idempotency-key-reused",
+                    "this Idempotency-Key was used for a different request")
+
+
+async def _idoc_free(conn: Connection, idoc_number: str) -> None:
+    owner = await rc_repo.open_idoc_owner(conn, idoc_number)
+    if owner is not None:
+        raise Conflict("idoc-number-enrolled",
+                       f"IDOC number {idoc_number} already has open Returning Citizens "
+                       f"enrollment {owner}", existing_enrollment_id=str(owner))
+
+
+async def submit(
+    pool: asyncpg.Pool, ctx: Context, actor: Actor, raw: dict[str, Any], key: str | None
+) -> Submitted:
+    """Step 2: link or create, then save the enrollment."""
+    async with pool.acquire() as conn:
+        await authorize_adding(conn, actor)
+        intake, decision = check_submission(
+            raw, today=ctx.today(), known=await known_codes(conn, raw))
+        request_hash = fingerprint(intake, decision)
+        earlier = await enr.get_intake_request(conn, actor.id, key) if key else None
+        if earlier is not None and earlier.request_hash != request_hash:
+            raise _reused()
+        if earlier is not None and earlier.state == "done":
+            return await _replay(ctx, actor, intake, decision, earlier, key)
+        if earlier is None:
+            await _idoc_free(conn, intake.idoc_number)
+
+    linked: Candidate | None = None
+    # A retry of a create whose candidates were settled goes straight to identity:
+    # the account it may have made would otherwise be a candidate now.
+    if earlier is None or decision.link_account_id is not None:
+        linked = settle(await ctx.identity.match(actor.token, intake.match_query()), decision)
+        if key and earlier is None:
+            async with pool.acquire() as conn:
+                if not await enr.start_intake_request(conn, actor.id, key, request_hash):
+                    other = await enr.get_intake_request(conn, actor.id, key)
+                    if other is not None and other.request_hash != request_hash:
+                        raise _reused()
+
+    account: CreatedAccount | None = None
+    if linked is not None:
+        await ctx.identity.confirm_match(actor.token, linked.account_id,
+                                         list(decision.rejected_account_ids))
+        account_id, username = linked.account_id, linked.username
+    else:
+        try:
+            account = await ctx.identity.create_customer(
+                actor.token, account_request(intake, decision), identity_key(key))
+        except (Conflict, InvalidInput):
+            if key:  # identity made nothing: the key is free for a corrected submit
+                async with pool.acquire() as conn:
+                    await enr.drop_intake_request(conn, actor.id, key)
+            raise
+        account_id, username = account.id, account.username
+    return await _save(pool, actor, intake, decision, key, request_hash, account_id,
+                       username, account)
+
+
+async def _replay(
+    ctx: Context, actor: Actor, intake: Intake, decision: Decision, earlier: IntakeRequest,
+    key: str | None,
+) -> Submitted:
+    """The first result again; a created account's temporary password comes from identity's
+    stored answer to the same key (this service never keeps it)."""
+    assert earlier.enrollment_id is not None and earlier.account_id is not None
+    if not earlier.account_created:
+        return Submitted(earlier.enrollment_id, earlier.account_id, False, earlier.username,
+                         replayed=True)
+    account = await ctx.identity.create_customer(
+        actor.token, account_request(intake, decision), identity_key(key))
+    return Submitted(earlier.enrollment_id, account.id, True, account.username,
+                     account.temporary_password, account.password_expires_at, replayed=True)
+
+
+async def _save(
+    pool: asyncpg.Pool, actor: Actor, intake: Intake, decision: Decision, key: str | None,
+    request_hash: bytes, account_id: uuid.UUID, username: str | None,
+    account: CreatedAccount | None,
+) -> Submitted:
+    created = account is not None
+    password = account.temporary_password if account else None
+    expires = account.password_expires_at if account else None
+    async with pool.acquire() as conn, conn.transaction():
+        if key:
+            row = await enr.get_intake_request(conn, actor.id, key, for_update=True)
+            if row is not None and row.state == "done" and row.enrollment_id is not None:
+                # a simultaneous submit with the same key saved it first
+                return Submitted(row.enrollment_id, account_id, created, username, password,
+                                 expires, replayed=True)
+        await _idoc_free(conn, intake.idoc_number)
+        await enr.lock_participation(conn, RC, account_id)
+        existing = await enr.open_enrollment(conn, RC, account_id)
+        if existing is not None:
+            raise Conflict("already-enrolled",
+                           f"this customer already has open Returning Citizens enrollment "
+                           f"{existing.id}", existing_enrollment_id=str(existing.id))
+        enrollment_id = uuid.uuid4()
+        await enr.insert_enrollment(
+            conn, id=enrollment_id, program=RC, customer_id=account_id, status="enrolled",
+            on=intake.enrollment_date, reason=None, added_by=actor.id,
+            enrolled_on=intake.enrollment_date)
+        try:
+            async with conn.transaction():
+                await rc_repo.insert(
+                    conn, enrollment_id=enrollment_id, idoc_number=intake.idoc_number,
+                    first_name=intake.first_name, last_name=intake.last_name,
+                    date_of_birth=intake.date_of_birth, institution=intake.institution,
+                    counties=intake.counties, msr_date=intake.msr_date,
+                    msr_county=intake.msr_county, enrollment_date=intake.enrollment_date,
+                    added_by=actor.id)
+        except asyncpg.UniqueViolationError:
+            await _idoc_free(conn, intake.idoc_number)  # names the enrollment that won
+            raise
+        await rc_repo.set_offenses(conn, enrollment_id, intake.offenses)
+        await repo.note_customer(conn, account_id, username, intake.first_name, intake.last_name)
+        await enr.add_history(conn, enrollment_id, actor_id=actor.id, action="created", changes={
+            "parent_institution": intake.institution, "idoc_number": intake.idoc_number,
+            "counties_of_commitment": list(intake.counties),
+            "msr_date": intake.msr_date.isoformat(), "msr_county": intake.msr_county,
+            "offenses": list(intake.offenses),
+            "enrollment_date": intake.enrollment_date.isoformat(),
+            "account": "created" if created else "linked"})
+        await repo.audit(
+            conn, actor_id=actor.id, actor_kind="staff", action="returning_citizen.create",
+            enrollment_id=enrollment_id, customer_id=account_id, request_id=correlation_id.get(),
+            details={"account_created": created,
+                     "rejected_account_ids": [str(a) for a in decision.rejected_account_ids]})
+        found = await enr.get_enrollment(conn, enrollment_id)
+        assert found is not None
+        await OUTBOX.add(conn, await enrolled_event(conn, found, intake.enrollment_date,
+                                                    actor.id))
+        if key:
+            await enr.finish_intake_request(
+                conn, actor.id, key, account_id=account_id, account_created=created,
+                username=username, enrollment_id=enrollment_id, request_hash=request_hash)
+    return Submitted(enrollment_id, account_id, created, username, password, expires)

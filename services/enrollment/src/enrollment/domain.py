@@ -1,0 +1,399 @@
+"""Enrollment rules as plain code: errors, statuses, programs and their questions,
+reference entries, paging cursors.
+
+No I/O here. Reasons given to callers never repeat the value they judge.
+The Add Customer form's rules are in ``enrollment.intake``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal, get_args
+
+from shared.schemas.enrollment import ExitReason
+
+# --- Errors ----------------------------------------------------------------------
+
+
+class DomainError(Exception):
+    """A rule of the enrollment domain was broken; api.py maps these to HTTP answers."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    reason: str
+
+
+class InvalidInput(DomainError):
+    """Every broken rule of one request at once (never the offending values)."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        self.errors: list[FieldError] = list(errors)
+        super().__init__("invalid input: " + ", ".join(e.field for e in self.errors))
+
+
+class NotFound(DomainError):
+    """Missing, or not visible to the caller (a program's people are hidden from
+    staff not authorized for it)."""
+
+
+class Forbidden(DomainError):
+    """Visible, but the caller may not do this."""
+
+
+class Conflict(DomainError):
+    """The request collides with the current state; ``kind`` names the problem type."""
+
+    def __init__(self, kind: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.kind, self.detail, self.extra = kind, detail, extra
+
+
+# --- Statuses --------------------------------------------------------------------
+
+Status = Literal["invited", "applied", "enrolled", "exited"]
+STATUSES: tuple[str, ...] = get_args(Status)
+EXIT_REASONS: tuple[str, ...] = get_args(ExitReason)
+# invited --(the customer applies)--> applied; staff enroll and exit.
+STAFF_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "invited": frozenset({"enrolled", "exited"}),
+    "applied": frozenset({"enrolled", "exited"}),
+    "enrolled": frozenset({"exited"}),
+    "exited": frozenset(),
+}
+REASON_MAX = 500
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    status: Status
+    on: date
+    reason: str | None = None  # for an exit: one of EXIT_REASONS
+    note: str | None = None
+
+
+def check_status_change(
+    current: str, status: Any, on: Any, reason: Any, note: Any, *,
+    today: date, enrolled_on: date | None, status_on: date,
+) -> StatusChange:
+    """A staff member's move of a participant, or InvalidInput naming every bad field."""
+    errors: list[FieldError] = []
+    day = parse_date(on, "on", errors, required=True)
+    if status not in ("enrolled", "exited"):
+        errors.append(FieldError("status", "must be enrolled or exited"))
+    elif status not in STAFF_TRANSITIONS.get(current, frozenset()):
+        errors.append(FieldError("status", f"cannot change from {current} to {status}"))
+    if day is not None:
+        if day > today:
+            errors.append(FieldError("on", "must not be in the future"))
+        elif day < status_on or (status == "exited" and enrolled_on and day < enrolled_on):
+            errors.append(FieldError("on", "must not be before the current status's date"))
+    clean_reason = optional_text(reason, "reason", errors, REASON_MAX)
+    clean_note = optional_text(note, "note", errors, REASON_MAX)
+    if status == "exited" and clean_reason not in EXIT_REASONS:
+        errors.append(FieldError("reason", f"must be one of {', '.join(EXIT_REASONS)}"))
+    if errors:
+        raise InvalidInput(errors)
+    assert day is not None
+    return StatusChange(status, day, clean_reason, clean_note)
+
+
+# --- Small parsers shared by the rules ---------------------------------------------
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def parse_date(value: Any, name: str, errors: list[FieldError], *, required: bool) -> date | None:
+    """A ``YYYY-MM-DD`` date; a missing or blank one is an error only when required."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            errors.append(FieldError(name, "is required"))
+        return None
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not _DATE.fullmatch(value.strip()):
+        errors.append(FieldError(name, "must be a date in the format YYYY-MM-DD"))
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        errors.append(FieldError(name, "is not a real date"))
+        return None
+
+
+def has_control_characters(text: str) -> bool:
+    return any(
+        unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") or c in _BIDI_CONTROLS for c in text
+    )
+
+
+def clean_text(
+    value: Any, name: str, errors: list[FieldError], max_length: int, *, required: bool = True
+) -> str | None:
+    """Trimmed, NFC text of 1..max_length characters without control characters."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            errors.append(FieldError(name, "is required"))
+        return None
+    if not isinstance(value, str):
+        errors.append(FieldError(name, "must be text"))
+        return None
+    text = unicodedata.normalize("NFC", value.strip())
+    if len(text) > max_length:
+        errors.append(FieldError(name, f"must be at most {max_length} characters"))
+        return None
+    if has_control_characters(text):
+        errors.append(FieldError(name, "must not contain control characters"))
+        return None
+    return text
+
+
+def optional_text(value: Any, name: str, errors: list[FieldError], max_length: int) -> str | None:
+    return clean_text(value, name, errors, max_length, required=False)
+
+
+# --- Codes, programs, reference entries -------------------------------------------
+
+CODE_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+PROGRAM_CODE = re.compile(r"[a-z0-9][a-z0-9-]{1,63}")
+REFERENCE_KINDS = ("institutions", "counties", "offenses")
+ReferenceKind = Literal["institutions", "counties", "offenses"]
+RETURNING_CITIZENS = "returning-citizens"
+NAME_MAX = 200
+DESCRIPTION_MAX = 5000
+
+
+CODE_REASON = "must be lower-case letters, digits and dashes, starting with a letter or digit"
+
+
+@dataclass(frozen=True)
+class ReferenceChange:
+    name: str
+    retired: bool
+
+
+def check_reference_entry(code: str, name: Any, retired: Any) -> ReferenceChange:
+    errors: list[FieldError] = []
+    if not CODE_PATTERN.fullmatch(code):
+        errors.append(FieldError("code", CODE_REASON))
+    clean = clean_text(name, "name", errors, NAME_MAX)
+    if not isinstance(retired, bool):
+        errors.append(FieldError("retired", "must be true or false"))
+    if errors:
+        raise InvalidInput(errors)
+    assert clean is not None and isinstance(retired, bool)
+    return ReferenceChange(clean, retired)
+
+
+# --- Application questions -------------------------------------------------------
+
+QuestionType = Literal["text", "yes_no", "date", "number", "choice", "multi_choice"]
+QUESTION_TYPES: tuple[str, ...] = get_args(QuestionType)
+QUESTION_KEY = re.compile(r"[a-z][a-z0-9_]{0,39}")
+MAX_QUESTIONS = 50
+MAX_OPTIONS = 50
+LABEL_MAX = 500
+ANSWER_TEXT_MAX = 5000
+
+
+@dataclass(frozen=True)
+class Question:
+    key: str
+    label: str
+    type: QuestionType
+    required: bool = False
+    options: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"key": self.key, "label": self.label, "type": self.type,
+                               "required": self.required}
+        if self.options:
+            out["options"] = list(self.options)
+        return out
+
+
+def check_questions(raw: Any) -> tuple[Question, ...]:
+    """A program's typed questions, or InvalidInput naming each bad one (``questions.N.x``)."""
+    if not isinstance(raw, list):
+        raise InvalidInput([FieldError("questions", "must be a list")])
+    if len(raw) > MAX_QUESTIONS:
+        raise InvalidInput([FieldError("questions", f"must be at most {MAX_QUESTIONS}")])
+    errors: list[FieldError] = []
+    out: list[Question] = []
+    seen: set[str] = set()
+    for i, q in enumerate(raw):
+        at = f"questions.{i}"
+        if not isinstance(q, dict):
+            errors.append(FieldError(at, "must be an object"))
+            continue
+        key = q.get("key")
+        if not isinstance(key, str) or not QUESTION_KEY.fullmatch(key):
+            errors.append(FieldError(f"{at}.key", "must be a lower-case name (a-z, 0-9, _)"))
+            key = None
+        elif key in seen:
+            errors.append(FieldError(f"{at}.key", "is used by another question"))
+        label = clean_text(q.get("label"), f"{at}.label", errors, LABEL_MAX)
+        qtype = q.get("type")
+        if qtype not in QUESTION_TYPES:
+            errors.append(FieldError(f"{at}.type", f"must be one of {', '.join(QUESTION_TYPES)}"))
+        required = q.get("required", False)
+        if not isinstance(required, bool):
+            errors.append(FieldError(f"{at}.required", "must be true or false"))
+        options = q.get("options", [])
+        clean_options: list[str] = []
+        if qtype in ("choice", "multi_choice"):
+            if not isinstance(options, list) or not 1 <= len(options) <= MAX_OPTIONS:
+                errors.append(FieldError(
+                    f"{at}.options", f"must be a list of 1 to {MAX_OPTIONS} choices"))
+            else:
+                for j, opt in enumerate(options):
+                    text = clean_text(opt, f"{at}.options.{j}", errors, NAME_MAX)
+                    if text is not None and text in clean_options:
+                        errors.append(FieldError(f"{at}.options.{j}", "is listed twice"))
+                    elif text is not None:
+                        clean_options.append(text)
+        elif options not in ([], None):
+            errors.append(FieldError(f"{at}.options", "only choice questions have options"))
+        if key is not None:
+            seen.add(key)
+        if key and label and qtype in QUESTION_TYPES and isinstance(required, bool):
+            out.append(Question(key, label, qtype, required, tuple(clean_options)))
+    if errors:
+        raise InvalidInput(errors)
+    return tuple(out)
+
+
+def questions_from_stored(raw: Sequence[Mapping[str, Any]]) -> tuple[Question, ...]:
+    return tuple(
+        Question(q["key"], q["label"], q["type"], bool(q.get("required")),
+                 tuple(q.get("options", ())))
+        for q in raw
+    )
+
+
+def check_answers(questions: Sequence[Question], raw: Any, *, today: date) -> dict[str, Any]:
+    """Answers to a program's questions, typed; InvalidInput names each ``answers.<key>``."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InvalidInput([FieldError("answers", "must be an object of answers by question key")])
+    errors: list[FieldError] = []
+    known = {q.key: q for q in questions}
+    unknown = [k for k in raw if k not in known]
+    if unknown:
+        errors.append(FieldError("answers", f"has {len(unknown)} answer(s) to no question"))
+    out: dict[str, Any] = {}
+    for q in questions:
+        at = f"answers.{q.key}"
+        value = raw.get(q.key)
+        if value is None or (isinstance(value, str | list) and not value):
+            if q.required:
+                errors.append(FieldError(at, "is required"))
+            continue
+        answer = _answer(q, value, at, errors, today)
+        if answer is not None:
+            out[q.key] = answer
+    if errors:
+        raise InvalidInput(errors)
+    return out
+
+
+def _answer(q: Question, value: Any, at: str, errors: list[FieldError], today: date) -> Any:
+    if q.type == "text":
+        return clean_text(value, at, errors, ANSWER_TEXT_MAX)
+    if q.type == "yes_no":
+        if isinstance(value, bool):
+            return value
+        errors.append(FieldError(at, "must be true or false"))
+    elif q.type == "number":
+        if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 1e12:
+            return value
+        errors.append(FieldError(at, "must be a number"))
+    elif q.type == "date":
+        day = parse_date(value, at, errors, required=True)
+        return day.isoformat() if day else None
+    elif q.type == "choice":
+        if isinstance(value, str) and value in q.options:
+            return value
+        errors.append(FieldError(at, "must be one of the question's options"))
+    elif q.type == "multi_choice":
+        if isinstance(value, list) and all(isinstance(v, str) and v in q.options for v in value):
+            return list(dict.fromkeys(value))
+        errors.append(FieldError(at, "must be a list of the question's options"))
+    return None
+
+
+@dataclass(frozen=True)
+class ProgramChange:
+    name: str
+    description: str
+    open_for_applications: bool
+    questions: tuple[Question, ...] | None = field(default=None)  # None: unchanged
+
+
+def check_program(
+    code: str, name: Any, description: Any, open_for_applications: Any, questions: Any,
+    *, questions_given: bool,
+) -> ProgramChange:
+    errors: list[FieldError] = []
+    if not PROGRAM_CODE.fullmatch(code):
+        errors.append(FieldError(
+            "code", "must be 2 to 64 lower-case letters, digits and dashes"))
+    clean_name = clean_text(name, "name", errors, NAME_MAX)
+    clean_description = ""
+    if description is not None:
+        if not isinstance(description, str) or len(description) > DESCRIPTION_MAX:
+            errors.append(FieldError(
+                "description", f"must be text of at most {DESCRIPTION_MAX} characters"))
+        else:
+            clean_description = description.strip()
+    if not isinstance(open_for_applications, bool):
+        errors.append(FieldError("open_for_applications", "must be true or false"))
+    clean_questions = None
+    if questions_given:
+        try:
+            clean_questions = check_questions(questions)
+        except InvalidInput as exc:
+            errors += exc.errors
+    if errors:
+        raise InvalidInput(errors)
+    assert clean_name is not None and isinstance(open_for_applications, bool)
+    return ProgramChange(clean_name, clean_description, open_for_applications, clean_questions)
+
+
+# --- Paging ------------------------------------------------------------------------
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+MAX_CURSOR = 512
+
+
+def encode_cursor(*key: Any) -> str:
+    """An opaque cursor holding the sort key of a page's last row (not a secret)."""
+    raw = json.dumps(list(key), separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, arity: int, name: str = "cursor") -> list[Any]:
+    """The key in a cursor; InvalidInput unless it is one of ours with ``arity`` values."""
+    bad = InvalidInput([FieldError(name, "is not a cursor from this list")])
+    if len(cursor) > MAX_CURSOR:
+        raise bad
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):
+        raise bad from None
+    if not isinstance(key, list) or len(key) != arity:
+        raise bad
+    if not all(isinstance(k, str | int | float) and not isinstance(k, bool) for k in key):
+        raise bad
+    return key
