@@ -28,8 +28,12 @@ class CustomerAccountCreated(Event):
 
     account_id: UUID
     username: Name
-    first_name: Name
-    last_name: Name
+    first_name: Name | None = Field(
+        default=None, description="Absent only on an imported legacy account."
+    )
+    last_name: Name | None = Field(
+        default=None, description="Absent only on an imported legacy account."
+    )
     email: EmailStr | None = None
     source: AccountSource
     created_by: UUID | None = Field(

@@ -85,14 +85,13 @@ class Outbox:
         return envelope
 
     async def add_many(self, conn: Connection, events: Sequence[Event]) -> list[Envelope]:
-        """Many events in one round trip (bulk use cases); order is kept."""
+        """Many events with one COPY (bulk use cases); order is kept."""
         _require_transaction(conn)
         envelopes = [self._wrap(e) for e in events]
-        await conn.executemany(
-            "INSERT INTO outbox (event_id, topic, subject, event_type, value)"
-            " VALUES ($1, $2, $3, $4, $5)",
-            [(env.event_id, e.TOPIC, env.subject, env.type, env.to_bytes())
-             for env, e in zip(envelopes, events, strict=True)],
+        await conn.copy_records_to_table(
+            "outbox", columns=("event_id", "topic", "subject", "event_type", "value"),
+            records=[(env.event_id, e.TOPIC, env.subject, env.type, env.to_bytes())
+                     for env, e in zip(envelopes, events, strict=True)],
         )
         return envelopes
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from identity.importer import ImportSummary
 
 app = typer.Typer(help="Accounts and signing keys.", no_args_is_help=True)
 
@@ -88,3 +94,66 @@ def rotate_keys() -> None:
     except OSError as exc:
         raise _fail(f"database unreachable: {exc}") from None
     typer.echo(f"signing with new key {kid}; the previous key stays published for verification")
+
+
+@app.command("import-customers")
+def import_customers(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="CSV with a header row")],
+    batch_rows: Annotated[int, typer.Option(min=100, max=50_000)] = 5_000,
+) -> None:
+    """Load existing customer accounts from a CSV file.
+
+    Columns (all optional, but a row needs a first or a last name): username,
+    first_name, last_name, date_of_birth (YYYY-MM-DD), ssn, email. Bad rows are
+    listed with their line and reason and the rest are loaded; running the same
+    file again creates nothing new. Imported accounts have no password until
+    staff reset one.
+    """
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from identity.importer import BadFile, read_csv
+    from identity.importer import import_customers as run_import
+    from identity.service import Identity
+    from identity.settings import IdentitySettings
+    from shared.servicekit.db import create_pool
+
+    settings = IdentitySettings()
+    try:
+        with file.open(newline="", encoding="utf-8-sig") as f:
+            total = max(sum(1 for _ in f) - 1, 0)  # lines, for the bar; rows may span lines
+    except UnicodeDecodeError:
+        raise _fail(f"{file}: not UTF-8 text") from None
+
+    async def go(progress: Progress, task: TaskID) -> ImportSummary:
+        pool = await create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
+        try:
+            with file.open(newline="", encoding="utf-8-sig") as f:
+                return await run_import(
+                    pool, Identity.from_settings(settings), read_csv(f), batch_rows=batch_rows,
+                    progress=lambda n: progress.advance(task, n))
+        finally:
+            await pool.close()
+
+    started = time.monotonic()
+    columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn())
+    try:
+        with Progress(*columns, transient=True) as progress:
+            task = progress.add_task("rows", total=total)
+            summary = asyncio.run(go(progress, task))
+    except BadFile as exc:
+        raise _fail(f"{file}: {exc}") from None
+    except UnicodeDecodeError:
+        raise _fail(f"{file}: not UTF-8 text") from None
+    except OSError as exc:
+        raise _fail(f"database unreachable: {exc}") from None
+    seconds = time.monotonic() - started
+    for e in summary.rejected:
+        typer.echo(f"line {e.line}: {e.field} {e.reason}", err=True)
+    typer.echo(
+        f"{summary.read} rows read: {summary.imported} imported, "
+        f"{summary.already_imported} already imported, {len(summary.rejected)} rejected "
+        f"({summary.read / seconds if seconds else 0:,.0f} rows/s)"
+    )

@@ -21,7 +21,7 @@ CANDIDATE_CAP = 500
 
 # Each block is an index: GIN over match_keys, btree over ssn_lookup, the
 # identifiers' primary key, the email's unique index. No sequential scan.
-_CANDIDATES = """
+CANDIDATES_SQL = """
 WITH hits AS (
     SELECT id FROM customers WHERE match_keys && $1::bigint[]
     UNION SELECT id FROM customers WHERE ssn_lookup = ANY($2::bytea[])
@@ -50,6 +50,15 @@ def _person(r: asyncpg.Record) -> Person:
     )
 
 
+def candidate_args(
+    keys: Sequence[int], ssn_lookups: Mapping[bytes, SsnRelation], idoc_number: str | None,
+    email: str | None, exclude: Sequence[UUID],
+) -> tuple[Any, ...]:
+    """The parameters of CANDIDATES_SQL (apart, so a test can EXPLAIN the query)."""
+    return (list(keys), list(ssn_lookups), idoc_number, email.lower() if email else None,
+            list(exclude), CANDIDATE_CAP)
+
+
 async def candidates(
     conn: Connection,
     *,
@@ -63,8 +72,7 @@ async def candidates(
     """Accounts sharing any block with the query, with their SSN relation set from
     the keyed lookups (the full SSN is never read back)."""
     rows = await conn.fetch(
-        _CANDIDATES, list(keys), list(ssn_lookups), idoc_number,
-        email.lower() if email else None, list(exclude), CANDIDATE_CAP,
+        CANDIDATES_SQL, *candidate_args(keys, ssn_lookups, idoc_number, email, exclude)
     )
     out = []
     for r in rows:

@@ -1,0 +1,178 @@
+"""Bulk import of existing customer accounts (`csc identity import-customers`).
+
+Rows are checked one by one (a bad row is reported with its line and reason and
+the rest load), then loaded a batch at a time with COPY in one transaction per
+batch, each account with its CustomerAccountCreated event. A row imported before
+(the same content, recognised by a keyed fingerprint) is skipped, so re-running
+a file creates nothing new. Imported accounts have no password until staff
+reset one.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import secrets
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import IO, Any
+
+import asyncpg
+
+from identity import repository as repo
+from identity.domain import username_candidates
+from identity.import_rows import ImportRow, RowError, check_columns, import_key, parse_row
+from identity.matching import index_keys
+from identity.repository import imports as irepo
+from identity.service import OUTBOX, Identity, _now
+from shared.schemas.identity import CustomerAccountCreated
+
+BATCH_ROWS = 5_000
+_USERNAME_TRIES = 8
+
+
+class BadFile(ValueError):
+    """The file cannot be imported at all (header problems)."""
+
+
+@dataclass
+class ImportSummary:
+    read: int = 0
+    imported: int = 0
+    already_imported: int = 0
+    rejected: list[RowError] = field(default_factory=list)
+
+
+def read_csv(stream: IO[str]) -> Iterator[tuple[int, dict[str, str | None]]]:
+    """(line number, row) for each data row; BadFile when the header is wrong."""
+    reader = csv.DictReader(stream)
+    problems = check_columns(reader.fieldnames)
+    if problems:
+        raise BadFile("; ".join(problems))
+    for raw in reader:
+        yield reader.line_num, {k.strip(): v for k, v in raw.items() if k is not None}
+
+
+class _Usernames:
+    """Readable usernames for rows that have none, unique in the batch and the table."""
+
+    def __init__(self) -> None:
+        self.rng = random.Random(secrets.randbits(64))
+
+    async def assign(self, conn: Any, rows: list[ImportRow], used: set[str]) -> list[str]:
+        gens = [username_candidates(r.first_name, r.last_name, self.rng) for r in rows]
+        names: list[str | None] = [None] * len(rows)
+        pending = list(range(len(rows)))
+        for _ in range(_USERNAME_TRIES):
+            proposals = {i: next(gens[i]) for i in pending}
+            taken = await irepo.taken_usernames(conn, proposals.values())
+            pending = []
+            for i, name in proposals.items():
+                if name in taken or name in used:
+                    pending.append(i)
+                else:
+                    used.add(name)
+                    names[i] = name
+            if not pending:
+                return [n for n in names if n is not None]
+        raise RuntimeError("could not find free usernames for every row")
+
+
+async def _load_batch(
+    conn: Any, ids: Identity, rows: list[ImportRow], summary: ImportSummary,
+    usernames: _Usernames,
+) -> None:
+    keyed = [(r, import_key(r, ids.kek)) for r in rows]
+    done = await irepo.imported_keys(conn, [k for _, k in keyed])
+    emails = await irepo.taken_emails(conn, [r.email for r in rows if r.email])
+    given = await irepo.taken_usernames(conn, [r.username for r in rows if r.username])
+    seen_keys: set[bytes] = set()
+    used: set[str] = set()
+    accepted: list[tuple[ImportRow, bytes]] = []
+    for r, k in keyed:
+        if k in done or k in seen_keys:
+            summary.already_imported += 1
+            continue
+        if r.email and r.email in emails:
+            summary.rejected.append(RowError(r.line, "email", "belongs to another account"))
+            continue
+        if r.username and (r.username in given or r.username in used):
+            summary.rejected.append(RowError(r.line, "username", "is taken"))
+            continue
+        seen_keys.add(k)
+        if r.email:
+            emails.add(r.email)
+        if r.username:
+            used.add(r.username)
+        accepted.append((r, k))
+    if not accepted:
+        return
+    unnamed = [r for r, _ in accepted if r.username is None]
+    generated = iter(await usernames.assign(conn, unnamed, used))
+    records, events = [], []
+    for r, k in accepted:
+        account_id = uuid.uuid4()
+        username = r.username or next(generated)
+        sealed = ids.vault.seal(r.ssn, account_id) if r.ssn else None
+        records.append((
+            account_id, username, r.first_name, r.last_name, r.date_of_birth, r.email,
+            sealed.ciphertext if sealed else None, sealed.key_id if sealed else None,
+            sealed.lookup if sealed else None, sealed.last4 if sealed else None, "import",
+            index_keys(r.first_name, r.last_name, r.date_of_birth), k,
+        ))
+        events.append(CustomerAccountCreated(
+            account_id=account_id, username=username, first_name=r.first_name or None,
+            last_name=r.last_name or None, email=r.email, source="import",
+        ))
+    await irepo.copy_customers(conn, records)
+    await OUTBOX.add_many(conn, events)
+    await repo.audit(
+        conn, actor_id=None, actor_kind="system", action="customer.import", target_id=None,
+        request_id=None,
+        details={"accounts": len(records), "lines": [accepted[0][0].line, accepted[-1][0].line]},
+    )
+    summary.imported += len(records)
+
+
+async def import_customers(
+    pool: asyncpg.Pool,
+    ids: Identity,
+    rows: Iterable[tuple[int, dict[str, str | None]]],
+    *,
+    batch_rows: int = BATCH_ROWS,
+    progress: Callable[[int], None] | None = None,
+) -> ImportSummary:
+    """Load ``rows`` (from :func:`read_csv`); one transaction per batch."""
+    summary = ImportSummary()
+    today = _now().date()
+    usernames = _Usernames()
+    source = iter(rows)
+    while chunk := list(islice(source, batch_rows)):
+        summary.read += len(chunk)
+        good: list[ImportRow] = []
+        for line, raw in chunk:
+            parsed = parse_row(line, raw, today=today)
+            if isinstance(parsed, ImportRow):
+                good.append(parsed)
+            else:
+                summary.rejected.extend(parsed)
+        if good:
+            for attempt in range(3):
+                try:
+                    async with pool.acquire() as conn, conn.transaction():
+                        before = (summary.imported, summary.already_imported,
+                                  len(summary.rejected))
+                        await _load_batch(conn, ids, good, summary, usernames)
+                    break
+                except asyncpg.UniqueViolationError:
+                    # another writer took a username or email meanwhile: check again
+                    summary.imported, summary.already_imported = before[0], before[1]
+                    del summary.rejected[before[2]:]
+                    if attempt == 2:
+                        raise
+        if progress is not None:
+            progress(len(chunk))
+    summary.rejected.sort(key=lambda e: e.line)
+    return summary

@@ -1,0 +1,204 @@
+"""POST /v1/matches and customer creation through the matcher, on the real database:
+evidence, bands, audit, remembered rejections, confirmations, bad queries."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+
+from tests.integration.identity.conftest import IdentityApp, bearer
+from tests.integration.identity.test_customers import post_customer, staff_token
+
+MARCUS: dict[str, Any] = {
+    "first_name": "William", "last_name": "Garcia-Lopez", "date_of_birth": "1984-03-07",
+    "ssn": "219-09-9999", "identifiers": [{"kind": "idoc_number", "value": "R12345"}],
+}
+
+
+async def search(ida: IdentityApp, token: str, **body: Any) -> Any:
+    return await ida.client.post("/v1/matches", json=body, headers=bearer(token))
+
+
+def outcomes(candidate: dict[str, Any]) -> dict[str, str]:
+    return {e["field"]: e["outcome"] for e in candidate["evidence"]}
+
+
+async def test_a_returning_person_is_found_with_the_reasons(
+    identity: IdentityApp, pool: asyncpg.Pool
+) -> None:
+    staff = await staff_token(identity)
+    created = await post_customer(identity, staff, MARCUS)
+    assert created.status_code == 201, created.text
+    account = created.json()["id"]
+    # an unrelated person with the same birthday: not proposed
+    other = await post_customer(identity, staff, {
+        "first_name": "Ann", "last_name": "Ng", "date_of_birth": "1984-03-07"})
+    assert other.status_code == 201
+
+    # years later: a nickname, one surname of two, day and month swapped, no SSN
+    r = await search(identity, staff, first_name="Bill", last_name="Garcia",
+                     date_of_birth="1984-07-03")
+    assert r.status_code == 200, r.text
+    [c] = r.json()["candidates"]
+    assert c["account_id"] == account and c["username"] == created.json()["username"]
+    assert c["ssn_last4"] == "9999" and "ssn" not in c
+    assert c["band"] in ("strong", "possible") and 0 < c["score"] <= 1
+    found = outcomes(c)
+    assert found["first_name"] == "first name: nickname Bill ↔ William"
+    assert found["last_name"] == "last name: compound part equal"
+    assert found["date_of_birth"] == "date of birth: day and month swapped"
+    assert found["ssn"] == "SSN: not compared"
+    assert all(isinstance(e["weight"], float | int) for e in c["evidence"])
+
+    # names entered the wrong way round, with the SSN: strong
+    r = await search(identity, staff, first_name="Garcia-Lopez", last_name="William",
+                     date_of_birth="1984-03-07", ssn="219-09-9999")
+    [c] = r.json()["candidates"]
+    assert c["band"] == "strong"
+    assert outcomes(c)["name"].startswith("name: first and last names swapped")
+
+    # two digits of the SSN transposed, nothing else: still proposed, with the reason
+    r = await search(identity, staff, ssn="219-90-9999")
+    [c] = r.json()["candidates"]
+    assert outcomes(c)["ssn"] == "SSN: two adjacent digits transposed"
+    assert "219-90-9999" not in r.text and "219909999" not in r.text
+
+    # the IDOC number alone finds the account, whatever the case typed
+    r = await search(identity, staff, idoc_number="r12345")
+    assert [c["account_id"] for c in r.json()["candidates"]] == [account]
+
+    # each search is audited with what was shown, never the SSN searched for
+    rows = await pool.fetch(
+        "SELECT actor_id, details FROM audit_log WHERE action = 'match.search' ORDER BY id")
+    assert len(rows) == 4
+    details = [json.loads(r["details"]) for r in rows]
+    assert details[0]["shown"] == [account]
+    assert details[0]["fields"] == ["first_name", "last_name", "date_of_birth"]
+    assert "ssn" in details[2]["fields"]
+    assert all("9999" not in json.dumps(d) for d in details)
+
+
+async def test_at_most_five_best_first_and_nothing_below_possible(
+    identity: IdentityApp, pool: asyncpg.Pool
+) -> None:
+    staff = await staff_token(identity)
+    for day in range(1, 8):
+        r = await post_customer(identity, staff, {
+            "first_name": "John", "last_name": "Smith", "date_of_birth": f"1970-01-0{day}",
+            "rejected_account_ids": [str(u) for u in await _all_ids(pool)]})
+        assert r.status_code == 201, r.text
+    r = await search(identity, staff, first_name="John", last_name="Smith",
+                     date_of_birth="1970-01-03")
+    candidates = r.json()["candidates"]
+    assert 1 <= len(candidates) <= 5
+    scores = [c["score"] for c in candidates]
+    assert scores == sorted(scores, reverse=True)
+    assert candidates[0]["date_of_birth"] == "1970-01-03"
+    # names alone do not reach "possible"
+    r = await search(identity, staff, first_name="Zed", last_name="Nobody",
+                     date_of_birth="2001-01-01")
+    assert r.json() == {"candidates": []}
+
+
+async def _all_ids(pool: asyncpg.Pool) -> list[uuid.UUID]:
+    return [r["id"] for r in await pool.fetch("SELECT id FROM customers")]
+
+
+async def test_bad_queries_are_422_naming_the_field(identity: IdentityApp) -> None:
+    staff = await staff_token(identity)
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"first_name": "Ann"}, "query"),
+        ({}, "query"),
+        ({"first_name": "  ", "last_name": "Lee"}, "query"),
+        ({"ssn": "123-45-678"}, "ssn"),
+        ({"ssn": "666-12-3456"}, "ssn"),
+        ({"idoc_number": "12345"}, "idoc_number"),
+        ({"email": "not an email"}, "email"),
+        ({"first_name": "A", "last_name": "B", "date_of_birth": "2999-01-01"}, "date_of_birth"),
+        ({"first_name": "A", "last_name": "B", "date_of_birth": "1990-02-30"}, "date_of_birth"),
+        ({"first_name": "A" * 201, "last_name": "B", "date_of_birth": "1990-01-01"},
+         "first_name"),
+        ({"ssn": "219-09-9999", "favourite_colour": "blue"}, "favourite_colour"),
+    ]
+    for body, fld in cases:
+        r = await search(identity, staff, **body)
+        assert r.status_code == 422, (body, r.text)
+        assert fld in [e["field"] for e in r.json()["errors"]], (body, r.json())
+        assert "123-45-678" not in r.text and "666-12-3456" not in r.text
+    # a customer's token may not search
+    r = await identity.client.post("/v1/matches", json={"ssn": "219-09-9999"})
+    assert r.status_code == 401
+
+
+async def test_a_rejected_candidate_is_remembered_and_not_proposed_again(
+    identity: IdentityApp, pool: asyncpg.Pool
+) -> None:
+    staff = await staff_token(identity)
+    first = (await post_customer(identity, staff, {
+        "first_name": "Dana", "last_name": "Reyes", "date_of_birth": "1979-11-02"})).json()["id"]
+    same_looking = {"first_name": "Dana", "last_name": "Reyes", "date_of_birth": "1979-11-02"}
+    r = await post_customer(identity, staff, same_looking)
+    assert r.status_code == 409
+    assert [c["account_id"] for c in r.json()["candidates"]] == [first]
+    assert r.json()["candidates"][0]["evidence"]
+
+    r = await post_customer(identity, staff, {**same_looking, "rejected_account_ids": [first]})
+    assert r.status_code == 201
+    second = r.json()["id"]
+    a, b = sorted([uuid.UUID(first), uuid.UUID(second)])
+    row = await pool.fetchrow("SELECT * FROM match_decisions")
+    assert (row["account_a"], row["account_b"], row["decision"]) == (a, b, "different")
+
+    # matching for the new account leaves the rejected one out; a plain search shows both
+    r = await search(identity, staff, account_id=second, **same_looking)
+    assert r.status_code == 200
+    assert r.json()["candidates"] == []
+    r = await search(identity, staff, **same_looking)
+    assert {c["account_id"] for c in r.json()["candidates"]} == {first, second}
+    r = await search(identity, staff, account_id=str(uuid.uuid4()), **same_looking)
+    assert r.status_code == 404
+
+
+async def test_confirming_a_candidate_links_and_is_audited(
+    identity: IdentityApp, pool: asyncpg.Pool
+) -> None:
+    staff = await staff_token(identity)
+    ids = []
+    for rejected in ([], None):
+        body = {"first_name": "Lee", "last_name": "Park", "date_of_birth": "1991-05-05"}
+        if rejected is None:
+            body["rejected_account_ids"] = ids
+        r = await post_customer(identity, staff, body)
+        ids.append(r.json()["id"])
+    before = await pool.fetchval("SELECT count(*) FROM customers")
+    r = await identity.client.post("/v1/matches/confirmations", headers=bearer(staff), json={
+        "account_id": ids[0], "rejected_account_ids": [ids[1]]})
+    assert r.status_code == 204, r.text
+    assert await pool.fetchval("SELECT count(*) FROM customers") == before
+    audit = await pool.fetchrow(
+        "SELECT target_id, details FROM audit_log WHERE action = 'match.confirm'")
+    assert str(audit["target_id"]) == ids[0] and ids[1] in audit["details"]
+    r = await identity.client.post("/v1/matches/confirmations", headers=bearer(staff), json={
+        "account_id": str(uuid.uuid4())})
+    assert r.status_code == 404
+    r = await identity.client.post("/v1/matches/confirmations", headers=bearer(staff), json={
+        "account_id": "not-a-uuid"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "account_id"
+
+
+async def test_an_identifier_held_by_a_rejected_account_is_a_conflict_not_a_500(
+    identity: IdentityApp, pool: asyncpg.Pool
+) -> None:
+    staff = await staff_token(identity)
+    first = (await post_customer(identity, staff, MARCUS)).json()["id"]
+    before = await pool.fetchval("SELECT count(*) FROM customers")
+    r = await post_customer(identity, staff, {
+        "first_name": "Other", "last_name": "Person", "date_of_birth": "1960-01-01",
+        "identifiers": [{"kind": "idoc_number", "value": "R12345"}],
+        "rejected_account_ids": [first]})
+    assert r.status_code == 409, r.text
+    assert r.json()["field"] == "identifiers.0"
+    assert await pool.fetchval("SELECT count(*) FROM customers") == before
