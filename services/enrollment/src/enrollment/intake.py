@@ -217,8 +217,8 @@ def _ssn(raw: Mapping[str, Any], errors: list[FieldError]) -> str | None:
                 errors.append(FieldError("ssn", str(exc)))
     # The form's second SSN box: optional, and when filled it must agree.
     if not _blank(confirmation) and (
-        _blank(value) or not isinstance(confirmation, str)
-        or (ssn is not None and confirmation.strip() != ssn)
+        _blank(value) or not isinstance(confirmation, str) or not isinstance(value, str)
+        or confirmation.strip() != (ssn or value.strip())
     ):
         errors.append(FieldError("ssn_confirmation", "must equal ssn"))
     return ssn
