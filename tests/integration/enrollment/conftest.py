@@ -28,7 +28,7 @@ from enrollment.settings import EnrollmentSettings
 from identity.app import create_app as create_identity
 from identity.service import Identity, create_staff
 from identity.settings import IdentitySettings
-from shared.servicekit.db import KIT_MIGRATIONS, migrate
+from shared.servicekit.db import KIT_MIGRATIONS, create_pool, migrate
 from tests.support.kit import wait_until
 from tests.support.stack import Servers
 
@@ -201,16 +201,18 @@ async def stack(
     settings = EnrollmentSettings()
     assert settings.identity_base_url == identity.url
     app = create_enrollment(settings)
+    pool = await create_pool(database, min_size=1, max_size=4)
+    id_pool = await create_pool(identity_database, min_size=1, max_size=4)
     try:
         async with app.router.lifespan_context(app), \
-                asyncpg.create_pool(database, min_size=1, max_size=4) as pool, \
-                asyncpg.create_pool(identity_database, min_size=1, max_size=4) as id_pool, \
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                   base_url="http://enrollment") as client, \
                 httpx.AsyncClient(base_url=identity.url, timeout=30) as ident:
             yield Stack(servers, identity, identity_settings, id_pool, pool, app, client, ident)
     finally:
         await identity.stop()
+        await pool.close()
+        await id_pool.close()
 
 
 def form(**changes: Any) -> dict[str, Any]:
