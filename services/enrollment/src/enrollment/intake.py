@@ -198,7 +198,7 @@ def _idoc_pair(
         if required or not _blank(value):
             errors.append(FieldError("idoc_number_confirmation", "is required"))
     elif not isinstance(confirmation, str) or (
-        idoc is not None and confirmation.strip().upper() != idoc
+        isinstance(value, str) and confirmation.strip().upper() != (idoc or value.strip().upper())
     ):
         errors.append(FieldError("idoc_number_confirmation", "must equal idoc_number"))
     return idoc
