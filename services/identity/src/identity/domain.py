@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Literal
 
 from email_validator import EmailNotValidError, validate_email
@@ -106,10 +106,37 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 
-def normalize_email(raw: str) -> str:
-    """A syntactically valid address, lower-cased; ValueError (not echoing it) otherwise."""
+# Plain ASCII addresses (dot-atom local part, letters-digits-hyphens domain): the
+# common case, checked here with the domain's verdict from email-validator cached.
+_PLAIN_EMAIL = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@((?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
+)
+
+
+@lru_cache(maxsize=4096)
+def _domain_accepted(domain: str) -> bool:
     try:
-        checked = validate_email(raw.strip(), check_deliverability=False)
+        validate_email(f"a@{domain}", check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
+
+
+def normalize_email(raw: str) -> str:
+    """A syntactically valid address, lower-cased; ValueError (not echoing it) otherwise.
+
+    email-validator judges every address; for a plain ASCII one only its domain is
+    handed to it, once per domain (bulk imports check millions of addresses).
+    """
+    text = raw.strip()
+    plain = _PLAIN_EMAIL.fullmatch(text)
+    if plain and len(text) <= 254 and text.index("@") <= 64:
+        if _domain_accepted(plain.group(1).lower()):
+            return text.lower()
+        raise ValueError("is not a valid email address")
+    try:
+        checked = validate_email(text, check_deliverability=False)
     except EmailNotValidError:
         raise ValueError("is not a valid email address") from None
     return checked.normalized.lower()
@@ -207,13 +234,16 @@ def _ascii_letters(text: str) -> str:
     return "".join(c for c in decomposed.lower() if "a" <= c <= "z")
 
 
-def username_candidates(first: str, last: str, rng: random.Random | None = None) -> Iterator[str]:
+def username_candidates(
+    first: str, last: str, rng: random.Random | None = None, *, widen_after: int | None = None
+) -> Iterator[str]:
     """Endless distinct usernames like ``jsmith4821`` for the caller to try in turn.
 
     First initial and last name (at most 12 letters), accents stripped, other
     characters dropped; the first name alone, or ``user``, when a name has no
     ASCII letters. Four random digits, widened by one when half of the numbers
-    of the current width have been offered.
+    of the current width have been offered, or after ``widen_after`` offers
+    (bulk imports: a crowded name such as jsmith moves on to five digits fast).
     """
     rand = rng if rng is not None else random.SystemRandom()
     first_part, last_part = _ascii_letters(first), _ascii_letters(last)[:12]
@@ -226,7 +256,7 @@ def username_candidates(first: str, last: str, rng: random.Random | None = None)
     width, offered = 4, 0
     seen: set[str] = set()
     while True:
-        if offered >= 9 * 10 ** (width - 1) // 2:
+        if offered >= (widen_after or 9 * 10 ** (width - 1) // 2):
             width, offered = width + 1, 0
         candidate = f"{base}{rand.randrange(10 ** (width - 1), 10**width)}"
         if candidate not in seen:

@@ -62,7 +62,8 @@ class _Usernames:
         self.rng = random.Random(secrets.randbits(64))
 
     async def assign(self, conn: Any, rows: list[ImportRow], used: set[str]) -> list[str]:
-        gens = [username_candidates(r.first_name, r.last_name, self.rng) for r in rows]
+        gens = [username_candidates(r.first_name, r.last_name, self.rng, widen_after=2)
+                for r in rows]
         names: list[str | None] = [None] * len(rows)
         pending = list(range(len(rows)))
         for _ in range(_USERNAME_TRIES):
@@ -122,9 +123,11 @@ async def _load_batch(
             sealed.lookup if sealed else None, sealed.last4 if sealed else None, "import",
             index_keys(r.first_name, r.last_name, r.date_of_birth), k,
         ))
-        events.append(CustomerAccountCreated(
+        # built from values checked above: no second validation per row
+        events.append(CustomerAccountCreated.model_construct(
             account_id=account_id, username=username, first_name=r.first_name or None,
-            last_name=r.last_name or None, email=r.email, source="import",
+            last_name=r.last_name or None, email=r.email, source="import", created_by=None,
+            password_change_required=False,
         ))
     await irepo.copy_customers(conn, records)
     await OUTBOX.add_many(conn, events)

@@ -99,15 +99,17 @@ def _code(name: str) -> str:
     return jellyfish.metaphone(name)[:6] if name else ""
 
 
-def _first_codes(raw: str) -> set[str]:
+@lru_cache(maxsize=65_536)
+def _first_codes(raw: str) -> frozenset[str]:
     n = normalize_name(raw)
     names = {n.full, n.parts[0] if n.parts else "", *_nicknamer().canonicals_of(n.full)}
-    return {c for c in map(_code, names) if c}
+    return frozenset(c for c in map(_code, names) if c)
 
 
-def _last_codes(raw: str) -> set[str]:
+@lru_cache(maxsize=65_536)
+def _last_codes(raw: str) -> frozenset[str]:
     n = normalize_name(raw)
-    return {c for c in map(_code, {n.full, *n.parts}) if c}
+    return frozenset(c for c in map(_code, {n.full, *n.parts}) if c)
 
 
 def name_keys(first: str | None, last: str | None, *, swapped: bool = False) -> set[str]:
@@ -129,6 +131,7 @@ def name_keys(first: str | None, last: str | None, *, swapped: bool = False) -> 
     return keys
 
 
+@lru_cache(maxsize=262_144)
 def _key(text: str) -> int:
     """A block key as a signed 64-bit integer: small in a GIN index, collisions harmless
     (a colliding account is one more candidate to score, nothing more)."""
@@ -136,12 +139,14 @@ def _key(text: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+@lru_cache(maxsize=65_536)
 def _name_pairs(
     first: str | None, last: str | None
-) -> tuple[set[str], set[str], set[tuple[str, str]]]:
-    firsts = _first_codes(first) if first else set()
-    lasts = _last_codes(last) if last else set()
-    return firsts, lasts, {(f, la) for f in firsts for la in lasts}
+) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """First-name codes, last-name codes, and each pair as ``"F:L"``."""
+    firsts = _first_codes(first) if first else frozenset()
+    lasts = _last_codes(last) if last else frozenset()
+    return firsts, lasts, frozenset(f"{f}:{la}" for f in firsts for la in lasts)
 
 
 def index_keys(first: str | None, last: str | None, dob: date | None) -> list[int]:
@@ -159,12 +164,13 @@ def index_keys(first: str | None, last: str | None, dob: date | None) -> list[in
     """
     firsts, lasts, pairs = _name_pairs(first, last)
     if dob is None:
-        texts = {f"fl0:{f}:{la}" for f, la in pairs}
+        texts = [f"fl0:{p}" for p in pairs]
     else:
-        texts = {f"fly:{f}:{la}:{dob.year}" for f, la in pairs}
-        texts |= {f"flm:{f}:{la}:{dob.month}-{dob.day}" for f, la in pairs}
-        texts |= {f"fd:{f}:{dob.isoformat()}" for f in firsts}
-        texts |= {f"ld:{la}:{dob.isoformat()}" for la in lasts}
+        iso, md = dob.isoformat(), f"{dob.month}-{dob.day}"
+        texts = [f"fly:{p}:{dob.year}" for p in pairs]
+        texts += [f"flm:{p}:{md}" for p in pairs]
+        texts += [f"fd:{f}:{iso}" for f in firsts]
+        texts += [f"ld:{la}:{iso}" for la in lasts]
     return sorted({_key(t) for t in texts})
 
 
@@ -173,11 +179,11 @@ def query_keys(first: str | None, last: str | None, dob: date | None) -> list[in
     f1, l1, p1 = _name_pairs(first, last)
     f2, l2, p2 = _name_pairs(last, first)  # entered the wrong way round
     firsts, lasts, pairs = f1 | f2, l1 | l2, p1 | p2
-    texts = {f"fl0:{f}:{la}" for f, la in pairs}
+    texts = {f"fl0:{p}" for p in pairs}
     if dob is not None:
         dates = dob_keys(dob)
-        texts |= {f"fly:{f}:{la}:{d.year}" for f, la in pairs for d in dates}
-        texts |= {f"flm:{f}:{la}:{d.month}-{d.day}" for f, la in pairs for d in dates}
+        texts |= {f"fly:{p}:{d.year}" for p in pairs for d in dates}
+        texts |= {f"flm:{p}:{d.month}-{d.day}" for p in pairs for d in dates}
         texts |= {f"fd:{f}:{d.isoformat()}" for f in firsts for d in dates}
         texts |= {f"ld:{la}:{d.isoformat()}" for la in lasts for d in dates}
     return sorted({_key(t) for t in texts})

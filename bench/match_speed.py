@@ -1,0 +1,303 @@
+"""Benchmark: person matching at scale.
+
+Starts its own PostgreSQL (durable, as `make dev`) and broker, loads N synthetic
+accounts (default 2,000,000) with `csc identity import-customers`, then prints:
+
+  * the import's rows per second (the command's own figure, and wall time);
+  * p50/p95/p99 of the match use case in-process (`identity.matches.search`:
+    candidate retrieval, scoring, the audit row, one transaction), for queries
+    made from accounts with errors, and for people who are not there;
+  * matches per second over HTTP (`POST /v1/matches`, one uvicorn worker).
+
+The import's CustomerAccountCreated events are removed (as if sent and pruned) before the service
+starts, so the duplicates queue does not fill itself from two million events on
+the same two cores while matches are timed.
+
+    .venv/bin/python bench/match_speed.py [--accounts 2000000] [--queries 3000] [--seconds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import csv
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from shared.devstack.processes import LocalBroker, LocalPostgres, free_port
+
+PASSWORD = "quiet harbor lantern morning 7"
+CSC = str(Path(sys.executable).parent / "csc")
+FIRST = (
+    "James Mary Robert Patricia John Jennifer Michael Linda David Elizabeth William Barbara "
+    "Richard Susan Joseph Jessica Thomas Sarah Charles Karen Christopher Lisa Daniel Nancy "
+    "Matthew Betty Anthony Margaret Mark Sandra Donald Ashley Steven Kimberly Paul Emily "
+    "Andrew Donna Joshua Michelle Kenneth Carol Kevin Amanda Brian Dorothy George Melissa "
+    "Timothy Deborah Ronald Stephanie Edward Rebecca Jason Sharon Jeffrey Laura Ryan Cynthia "
+    "Jacob Kathleen Gary Amy Nicholas Angela Eric Shirley Jonathan Anna Stephen Brenda Larry "
+    "Pamela Justin Emma Scott Nicole Brandon Helen Benjamin Samantha Samuel Katherine Gregory "
+    "Christine Alexander Debra Frank Rachel Patrick Carolyn Raymond Janet Jack Catherine "
+    "Dennis Maria Jerry Heather Tyler Diane Aaron Ruth Jose Julie Adam Olivia Nathan Joyce "
+    "Henry Virginia Douglas Victoria Zachary Kelly Peter Lauren Kyle Christina Ethan Joan "
+    "Walter Evelyn Noah Judith Jeremy Megan Christian Andrea Keith Cheryl Roger Hannah Terry "
+    "Jacqueline Gerald Martha Harold Gloria Sean Teresa Austin Ann Carl Sara Arthur Madison "
+    "Lawrence Frances Dylan Kathryn Jesse Janice Jordan Jean Bryan Abigail Billy Alice Joe "
+    "Julia Bruce Judy Gabriel Sophia Logan Grace Albert Denise Willie Amber Alan Doris Juan "
+    "Marilyn Wayne Danielle Elijah Beverly Randy Isabella Roy Theresa Vincent Diana Ralph "
+    "Natalie Eugene Brittany Russell Charlotte Bobby Marie Mason Kayla Philip Alexis Louis Lori"
+).split()
+LAST = (
+    "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez "
+    "Lopez Gonzalez Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson "
+    "White Harris Sanchez Clark Ramirez Lewis Robinson Walker Young Allen King Wright Scott "
+    "Torres Nguyen Hill Flores Green Adams Nelson Baker Hall Rivera Campbell Mitchell Carter "
+    "Roberts Gomez Phillips Evans Turner Diaz Parker Cruz Edwards Collins Reyes Stewart "
+    "Morris Morales Murphy Cook Rogers Gutierrez Ortiz Morgan Cooper Peterson Bailey Reed "
+    "Kelly Howard Ramos Kim Cox Ward Richardson Watson Brooks Chavez Wood James Bennett Gray "
+    "Mendoza Ruiz Hughes Price Alvarez Castillo Sanders Patel Myers Long Ross Foster Jimenez"
+).split()
+SYLLABLES = "ka ro mi sel dan ber tov li an ski wic ham ford ley ton ric os ell man berg".split()
+
+
+def _key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+def _surname(rng: random.Random) -> str:
+    """Common surnames for half the people (Zipf-like), rarer made-up ones for the rest."""
+    if rng.random() < 0.5:
+        return LAST[min(int(rng.paretovariate(1.0)) - 1, len(LAST) - 1)]
+    return "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))).capitalize()
+
+
+def _ssn(rng: random.Random) -> str:
+    area = rng.choice([a for a in range(1, 900) if a != 666])
+    return f"{area:03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
+
+
+def person(rng: random.Random, i: int) -> dict[str, str]:
+    dob = date(1945, 1, 1) + timedelta(days=rng.randrange(365 * 60))
+    return {
+        "username": "", "first_name": rng.choice(FIRST), "last_name": _surname(rng),
+        "date_of_birth": dob.isoformat(),
+        "ssn": _ssn(rng) if rng.random() < 0.7 else "",
+        "email": f"p{i}@example.org" if rng.random() < 0.3 else "",
+    }
+
+
+def write_accounts(path: Path, n: int, seed: int) -> list[dict[str, str]]:
+    """The CSV of N accounts; returns a sample of them to query for."""
+    rng = random.Random(seed)
+    sample: list[dict[str, str]] = []
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(person(rng, 0)))
+        w.writeheader()
+        for i in range(n):
+            p = person(rng, i)
+            w.writerow(p)
+            if len(sample) < 5000 and rng.random() < 5000 / n * 2:
+                sample.append(p)
+    return sample
+
+
+def query_for(rng: random.Random, p: dict[str, str]) -> dict[str, Any]:
+    """The person as staff might type them years later: one error, maybe no SSN."""
+    q: dict[str, Any] = {"first_name": p["first_name"], "last_name": p["last_name"],
+                         "date_of_birth": p["date_of_birth"]}
+    if p["ssn"] and rng.random() < 0.5:
+        q["ssn"] = p["ssn"]
+    kind = rng.randrange(4)
+    if kind == 0:
+        name = q["last_name"]
+        i = rng.randrange(len(name))
+        q["last_name"] = name[:i] + name[i + 1:] if len(name) > 3 else name
+    elif kind == 1:
+        d = date.fromisoformat(q["date_of_birth"])
+        if d.day <= 12:
+            q["date_of_birth"] = d.replace(month=d.day, day=d.month).isoformat()
+    elif kind == 2:
+        q["first_name"], q["last_name"] = q["last_name"], q["first_name"]
+    return q
+
+
+async def prepare_service(dsn: str) -> str:
+    """Staff to sign in as, and the import's events marked sent (see the docstring)."""
+    import asyncpg
+
+    from identity.service import Identity, create_staff
+    from identity.settings import IdentitySettings
+    from shared.servicekit.db import create_pool
+
+    pool = await create_pool(dsn)
+    await create_staff(pool, Identity.from_settings(IdentitySettings()), username="bench.staff",
+                       first_name="Pat", last_name="Jones", email=None, roles=["staff"],
+                       password=PASSWORD)
+    conn: asyncpg.Connection = await asyncpg.connect(dsn)
+    await conn.execute("DELETE FROM outbox")  # as if sent and pruned
+    await conn.close()
+    await pool.close()
+    return "bench.staff"
+
+
+async def in_process(dsn: str, queries: list[dict[str, Any]]) -> list[float]:
+    import uuid
+
+    from identity import matches
+    from identity.domain import MatchFields, clean_match_fields
+    from identity.settings import IdentitySettings
+    from shared.servicekit.db import create_pool
+
+    pool = await create_pool(dsn, min_size=1, max_size=2)
+    matcher = matches.Matcher.from_settings(IdentitySettings())
+    staff = uuid.uuid4()
+    out = []
+    today = date.today()
+    for q in queries:
+        fields = clean_match_fields(MatchFields(
+            q.get("first_name"), q.get("last_name"), date.fromisoformat(q["date_of_birth"]),
+            q.get("ssn")), today=today)
+        t = time.perf_counter()
+        await matches.search(pool, matcher, fields, staff_id=staff)
+        out.append((time.perf_counter() - t) * 1000)
+    await pool.close()
+    return out
+
+
+async def over_http(url: str, staff: str, queries: list[dict[str, Any]], seconds: float,
+                    concurrency: int) -> tuple[int, float, list[float]]:
+    limits = httpx.Limits(max_connections=concurrency + 2)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        r = await client.post("/v1/auth/token", data={"username": staff, "password": PASSWORD})
+        headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        deadline = time.perf_counter() + seconds
+        lat: list[float] = []
+        done = 0
+
+        async def worker(k: int) -> None:
+            nonlocal done
+            i = k
+            while time.perf_counter() < deadline:
+                t = time.perf_counter()
+                r = await client.post("/v1/matches", json=queries[i % len(queries)],
+                                      headers=headers)
+                assert r.status_code == 200, r.text
+                lat.append((time.perf_counter() - t) * 1000)
+                done += 1
+                i += concurrency
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        return done, time.perf_counter() - start, lat
+
+
+async def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient(base_url=url) as c:
+        for _ in range(600):
+            if proc.poll() is not None:
+                raise SystemExit("identity exited during start")
+            try:
+                if (await c.get("/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise SystemExit("identity not ready")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--accounts", type=int, default=2_000_000)
+    parser.add_argument("--queries", type=int, default=3000)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        pg = LocalPostgres(Path(tmp) / "pg", free_port())
+        broker = LocalBroker(free_port())
+        pg.start()
+        broker.start()
+        env = {**os.environ, "CSC_ENV": "test", "IDENTITY_DATABASE_URL": pg.dsn(),
+               "CSC_KAFKA_BOOTSTRAP": broker.bootstrap, "IDENTITY_SSN_KEYS": f"k1:{_key()}",
+               "IDENTITY_SSN_ACTIVE_KEY": "k1", "IDENTITY_SSN_HMAC_KEY": _key(),
+               "IDENTITY_DATA_KEY": _key(), "CSC_LOG_LEVEL": "WARNING"}
+        os.environ.update(env)
+        proc = None
+        try:
+            csv_path = Path(tmp) / "accounts.csv"
+            t = time.perf_counter()
+            sample = write_accounts(csv_path, args.accounts, args.seed)
+            print(f"{args.accounts:,} synthetic accounts written in {time.perf_counter() - t:.0f} s;"
+                  f" {os.cpu_count()} cores")
+            subprocess.run([CSC, "migrate", "identity"],
+                           env=env, check=True, capture_output=True)
+            t = time.perf_counter()
+            done = subprocess.run(
+                [CSC, "identity", "import-customers",
+                 str(csv_path), "--batch-rows", "10000"],
+                env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"import failed: {done.stderr.strip()[-2000:]}")
+            wall = time.perf_counter() - t
+            print(f"import: {done.stdout.strip().splitlines()[-1]}")
+            print(f"  wall time {wall:.0f} s = {args.accounts / wall:,.0f} rows/s"
+                  " (process start and the line count included)")
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", (
+                "import asyncio, asyncpg, os\n"
+                "async def go():\n"
+                "    c = await asyncpg.connect(os.environ['IDENTITY_DATABASE_URL'])\n"
+                "    await c.execute('VACUUM ANALYZE customers')\n"
+                "    await c.execute('VACUUM ANALYZE customer_identifiers')\n"
+                "asyncio.run(go())\n")], env=env, check=True)
+            print(f"  VACUUM ANALYZE afterwards: {time.perf_counter() - t:.0f} s")
+
+            rng = random.Random(args.seed + 1)
+            present = [query_for(rng, rng.choice(sample)) for _ in range(args.queries)]
+            absent = [query_for(rng, person(rng, -1)) for _ in range(args.queries // 3)]
+            staff = asyncio.run(prepare_service(pg.dsn()))
+            for label, qs in (("people who are there", present), ("people who are not", absent)):
+                lat = asyncio.run(in_process(pg.dsn(), qs))
+                print(f"match use case in-process, {label} ({len(qs)} queries): "
+                      f"p50 {statistics.median(lat):.2f} ms, p95 {_pct(lat, 0.95):.2f} ms, "
+                      f"p99 {_pct(lat, 0.99):.2f} ms")
+
+            port = free_port()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "identity.app:create_app", "--factory",
+                 "--port", str(port), "--no-access-log", "--log-level", "warning"], env=env)
+            url = f"http://127.0.0.1:{port}"
+            asyncio.run(wait_ready(url, proc))
+            n, elapsed, lat = asyncio.run(
+                over_http(url, staff, present + absent, args.seconds, args.concurrency))
+            print(f"POST /v1/matches over HTTP, one worker, concurrency {args.concurrency}: "
+                  f"{n / elapsed:,.0f} matches/s, p50 {statistics.median(lat):.1f} ms, "
+                  f"p99 {_pct(lat, 0.99):.1f} ms")
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
+            broker.stop()
+            pg.stop()
+
+
+if __name__ == "__main__":
+    main()
