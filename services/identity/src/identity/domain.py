@@ -18,7 +18,7 @@ from typing import Literal
 
 from email_validator import EmailNotValidError, validate_email
 
-from identity.matching import QUERY_REASON
+from identity.matching import QUERY_REASON, ssn_issuable
 
 
 class DomainError(Exception):
@@ -56,10 +56,10 @@ def normalize_ssn(raw: str) -> str:
     match = _SSN_DASHED.fullmatch(text) or _SSN_BARE.fullmatch(text)
     if match is None:
         raise ValueError(SSN_FORMAT_REASON)
-    area, group, serial = match.groups()
-    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+    digits = "".join(match.groups())
+    if not ssn_issuable(digits):
         raise ValueError(SSN_UNISSUED_REASON)
-    return area + group + serial
+    return digits
 
 
 def ssn_last4(digits: str) -> str:

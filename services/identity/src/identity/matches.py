@@ -19,8 +19,7 @@ from identity.matching import (
     Thresholds,
     query_keys,
     rank,
-    ssn_relation,
-    ssn_variants,
+    ssn_slips,
 )
 from identity.repository import matches as mrepo
 from identity.service import OUTBOX, Conflict, NotFound, thresholds_from
@@ -58,13 +57,12 @@ def person_of(fields: MatchFields) -> Person:
 
 
 def ssn_lookups(vault: SsnVault, digits: str) -> dict[bytes, SsnRelation]:
-    """Keyed hashes of the SSN and of each one-digit or transposition slip of it."""
+    """Keyed hashes of the SSN and of each slip of it the SSA could have issued."""
+    slips = ssn_slips(digits)
     out: dict[bytes, SsnRelation] = {vault.lookup(digits): "equal"}
-    for variant in ssn_variants(digits):
-        try:
-            out.setdefault(vault.lookup(variant), ssn_relation(digits, variant))
-        except ValueError:  # a number the SSA never issues: no account holds it
-            continue
+    hashes = vault.lookups_of_digits([d for d, _ in slips])
+    for lookup, (_, relation) in zip(hashes, slips, strict=True):
+        out.setdefault(lookup, relation)
     return out
 
 
@@ -104,8 +102,9 @@ async def search(
     account_id: uuid.UUID | None = None,
 ) -> list[Match]:
     """Candidates for a person; with ``account_id``, for that account (itself and the
-    accounts remembered as other people left out). Audited with what was shown."""
-    async with pool.acquire() as conn, conn.transaction():
+    accounts remembered as other people left out). Audited with what was shown
+    before the answer leaves (a read and one append: no transaction needed)."""
+    async with pool.acquire() as conn:
         exclude: list[uuid.UUID] = []
         if account_id is not None:
             if not await mrepo.existing_accounts(conn, [account_id]):

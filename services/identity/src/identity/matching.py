@@ -219,6 +219,23 @@ def ssn_variants(digits: str) -> list[str]:
     return out
 
 
+def ssn_issuable(digits: str) -> bool:
+    """Nine digits the SSA issues: area not 000, 666 or 9xx, group not 00, serial not 0000."""
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    return not (area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000")
+
+
+def ssn_slips(digits: str) -> list[tuple[str, SsnRelation]]:
+    """The issuable one-digit slips and adjacent transpositions of an SSN, each with
+    how it relates to the SSN."""
+    variants = ssn_variants(digits)
+    return [
+        (v, "one_digit" if i < 81 else "transposed")
+        for i, v in enumerate(variants)
+        if ssn_issuable(v)
+    ]
+
+
 def ssn_relation(query_digits: str, other_digits: str) -> SsnRelation:
     """How two full SSNs relate: equal, one digit, adjacent transposition, or different.
 

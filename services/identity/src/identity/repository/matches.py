@@ -1,5 +1,6 @@
 """SQL of person matching: candidate retrieval, remembered decisions, the duplicates
-queue and merges. Functions take a connection and never commit."""
+queue and merges. Functions take a connection and never commit. JSON goes in and
+out as text (``::text`` casts), whatever codecs the pool's connections have."""
 
 from __future__ import annotations
 
@@ -191,7 +192,7 @@ async def add_pairs(conn: Connection, account_id: UUID, found: Sequence[FoundPai
     pairs = [_pair(account_id, f.other_id) for f in found]
     await conn.execute(
         "INSERT INTO duplicate_pairs (account_a, account_b, score, band, evidence)"
-        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::float8[], $4::text[], $5::jsonb[])"
+        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::float8[], $4::text[], $5::text[]::jsonb[])"
         " ON CONFLICT (account_a, account_b) DO UPDATE"
         " SET score = EXCLUDED.score, band = EXCLUDED.band, evidence = EXCLUDED.evidence"
         " WHERE duplicate_pairs.status = 'open'",
@@ -225,7 +226,7 @@ class DuplicatePair:
 
 
 _PAIRS = """
-SELECT p.id, p.score, p.band, p.evidence, p.status, p.found_at,
+SELECT p.id, p.score, p.band, p.evidence::text AS evidence, p.status, p.found_at,
        a.id AS a_id, a.username AS a_username, a.first_name AS a_first_name,
        a.last_name AS a_last_name, a.date_of_birth AS a_date_of_birth,
        a.ssn_last4 AS a_ssn_last4, a.status AS a_status,
@@ -346,7 +347,7 @@ async def add_merge(
     return int(
         await conn.fetchval(
             "INSERT INTO merges (pair_id, survivor_id, merged_id, moved_identifiers,"
-            " merged_status, merged_by) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            " merged_status, merged_by) VALUES ($1, $2, $3, $4::text::jsonb, $5, $6) RETURNING id",
             pair_id, survivor_id, merged_id, json.dumps([list(p) for p in moved]),
             merged_status, by,
         )
@@ -355,13 +356,14 @@ async def add_merge(
 
 async def merge_in_force(conn: Connection, pair_id: int) -> Merge | None:
     r = await conn.fetchrow(
-        "SELECT id, pair_id, survivor_id, merged_id, moved_identifiers, merged_status"
+        "SELECT id, pair_id, survivor_id, merged_id, moved_identifiers::text AS moved,"
+        " merged_status"
         " FROM merges WHERE pair_id = $1 AND unmerged_at IS NULL FOR UPDATE",
         pair_id,
     )
     if r is None:
         return None
-    moved = [(k, v) for k, v in json.loads(r["moved_identifiers"])]
+    moved = [(k, v) for k, v in json.loads(r["moved"])]
     return Merge(r["id"], r["pair_id"], r["survivor_id"], r["merged_id"], moved,
                  r["merged_status"])
 
