@@ -192,7 +192,8 @@ async def add_pairs(conn: Connection, account_id: UUID, found: Sequence[FoundPai
     pairs = [_pair(account_id, f.other_id) for f in found]
     await conn.execute(
         "INSERT INTO duplicate_pairs (account_a, account_b, score, band, evidence)"
-        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::float8[], $4::text[], $5::text[]::jsonb[])"
+        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::float8[], $4::text[],"
+        "                      $5::text[]::jsonb[])"
         " ON CONFLICT (account_a, account_b) DO UPDATE"
         " SET score = EXCLUDED.score, band = EXCLUDED.band, evidence = EXCLUDED.evidence"
         " WHERE duplicate_pairs.status = 'open'",
