@@ -15,12 +15,14 @@ which answers with the account it made (never a second one).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
 
+from enrollment import handout
 from enrollment.domain import RETURNING_CITIZENS, Conflict, FieldError, Forbidden, InvalidInput
 from enrollment.identity_client import Candidate, CreatedAccount
 from enrollment.intake import (
@@ -32,12 +34,12 @@ from enrollment.intake import (
     mentioned_codes,
     unsettled,
 )
-from enrollment.participants import enrolled_event
 from enrollment.records import IntakeRequest, ReturningCitizen
 from enrollment.repository import enrollments as enr
 from enrollment.repository import programs as repo
 from enrollment.repository import returning_citizens as rc_repo
 from enrollment.service import OUTBOX, Actor, Context, require_program_access
+from shared.schemas.enrollment import CustomerEnrolled, Identifier
 from shared.servicekit.db import Connection
 from shared.servicekit.logs import correlation_id
 
@@ -63,13 +65,18 @@ class Matches:
 
 
 async def match(pool: asyncpg.Pool, ctx: Context, actor: Actor, raw: dict[str, Any]) -> Matches:
-    """Step 1. Nothing is written unless identity answered."""
-    async with pool.acquire() as conn:
+    """Step 1. The IDOC number is looked up while identity matches; nothing is written
+    unless identity answered (the audit row, in the transaction that read)."""
+    async with pool.acquire() as conn, conn.transaction():
         await authorize_adding(conn, actor)
         intake = check_form(raw, today=ctx.today(), known=await known_codes(conn, raw))
-    candidates = await ctx.identity.match(actor.token, intake.match_query())
-    async with pool.acquire() as conn, conn.transaction():
-        same_idoc = await rc_repo.by_idoc(conn, intake.idoc_number)
+        asking = asyncio.create_task(ctx.identity.match(actor.token, intake.match_query()))
+        try:
+            same_idoc = await rc_repo.by_idoc(conn, intake.idoc_number)
+        except BaseException:
+            asking.cancel()
+            raise
+        candidates = await asking
         await repo.audit(conn, actor_id=actor.id, actor_kind="staff",
                          action="returning_citizen.match", request_id=correlation_id.get(),
                          details={"candidates": [str(c.account_id) for c in candidates],
@@ -86,6 +93,7 @@ class Submitted:
     temporary_password: str | None = field(default=None, repr=False)
     password_expires_at: str | None = None
     replayed: bool = False
+    handout_html: str = field(default="", repr=False)
 
 
 def identity_key(key: str | None) -> str | None:
@@ -148,7 +156,8 @@ async def submit(
         if earlier is not None and earlier.request_hash != request_hash:
             raise _reused()
         if earlier is not None and earlier.state == "done":
-            return await _replay(ctx, actor, intake, decision, earlier, key)
+            replayed = await _replay(ctx, actor, intake, decision, earlier, key)
+            return await with_handout(pool, ctx, intake, replayed)
         if earlier is None:
             await _idoc_free(conn, intake.idoc_number)
 
@@ -165,22 +174,23 @@ async def submit(
                         raise _reused()
 
     account: CreatedAccount | None = None
-    if linked is not None:
-        await ctx.identity.confirm_match(actor.token, linked.account_id,
-                                         list(decision.rejected_account_ids))
-        account_id, username = linked.account_id, linked.username
-    else:
-        try:
+    try:
+        if linked is not None:
+            await ctx.identity.confirm_match(actor.token, linked.account_id,
+                                             list(decision.rejected_account_ids))
+            account_id, username = linked.account_id, linked.username
+        else:
             account = await ctx.identity.create_customer(
                 actor.token, account_request(intake, decision), identity_key(key))
-        except (Conflict, InvalidInput):
-            if key:  # identity made nothing: the key is free for a corrected submit
-                async with pool.acquire() as conn:
-                    await enr.drop_intake_request(conn, actor.id, key)
-            raise
-        account_id, username = account.id, account.username
-    return await _save(pool, actor, intake, decision, key, request_hash, account_id,
+            account_id, username = account.id, account.username
+    except (Conflict, InvalidInput):
+        if key:  # identity refused and made nothing: the key is free for a corrected submit
+            async with pool.acquire() as conn:
+                await enr.drop_intake_request(conn, actor.id, key)
+        raise
+    done = await _save(pool, actor, intake, decision, key, request_hash, account_id,
                        username, account)
+    return await with_handout(pool, ctx, intake, done)
 
 
 async def _replay(
@@ -199,6 +209,20 @@ async def _replay(
                      account.temporary_password, account.password_expires_at, replayed=True)
 
 
+async def with_handout(
+    pool: asyncpg.Pool, ctx: Context, intake: Intake, done: Submitted
+) -> Submitted:
+    """The printable hand-out for this answer (the temporary password only in it)."""
+    async with pool.acquire() as conn:
+        names = await repo.reference_names(conn, [("institutions", intake.institution)])
+    html = handout.render(
+        first_name=intake.first_name, last_name=intake.last_name, username=done.username,
+        temporary_password=done.temporary_password,
+        password_expires_at=done.password_expires_at, signin_url=ctx.signin_url,
+        institution=names.get(f"institutions:{intake.institution}", intake.institution))
+    return replace(done, handout_html=html)
+
+
 async def _save(
     pool: asyncpg.Pool, actor: Actor, intake: Intake, decision: Decision, key: str | None,
     request_hash: bytes, account_id: uuid.UUID, username: str | None,
@@ -207,57 +231,69 @@ async def _save(
     created = account is not None
     password = account.temporary_password if account else None
     expires = account.password_expires_at if account else None
-    async with pool.acquire() as conn, conn.transaction():
-        if key:
-            row = await enr.get_intake_request(conn, actor.id, key, for_update=True)
-            if row is not None and row.state == "done" and row.enrollment_id is not None:
-                # a simultaneous submit with the same key saved it first
-                return Submitted(row.enrollment_id, account_id, created, username, password,
-                                 expires, replayed=True)
-        await _idoc_free(conn, intake.idoc_number)
-        await enr.lock_participation(conn, RC, account_id)
-        existing = await enr.open_enrollment(conn, RC, account_id)
-        if existing is not None:
-            raise Conflict("already-enrolled",
-                           f"this customer already has open Returning Citizens enrollment "
-                           f"{existing.id}", existing_enrollment_id=str(existing.id))
-        enrollment_id = uuid.uuid4()
-        await enr.insert_enrollment(
-            conn, id=enrollment_id, program=RC, customer_id=account_id, status="enrolled",
-            on=intake.enrollment_date, reason=None, added_by=actor.id,
-            enrolled_on=intake.enrollment_date)
+    async with pool.acquire() as conn:
         try:
             async with conn.transaction():
-                await rc_repo.insert(
-                    conn, enrollment_id=enrollment_id, idoc_number=intake.idoc_number,
-                    first_name=intake.first_name, last_name=intake.last_name,
-                    date_of_birth=intake.date_of_birth, institution=intake.institution,
-                    counties=intake.counties, msr_date=intake.msr_date,
-                    msr_county=intake.msr_county, enrollment_date=intake.enrollment_date,
-                    added_by=actor.id)
+                if key:
+                    row = await enr.get_intake_request(conn, actor.id, key, for_update=True)
+                    if row is not None and row.state == "done" and row.enrollment_id:
+                        # a simultaneous submit with the same key saved it first
+                        return Submitted(row.enrollment_id, account_id, created, username,
+                                         password, expires, replayed=True)
+                enrollment_id = await _enroll(conn, actor, intake, decision, account_id,
+                                              username, created)
+                if key:
+                    await enr.finish_intake_request(
+                        conn, actor.id, key, account_id=account_id, account_created=created,
+                        username=username, enrollment_id=enrollment_id,
+                        request_hash=request_hash)
         except asyncpg.UniqueViolationError:
             await _idoc_free(conn, intake.idoc_number)  # names the enrollment that won
             raise
-        await rc_repo.set_offenses(conn, enrollment_id, intake.offenses)
-        await repo.note_customer(conn, account_id, username, intake.first_name, intake.last_name)
-        await enr.add_history(conn, enrollment_id, actor_id=actor.id, action="created", changes={
-            "parent_institution": intake.institution, "idoc_number": intake.idoc_number,
-            "counties_of_commitment": list(intake.counties),
-            "msr_date": intake.msr_date.isoformat(), "msr_county": intake.msr_county,
-            "offenses": list(intake.offenses),
-            "enrollment_date": intake.enrollment_date.isoformat(),
-            "account": "created" if created else "linked"})
-        await repo.audit(
-            conn, actor_id=actor.id, actor_kind="staff", action="returning_citizen.create",
-            enrollment_id=enrollment_id, customer_id=account_id, request_id=correlation_id.get(),
-            details={"account_created": created,
-                     "rejected_account_ids": [str(a) for a in decision.rejected_account_ids]})
-        found = await enr.get_enrollment(conn, enrollment_id)
-        assert found is not None
-        await OUTBOX.add(conn, await enrolled_event(conn, found, intake.enrollment_date,
-                                                    actor.id))
-        if key:
-            await enr.finish_intake_request(
-                conn, actor.id, key, account_id=account_id, account_created=created,
-                username=username, enrollment_id=enrollment_id, request_hash=request_hash)
     return Submitted(enrollment_id, account_id, created, username, password, expires)
+
+
+async def _enroll(
+    conn: Connection, actor: Actor, intake: Intake, decision: Decision,
+    account_id: uuid.UUID, username: str | None, created: bool,
+) -> uuid.UUID:
+    """The enrollment, its facts, history, audit row and CustomerEnrolled (no offenses)."""
+    await _idoc_free(conn, intake.idoc_number)
+    await enr.lock_participation(conn, RC, account_id)
+    existing = await enr.open_enrollment(conn, RC, account_id)
+    if existing is not None:
+        raise Conflict("already-enrolled",
+                       f"this customer already has open Returning Citizens enrollment "
+                       f"{existing.id}", existing_enrollment_id=str(existing.id))
+    enrollment_id = uuid.uuid4()
+    await enr.insert_enrollment(
+        conn, id=enrollment_id, program=RC, customer_id=account_id, status="enrolled",
+        on=intake.enrollment_date, reason=None, added_by=actor.id,
+        enrolled_on=intake.enrollment_date)
+    await rc_repo.insert(
+        conn, enrollment_id=enrollment_id, idoc_number=intake.idoc_number,
+        first_name=intake.first_name, last_name=intake.last_name,
+        date_of_birth=intake.date_of_birth, institution=intake.institution,
+        counties=intake.counties, msr_date=intake.msr_date, msr_county=intake.msr_county,
+        enrollment_date=intake.enrollment_date, added_by=actor.id)
+    await rc_repo.add_offenses(conn, enrollment_id, intake.offenses)
+    await repo.note_customer(conn, account_id, username, intake.first_name, intake.last_name)
+    await enr.add_history(conn, enrollment_id, actor_id=actor.id, action="created", changes={
+        "parent_institution": intake.institution, "idoc_number": intake.idoc_number,
+        "counties_of_commitment": list(intake.counties),
+        "msr_date": intake.msr_date.isoformat(), "msr_county": intake.msr_county,
+        "offenses": list(intake.offenses),
+        "enrollment_date": intake.enrollment_date.isoformat(),
+        "account": "created" if created else "linked"})
+    await repo.audit(
+        conn, actor_id=actor.id, actor_kind="staff", action="returning_citizen.create",
+        enrollment_id=enrollment_id, customer_id=account_id, request_id=correlation_id.get(),
+        details={"account_created": created,
+                 "rejected_account_ids": [str(a) for a in decision.rejected_account_ids]})
+    await OUTBOX.add(conn, CustomerEnrolled(
+        enrollment_id=enrollment_id, program=RC, customer_id=account_id, staff_id=actor.id,
+        enrolled_on=intake.enrollment_date,
+        identifiers=[Identifier(kind="idoc_number", value=intake.idoc_number)],
+        institution=intake.institution, counties=list(intake.counties),
+        msr_date=intake.msr_date, msr_county=intake.msr_county))
+    return enrollment_id

@@ -133,9 +133,6 @@ async def submit(
     response.headers.update(NO_STORE)
     try:
         done = await add_customer.submit(pool, ctx, staff, body, idempotency_key)
-        html = await returning_citizens.handout(
-            pool, ctx, staff, done.enrollment_id, temporary_password=done.temporary_password,
-            password_expires_at=done.password_expires_at)
     except DomainError as exc:
         raise problem(exc) from None
     answer: dict[str, Any] = {
@@ -145,7 +142,7 @@ async def submit(
     if done.account_created:
         answer["temporary_password"] = done.temporary_password
         answer["password_expires_at"] = done.password_expires_at
-    answer["handout_html"] = html
+    answer["handout_html"] = done.handout_html
     return answer
 
 

@@ -60,6 +60,15 @@ async def set_offenses(conn: Connection, enrollment_id: UUID, offenses: Sequence
     )
 
 
+async def add_offenses(conn: Connection, enrollment_id: UUID, offenses: Sequence[str]) -> None:
+    """The offenses of a new record."""
+    if offenses:
+        await conn.executemany(
+            "INSERT INTO returning_citizen_offenses (enrollment_id, offense, position)"
+            " VALUES ($1, $2, $3)", [(enrollment_id, o, i) for i, o in enumerate(offenses)],
+        )
+
+
 async def offenses(conn: Connection, enrollment_id: UUID) -> tuple[str, ...]:
     rows = await conn.fetch(
         "SELECT offense FROM returning_citizen_offenses WHERE enrollment_id = $1"

@@ -1,0 +1,326 @@
+"""Benchmark: Add Customer (Returning Citizens), the two steps over HTTP.
+
+Starts its own PostgreSQL and broker on free ports, loads N existing accounts into
+identity (default 200,000) with `csc identity import-customers`, runs identity and
+enrollment (one uvicorn worker each) as separate processes, and then has case workers
+do intakes side by side: step 1 (`POST /v1/returning-citizens/matches`: the whole
+form checked, identity's matcher asked, the IDOC number looked up) and, with the
+decision it leads to, step 2 (`POST /v1/returning-citizens`: link the strong match
+and reject the rest, or reject every candidate and create an account, which hashes a
+temporary password; then the enrollment and its event). About a third of the people
+already have an account. It prints completed intakes per second and p50/p95/p99 of
+each step.
+
+The import's CustomerAccountCreated events are removed (as if sent and pruned) before
+the services start, so neither identity's duplicates queue nor enrollment's consumer
+works through 200,000 events on the same two cores while intakes are timed.
+
+    .venv/bin/python bench/add_customer.py [--accounts 200000] [--intakes 600] [--concurrency 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import csv
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from shared.devstack.processes import LocalBroker, LocalPostgres, free_port
+
+PASSWORD = "quiet harbor lantern morning 7"
+CSC = str(Path(sys.executable).parent / "csc")
+FIRST = (
+    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
+    "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas",
+    "Sarah", "Charles", "Karen", "Christopher", "Lisa", "Daniel", "Nancy", "Matthew", "Betty",
+    "Anthony", "Margaret", "Mark", "Sandra", "Donald", "Ashley", "Steven", "Kimberly", "Paul",
+    "Emily", "Andrew", "Donna", "Joshua", "Michelle", "Kenneth", "Carol", "Kevin", "Amanda",
+    "Brian", "Dorothy", "George", "Melissa", "Timothy", "Deborah", "Ronald", "Stephanie",
+    "Edward", "Rebecca", "Jason", "Sharon", "Jeffrey", "Laura", "Ryan", "Cynthia", "Jacob",
+    "Marcus", "Tyrone", "Darnell", "Andre", "Jamal", "Terrell", "Luis", "Carlos", "Miguel",
+)
+LAST = (
+    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
+    "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor",
+    "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez",
+    "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright",
+    "Scott", "Torres", "Hill", "Flores", "Green", "Adams", "Nelson", "Baker", "Hall", "Rivera",
+)
+SYLLABLES = ("ka", "ro", "mi", "sel", "dan", "ber", "tov", "li", "an", "ski", "wic", "ham",
+             "ford", "ley", "ton", "ric", "os", "ell", "man", "berg")
+INSTITUTIONS = ("kewanee-lsrc", "murphysboro-lsrc", "vienna", "dixon", "sheridan", "logan")
+COUNTIES = ("cook", "will", "lake", "dupage", "kane", "winnebago", "peoria", "st-clair")
+OFFENSES = ("burglary", "theft", "drug-possession", "drug-delivery", "robbery", "dui")
+
+
+def _key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+def _surname(rng: random.Random) -> str:
+    if rng.random() < 0.5:
+        return LAST[min(int(rng.paretovariate(1.0)) - 1, len(LAST) - 1)]
+    return "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))).capitalize()
+
+
+def _ssn(rng: random.Random) -> str:
+    area = rng.choice([a for a in range(1, 900) if a != 666])
+    return f"{area:03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
+
+
+def person(rng: random.Random) -> dict[str, str]:
+    dob = date(1955, 1, 1) + timedelta(days=rng.randrange(365 * 45))
+    return {"first_name": rng.choice(FIRST), "last_name": _surname(rng),
+            "date_of_birth": dob.isoformat(), "ssn": _ssn(rng) if rng.random() < 0.7 else ""}
+
+
+def write_accounts(path: Path, n: int, seed: int, keep: int) -> list[dict[str, str]]:
+    """The CSV of N accounts; returns ``keep`` of them, who will come back as intakes."""
+    rng = random.Random(seed)
+    sample: list[dict[str, str]] = []
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["first_name", "last_name", "date_of_birth", "ssn",
+                                          "email"])
+        w.writeheader()
+        for i in range(n):
+            p = person(rng)
+            w.writerow({**p, "email": f"p{i}@example.org" if rng.random() < 0.3 else ""})
+            if len(sample) < keep and rng.random() < keep * 2 / n:
+                sample.append(p)
+    return sample
+
+
+def intake_form(rng: random.Random, i: int, p: dict[str, str]) -> dict[str, Any]:
+    idoc = f"{'ABCDEFGHJKLMNPRSTUVWXYZ'[i // 100000]}{i % 100000:05d}"
+    enrolled = date.today() - timedelta(days=rng.randrange(1, 60))
+    form: dict[str, Any] = {
+        "parent_institution": rng.choice(INSTITUTIONS), "idoc_number": idoc,
+        "idoc_number_confirmation": idoc, "first_name": p["first_name"],
+        "last_name": p["last_name"], "date_of_birth": p["date_of_birth"],
+        "counties_of_commitment": rng.sample(COUNTIES, rng.randint(1, 2)),
+        "msr_date": (enrolled + timedelta(days=rng.randrange(0, 400))).isoformat(),
+        "msr_county": rng.choice(COUNTIES), "offenses": rng.sample(OFFENSES, rng.randint(0, 2)),
+        "enrollment_date": enrolled.isoformat(),
+    }
+    if p.get("ssn"):
+        form["ssn"] = p["ssn"]
+    return form
+
+
+def decide(candidates: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a case worker decides: link a strong match, otherwise none was accurate."""
+    ids = [c["account_id"] for c in candidates]
+    if candidates and candidates[0]["band"] == "strong":
+        return {"link_account_id": ids[0], "rejected_account_ids": ids[1:]}
+    return {"rejected_account_ids": ids}
+
+
+async def setup_staff(identity_dsn: str, workers: int) -> None:
+    from identity.service import Identity, create_staff
+    from identity.settings import IdentitySettings
+    from shared.servicekit.db import create_pool
+
+    pool = await create_pool(identity_dsn)
+    ids = Identity.from_settings(IdentitySettings())
+    await create_staff(pool, ids, username="bench.admin", first_name="Ada", last_name="Min",
+                       email=None, roles=["admin"], password=PASSWORD)
+    for i in range(workers):
+        await create_staff(pool, ids, username=f"bench.case{i}", first_name="Robin",
+                           last_name="Case", email=None, roles=["reentry"], password=PASSWORD)
+    await pool.close()
+
+
+async def sql(dsn: str, *statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        for s in statements:
+            await conn.execute(s)
+    finally:
+        await conn.close()
+
+
+async def wait_ready(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
+    async with httpx.AsyncClient(base_url=url) as c:
+        for _ in range(600):
+            if proc.poll() is not None:
+                raise SystemExit(f"{what} exited during start")
+            try:
+                if (await c.get("/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise SystemExit(f"{what} not ready")
+
+
+async def sign_in(client: httpx.AsyncClient, username: str) -> dict[str, str]:
+    r = await client.post("/v1/auth/token", data={"username": username, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+async def authorize(identity: str, enrollment: str, workers: int) -> list[dict[str, str]]:
+    """Sign the case workers in and have the admin authorize them for the program (once
+    enrollment knows them from identity's staff events)."""
+    async with httpx.AsyncClient(base_url=identity, timeout=30) as ida, \
+            httpx.AsyncClient(base_url=enrollment, timeout=30) as enr:
+        admin = await sign_in(ida, "bench.admin")
+        tokens = []
+        for i in range(workers):
+            me = await sign_in(ida, f"bench.case{i}")
+            staff_id = (await ida.get("/v1/me", headers=me)).json()["id"]
+            for _ in range(300):
+                r = await enr.put(f"/v1/programs/returning-citizens/staff/{staff_id}",
+                                  headers=admin)
+                if r.status_code in (200, 201):
+                    break
+                await asyncio.sleep(0.1)  # the staff event is still on its way
+            else:
+                raise SystemExit(f"could not authorize a case worker: {r.text}")
+            tokens.append(me)
+        return tokens
+
+
+async def intakes(
+    url: str, tokens: list[dict[str, str]], forms: list[dict[str, Any]], warmup: int
+) -> tuple[float, list[float], list[float], list[float], int]:
+    limits = httpx.Limits(max_connections=len(tokens) + 2)
+    step1: list[float] = []
+    created: list[float] = []
+    linked: list[float] = []
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        async def one(form: dict[str, Any], headers: dict[str, str], timed: bool) -> None:
+            t = time.perf_counter()
+            r = await client.post("/v1/returning-citizens/matches", json=form, headers=headers)
+            took1 = (time.perf_counter() - t) * 1000
+            assert r.status_code == 200, r.text
+            decision = decide(r.json()["candidates"])
+            t = time.perf_counter()
+            r = await client.post("/v1/returning-citizens", json={**form, **decision},
+                                  headers={**headers, "Idempotency-Key": form["idoc_number"]})
+            took2 = (time.perf_counter() - t) * 1000
+            assert r.status_code == 201, r.text
+            if timed:
+                step1.append(took1)
+                (created if r.json()["account_created"] else linked).append(took2)
+
+        for k, form in enumerate(forms[:warmup]):
+            await one(form, tokens[k % len(tokens)], timed=False)
+        queue = list(reversed(forms[warmup:]))
+
+        async def worker(headers: dict[str, str]) -> None:
+            while queue:
+                await one(queue.pop(), headers, timed=True)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(h) for h in tokens))
+        elapsed = time.perf_counter() - start
+    return elapsed, step1, created, linked, len(forms) - warmup
+
+
+def _line(label: str, lat: list[float]) -> str:
+    return (f"{label}: p50 {statistics.median(lat):.0f} ms, p95 {_pct(lat, 0.95):.0f} ms, "
+            f"p99 {_pct(lat, 0.99):.0f} ms ({len(lat)})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--accounts", type=int, default=200_000)
+    parser.add_argument("--intakes", type=int, default=600)
+    parser.add_argument("--concurrency", type=int, default=4, help="case workers at once")
+    parser.add_argument("--returning", type=float, default=0.33,
+                        help="share of intakes for people who already have an account")
+    parser.add_argument("--seed", type=int, default=11)
+    args = parser.parse_args()
+    warmup = 20
+    with tempfile.TemporaryDirectory() as tmp:
+        pg = LocalPostgres(Path(tmp) / "pg", free_port())
+        broker = LocalBroker(free_port())
+        pg.start()
+        broker.start()
+        identity_dsn, enrollment_dsn = pg.dsn("identity"), pg.dsn("enrollment")
+        env = {**os.environ, "CSC_ENV": "test", "CSC_KAFKA_BOOTSTRAP": broker.bootstrap,
+               "CSC_KAFKA_CONSUMER_MODE": "assign", "CSC_LOG_LEVEL": "WARNING",
+               "IDENTITY_DATABASE_URL": identity_dsn, "ENROLLMENT_DATABASE_URL": enrollment_dsn,
+               "IDENTITY_SSN_KEYS": f"k1:{_key()}", "IDENTITY_SSN_ACTIVE_KEY": "k1",
+               "IDENTITY_SSN_HMAC_KEY": _key(), "IDENTITY_DATA_KEY": _key()}
+        os.environ.update(env)
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            asyncio.run(sql(pg.dsn(), "CREATE DATABASE identity", "CREATE DATABASE enrollment"))
+            subprocess.run([CSC, "migrate", "identity", "enrollment"], env=env, check=True,
+                           capture_output=True)
+            csv_path = Path(tmp) / "accounts.csv"
+            returning = int(args.intakes * args.returning)
+            sample = write_accounts(csv_path, args.accounts, args.seed, keep=returning)
+            t = time.perf_counter()
+            done = subprocess.run([CSC, "identity", "import-customers", str(csv_path),
+                                   "--batch-rows", "10000"], env=env, capture_output=True,
+                                  text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"import failed: {done.stderr.strip()[-2000:]}")
+            print(f"{os.cpu_count()} cores; identity holds {args.accounts:,} existing accounts"
+                  f" (import: {done.stdout.strip().splitlines()[-1]},"
+                  f" {time.perf_counter() - t:.0f} s)")
+            asyncio.run(sql(identity_dsn, "DELETE FROM outbox", "VACUUM ANALYZE customers",
+                            "VACUUM ANALYZE customer_identifiers"))
+            asyncio.run(setup_staff(identity_dsn, args.concurrency))
+
+            id_port, en_port = free_port(), free_port()
+            identity_url = f"http://127.0.0.1:{id_port}"
+            env["CSC_JWKS_URL"] = f"{identity_url}/.well-known/jwks.json"
+            for package, port in (("identity", id_port), ("enrollment", en_port)):
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "uvicorn", f"{package}.app:create_app", "--factory",
+                     "--port", str(port), "--no-access-log", "--log-level", "warning"],
+                    env=env))
+                asyncio.run(wait_ready(f"http://127.0.0.1:{port}", procs[-1], package))
+            enrollment_url = f"http://127.0.0.1:{en_port}"
+            tokens = asyncio.run(authorize(identity_url, enrollment_url, args.concurrency))
+
+            rng = random.Random(args.seed + 1)
+            people = [*sample, *(person(rng) for _ in range(args.intakes + warmup - len(sample)))]
+            rng.shuffle(people)
+            forms = [intake_form(rng, i, p) for i, p in enumerate(people)]
+            elapsed, step1, created, linked, n = asyncio.run(
+                intakes(enrollment_url, tokens, forms, warmup))
+            print(f"{n} intakes by {args.concurrency} case workers at once:"
+                  f" {n / elapsed:.1f} completed intakes/s"
+                  f" ({len(linked)} linked to an existing account, {len(created)} created)")
+            print("  " + _line("step 1, POST /v1/returning-citizens/matches", step1))
+            print("  " + _line("step 2, POST /v1/returning-citizens", created + linked))
+            if created:
+                print("    " + _line("creating an account", created))
+            if linked:
+                print("    " + _line("linking an account", linked))
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(10)
+            broker.stop()
+            pg.stop()
+
+
+if __name__ == "__main__":
+    main()
