@@ -162,7 +162,8 @@ class Stack:
 
     async def reentry_worker(self, username: str = "rcase", *roles: str) -> Staffer:
         """A staff member with the reentry role, authorized for Returning Citizens."""
-        staff = await self.new_staff(username, *(roles or ("reentry",)))
+        staff, _ = await asyncio.gather(self.new_staff(username, *(roles or ("reentry",))),
+                                        self.admin())
         await self.authorize(staff)
         return staff
 
