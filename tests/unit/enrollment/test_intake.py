@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 
+from enrollment.corrections import Facts, check_patch
 from enrollment.domain import InvalidInput
 from enrollment.intake import (
     FORM_FIELDS,
     Decision,
-    Facts,
     check_form,
-    check_patch,
     check_submission,
     fingerprint,
     mentioned_codes,

@@ -2,7 +2,8 @@
 
 Every broken rule of a form comes back at once, each naming its field; no
 reason repeats the value it judges (an SSN must never be echoed). The SSN is
-checked for shape and passed to identity; nothing here keeps it.
+checked for shape and passed to identity; nothing here keeps it. The rules of a
+later correction (PATCH) are in ``enrollment.corrections``.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 
-def _blank(value: Any) -> bool:
+def blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
@@ -138,7 +139,7 @@ def mentioned_codes(raw: Mapping[str, Any]) -> list[tuple[ReferenceKind, str]]:
     return found
 
 
-def _code(
+def offered_code(
     value: Any, name: str, kind: str, known: Known, errors: list[FieldError],
     keep: Collection[str] = (),
 ) -> str | None:
@@ -157,7 +158,7 @@ def _code(
     return code
 
 
-def _codes(
+def offered_codes(
     value: Any, name: str, kind: str, known: Known, errors: list[FieldError], *,
     required: bool, max_items: int, keep: Collection[str] = (),
 ) -> tuple[str, ...] | None:
@@ -173,18 +174,19 @@ def _codes(
         errors.append(FieldError(name, f"must have at most {max_items} entries"))
         return None
     before = len(errors)
-    codes = [_code(v, f"{name}.{i}", kind, known, errors, keep) for i, v in enumerate(value)]
+    codes = [offered_code(v, f"{name}.{i}", kind, known, errors, keep)
+             for i, v in enumerate(value)]
     if len(errors) > before:
         return None
     return tuple(dict.fromkeys(c for c in codes if c is not None))  # duplicates dropped
 
 
-def _idoc_pair(
+def idoc_pair(
     raw: Mapping[str, Any], errors: list[FieldError], *, required: bool = True
 ) -> str | None:
     value, confirmation = raw.get("idoc_number"), raw.get("idoc_number_confirmation")
     idoc = None
-    if _blank(value):
+    if blank(value):
         if required:
             errors.append(FieldError("idoc_number", "is required"))
     elif not isinstance(value, str):
@@ -194,8 +196,8 @@ def _idoc_pair(
             idoc = normalize_idoc(value)
         except ValueError as exc:
             errors.append(FieldError("idoc_number", str(exc)))
-    if _blank(confirmation):
-        if required or not _blank(value):
+    if blank(confirmation):
+        if required or not blank(value):
             errors.append(FieldError("idoc_number_confirmation", "is required"))
     elif not isinstance(confirmation, str) or (
         isinstance(value, str) and confirmation.strip().upper() != (idoc or value.strip().upper())
@@ -207,7 +209,7 @@ def _idoc_pair(
 def _ssn(raw: Mapping[str, Any], errors: list[FieldError]) -> str | None:
     value, confirmation = raw.get("ssn"), raw.get("ssn_confirmation")
     ssn = None
-    if not _blank(value):
+    if not blank(value):
         if not isinstance(value, str):
             errors.append(FieldError("ssn", SSN_FORMAT_REASON))
         else:
@@ -216,8 +218,8 @@ def _ssn(raw: Mapping[str, Any], errors: list[FieldError]) -> str | None:
             except ValueError as exc:
                 errors.append(FieldError("ssn", str(exc)))
     # The form's second SSN box: optional, and when filled it must agree.
-    if not _blank(confirmation) and (
-        _blank(value) or not isinstance(confirmation, str) or not isinstance(value, str)
+    if not blank(confirmation) and (
+        blank(value) or not isinstance(confirmation, str) or not isinstance(value, str)
         or confirmation.strip() != (ssn or value.strip())
     ):
         errors.append(FieldError("ssn_confirmation", "must equal ssn"))
@@ -228,7 +230,7 @@ def _name(raw: Mapping[str, Any], name: str, errors: list[FieldError]) -> str | 
     return clean_text(raw.get(name), name, errors, NAME_MAX)
 
 
-def _not_before_birth(
+def not_before_birth(
     day: date | None, name: str, birth: date | None, errors: list[FieldError]
 ) -> None:
     if day is not None and birth is not None and day < birth:
@@ -241,12 +243,12 @@ def check_form(
     """The whole form checked at once: a clean Intake, or InvalidInput naming every bad field."""
     errors = unknown_fields(raw, allowed)
     institution = None
-    if _blank(raw.get("parent_institution")):
+    if blank(raw.get("parent_institution")):
         errors.append(FieldError("parent_institution", "is required"))
     else:
-        institution = _code(raw["parent_institution"], "parent_institution", "institutions",
-                            known, errors)
-    idoc = _idoc_pair(raw, errors)
+        institution = offered_code(raw["parent_institution"], "parent_institution",
+                                   "institutions", known, errors)
+    idoc = idoc_pair(raw, errors)
     first = _name(raw, "first_name", errors)
     last = _name(raw, "last_name", errors)
     ssn = _ssn(raw, errors)
@@ -258,19 +260,19 @@ def check_form(
         errors.append(FieldError(
             "date_of_birth", f"must not be more than {MAX_AGE_YEARS} years ago"))
         birth = None
-    counties = _codes(raw.get("counties_of_commitment"), "counties_of_commitment", "counties",
-                      known, errors, required=True, max_items=MAX_COUNTIES)
+    counties = offered_codes(raw.get("counties_of_commitment"), "counties_of_commitment",
+                             "counties", known, errors, required=True, max_items=MAX_COUNTIES)
     msr = parse_date(raw.get("msr_date"), "msr_date", errors, required=True)
-    _not_before_birth(msr, "msr_date", birth, errors)
+    not_before_birth(msr, "msr_date", birth, errors)
     msr_county = None
-    if not _blank(raw.get("msr_county")):
-        msr_county = _code(raw["msr_county"], "msr_county", "counties", known, errors)
-    offenses = _codes(raw.get("offenses"), "offenses", "offenses", known, errors,
-                      required=False, max_items=MAX_OFFENSES)
+    if not blank(raw.get("msr_county")):
+        msr_county = offered_code(raw["msr_county"], "msr_county", "counties", known, errors)
+    offenses = offered_codes(raw.get("offenses"), "offenses", "offenses", known, errors,
+                             required=False, max_items=MAX_OFFENSES)
     enrolled = parse_date(raw.get("enrollment_date"), "enrollment_date", errors, required=True)
     if enrolled is not None and enrolled > today:
         errors.append(FieldError("enrollment_date", "must not be in the future"))
-    _not_before_birth(enrolled, "enrollment_date", birth, errors)
+    not_before_birth(enrolled, "enrollment_date", birth, errors)
     if errors:
         raise InvalidInput(errors)
     assert institution and idoc and first and last and birth and counties and msr and enrolled
@@ -344,81 +346,3 @@ def unsettled(candidate_ids: Iterable[uuid.UUID], decision: Decision) -> list[uu
     if decision.link_account_id is not None:
         settled.add(decision.link_account_id)
     return [c for c in candidate_ids if c not in settled]
-
-
-# --- PATCH ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Facts:
-    """A Returning Citizens enrollment's changeable facts."""
-
-    institution: str
-    idoc_number: str
-    counties: tuple[str, ...]
-    msr_date: date
-    msr_county: str | None
-    offenses: tuple[str, ...]
-    enrollment_date: date
-
-
-def check_patch(
-    raw: Mapping[str, Any], current: Facts, *, today: date, known: Known, date_of_birth: date,
-) -> dict[str, Any]:
-    """The changed facts (field -> new value), or InvalidInput naming every bad field.
-
-    A field left out does not change; ``msr_county: null`` clears it and
-    ``offenses: []`` removes them all. Retired codes the record already has stay valid.
-    """
-    errors: list[FieldError] = []
-    for name in raw:
-        if name in ("first_name", "last_name", "date_of_birth", "ssn", "ssn_confirmation"):
-            errors.append(FieldError(name, "is changed on the customer's account, not here"))
-        elif name not in PATCH_FIELDS:
-            errors.append(FieldError(redact(str(name))[:64], "is not a field of this form"))
-    changes: dict[str, Any] = {}
-    if "parent_institution" in raw:
-        value = _code(raw["parent_institution"], "parent_institution", "institutions", known,
-                      errors, keep=(current.institution,))
-        if value is not None:
-            changes["institution"] = value
-    if "idoc_number" in raw or "idoc_number_confirmation" in raw:
-        idoc = _idoc_pair(raw, errors)
-        if idoc is not None:
-            changes["idoc_number"] = idoc
-    if "counties_of_commitment" in raw:
-        counties = _codes(raw["counties_of_commitment"], "counties_of_commitment", "counties",
-                          known, errors, required=True, max_items=MAX_COUNTIES,
-                          keep=current.counties)
-        if counties is not None:
-            changes["counties"] = counties
-    if "msr_date" in raw:
-        msr = parse_date(raw["msr_date"], "msr_date", errors, required=True)
-        _not_before_birth(msr, "msr_date", date_of_birth, errors)
-        if msr is not None:
-            changes["msr_date"] = msr
-    if "msr_county" in raw:
-        if _blank(raw["msr_county"]):
-            changes["msr_county"] = None
-        else:
-            county = _code(raw["msr_county"], "msr_county", "counties", known, errors,
-                           keep=(current.msr_county,) if current.msr_county else ())
-            if county is not None:
-                changes["msr_county"] = county
-    if "offenses" in raw:
-        offenses = _codes(raw["offenses"], "offenses", "offenses", known, errors,
-                          required=False, max_items=MAX_OFFENSES, keep=current.offenses)
-        if offenses is not None:
-            changes["offenses"] = offenses
-    if "enrollment_date" in raw:
-        enrolled = parse_date(raw["enrollment_date"], "enrollment_date", errors, required=True)
-        if enrolled is not None and enrolled > today:
-            errors.append(FieldError("enrollment_date", "must not be in the future"))
-        _not_before_birth(enrolled, "enrollment_date", date_of_birth, errors)
-        if enrolled is not None:
-            changes["enrollment_date"] = enrolled
-    if errors:
-        raise InvalidInput(errors)
-    if "offenses" in changes and set(changes["offenses"]) == set(current.offenses):
-        del changes["offenses"]  # the same offenses in another order
-    return {k: v for k, v in changes.items() if getattr(current, k) != v}

@@ -17,6 +17,7 @@ import asyncpg
 
 from enrollment import handout as handout_page
 from enrollment.add_customer import RC, known_codes
+from enrollment.corrections import Facts, check_patch
 from enrollment.domain import (
     DEFAULT_LIMIT,
     STATUSES,
@@ -28,7 +29,7 @@ from enrollment.domain import (
     encode_cursor,
     parse_date,
 )
-from enrollment.intake import Facts, check_patch, normalize_idoc
+from enrollment.intake import normalize_idoc
 from enrollment.records import HistoryEntry, ReturningCitizen
 from enrollment.repository import enrollments as enr
 from enrollment.repository import programs as repo
