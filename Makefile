@@ -9,7 +9,7 @@ UV := $(BOOT)/bin/uv
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: dev test lint typecheck pytest install bench clean
+.PHONY: dev test lint typecheck pytest install bench bench-install bench-accuracy clean
 
 install: $(STAMP)
 
@@ -36,8 +36,17 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
-bench: $(STAMP)
+# Benchmarks also need the `bench` dependency group (Splink and what it pulls in),
+# which `make test`'s install leaves out. Synced on every run: a plain `uv sync`
+# (as `make test` does after a lock change) removes the group again.
+bench-install: $(STAMP)
+	UV_PYTHON=$(PYTHON) $(UV) sync --frozen --quiet --group bench
+
+bench: bench-install
 	$(VENV)/bin/python bench/event_pipeline.py
+
+bench-accuracy: bench-install
+	$(VENV)/bin/python bench/match_accuracy.py
 
 clean:
 	rm -rf $(VENV) .local/bootstrap .mypy_cache .ruff_cache .pytest_cache
