@@ -31,7 +31,7 @@ from uuid import UUID
 
 import jellyfish
 from nicknames import NickNamer
-from rapidfuzz.distance import JaroWinkler, Levenshtein
+from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
 from identity.matching_weights import FIELD_LABELS, PRIOR_LOG2_ODDS, RULES, probability_of
 
@@ -357,8 +357,10 @@ def _last_name(q: str | None, c: str | None) -> Evidence:
         return _ev("last_name", "exact")
     if set(a.parts) & set(b.parts):
         return _ev("last_name", "compound")
+    # One edit or one swap of adjacent letters: short names ("Lee"/"Les", "Ali"/"Ail")
+    # fall below the Jaro–Winkler bar after a single typo.
     if JaroWinkler.similarity(a.full, b.full) >= CLOSE_JARO_WINKLER or (
-        min(len(a.full), len(b.full)) >= 4 and Levenshtein.distance(a.full, b.full) <= 1
+        min(len(a.full), len(b.full)) >= 3 and DamerauLevenshtein.distance(a.full, b.full) <= 1
     ):
         return _ev("last_name", "close")
     return _ev("last_name", "different")
