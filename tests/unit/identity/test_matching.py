@@ -435,3 +435,28 @@ def test_synthetic_true_record_ranks_first() -> None:
     assert first >= 0.95 * len(people), first
     assert strong_wrong == 0
     assert blocked >= 0.98 * len(people), blocked
+
+
+def test_twins_are_never_a_strong_match_unless_the_ssn_is_equal() -> None:
+    dob = date(1990, 5, 5)
+    twin = Person("Ava", "Moreno", dob, ssn_digits="219099998")
+    other = cand(Person("Mia", "Moreno", dob, ssn_digits="219099999"), "one_digit")
+    m = score(twin, other)
+    assert m.total_weight > 30  # the sum alone would call it strong
+    assert m.band == "possible"
+    same_ssn = score(Person("Ava", "Moreno", dob, ssn_digits="219099999"),
+                     cand(Person("Mia", "Moreno", dob, ssn_digits="219099999"), "equal"))
+    assert same_ssn.band == "strong"
+
+
+def test_initials_and_dates_block_when_both_names_are_misspelt() -> None:
+    from identity.matching import index_keys, query_keys
+
+    dob = date(1977, 8, 19)
+    stored = index_keys("Katherine", "Szczepanski", dob)
+    # both names misspelt beyond their phonetic codes, date exact: the initials meet
+    assert set(query_keys("Katerhine", "Szepanski", dob)) & set(stored)  # KTRHN, SSPNSK
+    # a first-name typo and a slip in the year: last name + first initial + month-day
+    assert set(query_keys("Kaherine", "Szczepanski", date(1978, 8, 19))) & set(stored)
+    # nothing in common: no key in common
+    assert not set(query_keys("Omar", "Lindqvist", date(1960, 1, 2))) & set(stored)

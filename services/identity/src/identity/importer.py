@@ -177,5 +177,8 @@ async def import_customers(
                         raise
         if progress is not None:
             progress(len(chunk))
+    if summary.imported:
+        async with pool.acquire() as conn:
+            await irepo.settle(conn)
     summary.rejected.sort(key=lambda e: e.line)
     return summary

@@ -44,3 +44,10 @@ async def copy_customers(conn: Connection, records: Sequence[tuple[Any, ...]]) -
         records=[(r[1].lower(), r[0], "customer") for r in records],
     )
     await conn.copy_records_to_table("customers", columns=CUSTOMER_COLUMNS, records=records)
+
+
+async def settle(conn: Connection) -> None:
+    """After a bulk load: merge the GIN index's pending list (until then every match
+    scans it) and refresh the planner's statistics."""
+    await conn.execute("SELECT gin_clean_pending_list('customers_match_keys'::regclass)")
+    await conn.execute("ANALYZE customers")
