@@ -9,13 +9,13 @@ decision it leads to, step 2 (`POST /v1/returning-citizens`: link the strong mat
 and reject the rest, or reject every candidate and create an account, which hashes a
 temporary password; then the enrollment and its event). About a third of the people
 already have an account. It prints completed intakes per second and p50/p95/p99 of
-each step.
+each step, for each number of case workers at once.
 
 The import's CustomerAccountCreated events are removed (as if sent and pruned) before
 the services start, so neither identity's duplicates queue nor enrollment's consumer
 works through 200,000 events on the same two cores while intakes are timed.
 
-    .venv/bin/python bench/add_customer.py [--accounts 200000] [--intakes 600] [--concurrency 4]
+    .venv/bin/python bench/add_customer.py [--accounts 200000] [--intakes 400] [--concurrency 1,2,4]
 """
 
 from __future__ import annotations
@@ -126,10 +126,11 @@ def intake_form(rng: random.Random, i: int, p: dict[str, str]) -> dict[str, Any]
     return form
 
 
-def decide(candidates: list[dict[str, Any]]) -> dict[str, Any]:
-    """What a case worker decides: link a strong match, otherwise none was accurate."""
+def decide(candidates: list[dict[str, Any]], enrolled: set[str]) -> dict[str, Any]:
+    """What a case worker decides: link a strong match (unless that account is already in
+    the program: then it is someone else), otherwise none was accurate."""
     ids = [c["account_id"] for c in candidates]
-    if candidates and candidates[0]["band"] == "strong":
+    if candidates and candidates[0]["band"] == "strong" and ids[0] not in enrolled:
         return {"link_account_id": ids[0], "rejected_account_ids": ids[1:]}
     return {"rejected_account_ids": ids}
 
@@ -209,18 +210,27 @@ async def intakes(
     step1: list[float] = []
     created: list[float] = []
     linked: list[float] = []
+    enrolled: set[str] = set()
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
         async def one(form: dict[str, Any], headers: dict[str, str], timed: bool) -> None:
             t = time.perf_counter()
             r = await client.post("/v1/returning-citizens/matches", json=form, headers=headers)
             took1 = (time.perf_counter() - t) * 1000
             assert r.status_code == 200, r.text
-            decision = decide(r.json()["candidates"])
+            candidates = r.json()["candidates"]
+            decision = decide(candidates, enrolled)
             t = time.perf_counter()
             r = await client.post("/v1/returning-citizens", json={**form, **decision},
                                   headers={**headers, "Idempotency-Key": form["idoc_number"]})
+            if r.status_code == 409 and r.json()["type"].endswith("/already-enrolled"):
+                # another case worker linked that account a moment ago: not this person
+                decision = {"rejected_account_ids": [c["account_id"] for c in candidates]}
+                r = await client.post("/v1/returning-citizens", json={**form, **decision},
+                                      headers={**headers, "Idempotency-Key": "x" + form[
+                                          "idoc_number"]})
             took2 = (time.perf_counter() - t) * 1000
             assert r.status_code == 201, r.text
+            enrolled.add(r.json()["account_id"])
             if timed:
                 step1.append(took1)
                 (created if r.json()["account_created"] else linked).append(took2)
@@ -239,6 +249,15 @@ async def intakes(
     return elapsed, step1, created, linked, len(forms) - warmup
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), 0 where it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _line(label: str, lat: list[float]) -> str:
     return (f"{label}: p50 {statistics.median(lat):.0f} ms, p95 {_pct(lat, 0.95):.0f} ms, "
             f"p99 {_pct(lat, 0.99):.0f} ms ({len(lat)})")
@@ -247,8 +266,9 @@ def _line(label: str, lat: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=200_000)
-    parser.add_argument("--intakes", type=int, default=600)
-    parser.add_argument("--concurrency", type=int, default=4, help="case workers at once")
+    parser.add_argument("--intakes", type=int, default=400, help="per concurrency level")
+    parser.add_argument("--concurrency", default="1,2,4",
+                        help="case workers at once: one run per comma-separated value")
     parser.add_argument("--returning", type=float, default=0.33,
                         help="share of intakes for people who already have an account")
     parser.add_argument("--seed", type=int, default=11)
@@ -271,9 +291,11 @@ def main() -> None:
             asyncio.run(sql(pg.dsn(), "CREATE DATABASE identity", "CREATE DATABASE enrollment"))
             subprocess.run([CSC, "migrate", "identity", "enrollment"], env=env, check=True,
                            capture_output=True)
+            levels = [int(c) for c in args.concurrency.split(",")]
             csv_path = Path(tmp) / "accounts.csv"
             returning = int(args.intakes * args.returning)
-            sample = write_accounts(csv_path, args.accounts, args.seed, keep=returning)
+            sample = write_accounts(csv_path, args.accounts, args.seed,
+                                    keep=returning * len(levels))
             t = time.perf_counter()
             done = subprocess.run([CSC, "identity", "import-customers", str(csv_path),
                                    "--batch-rows", "10000"], env=env, capture_output=True,
@@ -285,7 +307,7 @@ def main() -> None:
                   f" {time.perf_counter() - t:.0f} s)")
             asyncio.run(sql(identity_dsn, "DELETE FROM outbox", "VACUUM ANALYZE customers",
                             "VACUUM ANALYZE customer_identifiers"))
-            asyncio.run(setup_staff(identity_dsn, args.concurrency))
+            asyncio.run(setup_staff(identity_dsn, max(levels)))
 
             id_port, en_port = free_port(), free_port()
             identity_url = f"http://127.0.0.1:{id_port}"
@@ -297,23 +319,32 @@ def main() -> None:
                     env=env))
                 asyncio.run(wait_ready(f"http://127.0.0.1:{port}", procs[-1], package))
             enrollment_url = f"http://127.0.0.1:{en_port}"
-            tokens = asyncio.run(authorize(identity_url, enrollment_url, args.concurrency))
+            tokens = asyncio.run(authorize(identity_url, enrollment_url, max(levels)))
 
             rng = random.Random(args.seed + 1)
-            people = [*sample, *(person(rng) for _ in range(args.intakes + warmup - len(sample)))]
-            rng.shuffle(people)
-            forms = [intake_form(rng, i, p) for i, p in enumerate(people)]
-            elapsed, step1, created, linked, n = asyncio.run(
-                intakes(enrollment_url, tokens, forms, warmup))
-            print(f"{n} intakes by {args.concurrency} case workers at once:"
-                  f" {n / elapsed:.1f} completed intakes/s"
-                  f" ({len(linked)} linked to an existing account, {len(created)} created)")
-            print("  " + _line("step 1, POST /v1/returning-citizens/matches", step1))
-            print("  " + _line("step 2, POST /v1/returning-citizens", created + linked))
-            if created:
-                print("    " + _line("creating an account", created))
-            if linked:
-                print("    " + _line("linking an account", linked))
+            serial = 0
+            for level, workers in enumerate(levels):
+                people = [*sample[level * returning:(level + 1) * returning]]
+                people += [person(rng) for _ in range(args.intakes + warmup - len(people))]
+                rng.shuffle(people)
+                forms = [intake_form(rng, serial + i, p) for i, p in enumerate(people)]
+                serial += len(forms)
+                before = [cpu_seconds(p.pid) for p in procs]
+                elapsed, step1, created, linked, n = asyncio.run(
+                    intakes(enrollment_url, tokens[:workers], forms, warmup))
+                used = [cpu_seconds(p.pid) - b for p, b in zip(procs, before, strict=True)]
+                print(f"{n} intakes by {workers} case worker(s) at once:"
+                      f" {n / elapsed:.1f} completed intakes/s"
+                      f" ({len(linked)} linked to an existing account, {len(created)} created)")
+                print("  " + _line("step 1, POST /v1/returning-citizens/matches", step1))
+                print("  " + _line("step 2, POST /v1/returning-citizens", created + linked))
+                if created:
+                    print("    " + _line("creating an account", created))
+                if linked:
+                    print("    " + _line("linking an account", linked))
+                per = len(forms) / 1000
+                print(f"  CPU per intake: identity {used[0] / per:.0f} ms, enrollment"
+                      f" {used[1] / per:.0f} ms (PostgreSQL, the broker and this client besides)")
         finally:
             for proc in procs:
                 proc.terminate()
