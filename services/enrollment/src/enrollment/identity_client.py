@@ -6,8 +6,6 @@ Bodies may hold an SSN: they are never logged, and no error here repeats one.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,14 +17,6 @@ from enrollment.domain import Conflict, DomainError, FieldError, Forbidden, Inva
 from shared.servicekit.logs import correlation_id, redact
 
 log = structlog.get_logger(__name__)
-
-# httpcore 1.0.9 tries `import sniffio` again on every lock it sets up, and a failed
-# import is not cached: without sniffio (anyio no longer brings it) that costs about
-# half a millisecond of CPU per lock, several per request (encode/httpcore#1103).
-# Marking the module absent makes the same ImportError immediate; nothing else changes.
-if importlib.util.find_spec("sniffio") is None:
-    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
-
 
 class IdentityUnavailable(DomainError):
     """identity did not answer, answered 5xx, or answered something we cannot read."""
