@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import csv
 import os
 import random
 import statistics
@@ -39,74 +37,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._support import CSC, PASSWORD, b64_key, pct, person, wait_ready, write_accounts
 from shared.devstack.processes import LocalBroker, LocalPostgres, free_port
 
-PASSWORD = "quiet harbor lantern morning 7"
-CSC = str(Path(sys.executable).parent / "csc")
-FIRST = (
-    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
-    "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas",
-    "Sarah", "Charles", "Karen", "Christopher", "Lisa", "Daniel", "Nancy", "Matthew", "Betty",
-    "Anthony", "Margaret", "Mark", "Sandra", "Donald", "Ashley", "Steven", "Kimberly", "Paul",
-    "Emily", "Andrew", "Donna", "Joshua", "Michelle", "Kenneth", "Carol", "Kevin", "Amanda",
-    "Brian", "Dorothy", "George", "Melissa", "Timothy", "Deborah", "Ronald", "Stephanie",
-    "Edward", "Rebecca", "Jason", "Sharon", "Jeffrey", "Laura", "Ryan", "Cynthia", "Jacob",
-    "Marcus", "Tyrone", "Darnell", "Andre", "Jamal", "Terrell", "Luis", "Carlos", "Miguel",
-)
-LAST = (
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-    "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor",
-    "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez",
-    "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright",
-    "Scott", "Torres", "Hill", "Flores", "Green", "Adams", "Nelson", "Baker", "Hall", "Rivera",
-)
-SYLLABLES = ("ka", "ro", "mi", "sel", "dan", "ber", "tov", "li", "an", "ski", "wic", "ham",
-             "ford", "ley", "ton", "ric", "os", "ell", "man", "berg")
 INSTITUTIONS = ("kewanee-lsrc", "murphysboro-lsrc", "vienna", "dixon", "sheridan", "logan")
 COUNTIES = ("cook", "will", "lake", "dupage", "kane", "winnebago", "peoria", "st-clair")
 OFFENSES = ("burglary", "theft", "drug-possession", "drug-delivery", "robbery", "dui")
-
-
-def _key() -> str:
-    return base64.b64encode(os.urandom(32)).decode()
-
-
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
-
-
-def _surname(rng: random.Random) -> str:
-    if rng.random() < 0.5:
-        return LAST[min(int(rng.paretovariate(1.0)) - 1, len(LAST) - 1)]
-    return "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))).capitalize()
-
-
-def _ssn(rng: random.Random) -> str:
-    area = rng.choice([a for a in range(1, 900) if a != 666])
-    return f"{area:03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
-
-
-def person(rng: random.Random) -> dict[str, str]:
-    dob = date(1955, 1, 1) + timedelta(days=rng.randrange(365 * 45))
-    return {"first_name": rng.choice(FIRST), "last_name": _surname(rng),
-            "date_of_birth": dob.isoformat(), "ssn": _ssn(rng) if rng.random() < 0.7 else ""}
-
-
-def write_accounts(path: Path, n: int, seed: int, keep: int) -> list[dict[str, str]]:
-    """The CSV of N accounts; returns ``keep`` of them, who will come back as intakes."""
-    rng = random.Random(seed)
-    sample: list[dict[str, str]] = []
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["first_name", "last_name", "date_of_birth", "ssn",
-                                          "email"])
-        w.writeheader()
-        for i in range(n):
-            p = person(rng)
-            w.writerow({**p, "email": f"p{i}@example.org" if rng.random() < 0.3 else ""})
-            if len(sample) < keep and rng.random() < keep * 2 / n:
-                sample.append(p)
-    return sample
 
 
 def intake_form(rng: random.Random, i: int, p: dict[str, str]) -> dict[str, Any]:
@@ -159,20 +95,6 @@ async def sql(dsn: str, *statements: str) -> None:
             await conn.execute(s)
     finally:
         await conn.close()
-
-
-async def wait_ready(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
-    async with httpx.AsyncClient(base_url=url) as c:
-        for _ in range(600):
-            if proc.poll() is not None:
-                raise SystemExit(f"{what} exited during start")
-            try:
-                if (await c.get("/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit(f"{what} not ready")
 
 
 async def sign_in(client: httpx.AsyncClient, username: str) -> dict[str, str]:
@@ -259,8 +181,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def _line(label: str, lat: list[float]) -> str:
-    return (f"{label}: p50 {statistics.median(lat):.0f} ms, p95 {_pct(lat, 0.95):.0f} ms, "
-            f"p99 {_pct(lat, 0.99):.0f} ms ({len(lat)})")
+    return (f"{label}: p50 {statistics.median(lat):.0f} ms, p95 {pct(lat, 0.95):.0f} ms, "
+            f"p99 {pct(lat, 0.99):.0f} ms ({len(lat)})")
 
 
 def main() -> None:
@@ -283,8 +205,8 @@ def main() -> None:
         env = {**os.environ, "CSC_ENV": "test", "CSC_KAFKA_BOOTSTRAP": broker.bootstrap,
                "CSC_KAFKA_CONSUMER_MODE": "assign", "CSC_LOG_LEVEL": "WARNING",
                "IDENTITY_DATABASE_URL": identity_dsn, "ENROLLMENT_DATABASE_URL": enrollment_dsn,
-               "IDENTITY_SSN_KEYS": f"k1:{_key()}", "IDENTITY_SSN_ACTIVE_KEY": "k1",
-               "IDENTITY_SSN_HMAC_KEY": _key(), "IDENTITY_DATA_KEY": _key()}
+               "IDENTITY_SSN_KEYS": f"k1:{b64_key()}", "IDENTITY_SSN_ACTIVE_KEY": "k1",
+               "IDENTITY_SSN_HMAC_KEY": b64_key(), "IDENTITY_DATA_KEY": b64_key()}
         os.environ.update(env)
         procs: list[subprocess.Popen[bytes]] = []
         try:

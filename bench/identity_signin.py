@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -29,31 +29,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._support import PASSWORD, b64_key, pct, person, wait_ready
 from shared.devstack.processes import LocalBroker, LocalPostgres, free_port
-
-PASSWORD = "quiet harbor lantern morning 7"
-
-
-def _key() -> str:
-    return base64.b64encode(os.urandom(32)).decode()
-
-
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
-
-
-async def _wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
-    for _ in range(300):
-        if proc.poll() is not None:
-            raise SystemExit("identity exited during start")
-        try:
-            if (await client.get("/readyz")).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        await asyncio.sleep(0.1)
-    raise SystemExit("identity not ready")
 
 
 async def _probe(client: httpx.AsyncClient, stop: asyncio.Event, out: list[float]) -> None:
@@ -101,24 +78,29 @@ async def bench(args: argparse.Namespace, base_url: str, staff: list[str]) -> No
         await probe
         print(f"sign-in: {args.signins} at concurrency {args.concurrency}: "
               f"{args.signins / elapsed:,.1f}/s, p50 {statistics.median(lat):.0f} ms, "
-              f"p95 {_pct(lat, 0.95):.0f} ms")
+              f"p95 {pct(lat, 0.95):.0f} ms")
         print(f"  /healthz meanwhile: {len(probes)} probes, p50 {statistics.median(probes):.1f} ms,"
-              f" p99 {_pct(probes, 0.99):.1f} ms, max {max(probes):.1f} ms")
+              f" p99 {pct(probes, 0.99):.1f} ms, max {max(probes):.1f} ms")
 
         r = await client.post("/v1/auth/token", data={"username": staff[0], "password": PASSWORD})
         headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
 
+        rng = random.Random(5)
+        people = [person(rng) for _ in range(args.customers)]
+
         async def create(i: int) -> None:
-            r = await client.post("/v1/customers", headers=headers, json={
-                "first_name": f"Bench{i}", "last_name": "Customer",
-                "date_of_birth": "1980-01-01",
-                "identifiers": [{"kind": "idoc_number", "value": f"B{i:05d}"}]})
+            body = {**people[i], "identifiers": [{"kind": "idoc_number", "value": f"B{i:05d}"}]}
+            r = await client.post("/v1/customers", headers=headers, json=body)
+            if r.status_code == 409:  # a namesake: staff look, and create anyway
+                rejected = [c["account_id"] for c in r.json()["candidates"]]
+                r = await client.post("/v1/customers", headers=headers,
+                                      json={**body, "rejected_account_ids": rejected})
             assert r.status_code == 201, r.text
 
         elapsed, lat = await _load(args.customers, 8, create)
         print(f"POST /v1/customers: {args.customers} at concurrency 8: "
               f"{args.customers / elapsed:,.1f}/s, p50 {statistics.median(lat):.0f} ms, "
-              f"p95 {_pct(lat, 0.95):.0f} ms")
+              f"p95 {pct(lat, 0.95):.0f} ms")
 
 
 async def make_staff(n: int) -> list[str]:
@@ -154,9 +136,9 @@ def main() -> None:
         broker.start()
         port = free_port()
         env = {**os.environ, "CSC_ENV": "test", "IDENTITY_DATABASE_URL": pg.dsn(),
-               "CSC_KAFKA_BOOTSTRAP": broker.bootstrap, "IDENTITY_SSN_KEYS": f"k1:{_key()}",
-               "IDENTITY_SSN_ACTIVE_KEY": "k1", "IDENTITY_SSN_HMAC_KEY": _key(),
-               "IDENTITY_DATA_KEY": _key(), "CSC_LOG_LEVEL": "WARNING"}
+               "CSC_KAFKA_BOOTSTRAP": broker.bootstrap, "IDENTITY_SSN_KEYS": f"k1:{b64_key()}",
+               "IDENTITY_SSN_ACTIVE_KEY": "k1", "IDENTITY_SSN_HMAC_KEY": b64_key(),
+               "IDENTITY_DATA_KEY": b64_key(), "CSC_LOG_LEVEL": "WARNING"}
         os.environ.update(env)
         proc = None
         try:
@@ -173,8 +155,7 @@ def main() -> None:
 
             async def run() -> None:
                 url = f"http://127.0.0.1:{port}"
-                async with httpx.AsyncClient(base_url=url) as c:
-                    await _wait_ready(c, proc)  # type: ignore[arg-type]
+                await wait_ready(url, proc, "identity")  # type: ignore[arg-type]
                 await bench(args, url, staff)
 
             asyncio.run(run())

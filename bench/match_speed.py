@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import csv
 import os
 import random
 import statistics
@@ -29,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -37,100 +35,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._support import CSC, PASSWORD, b64_key, pct, person, wait_ready, write_accounts
 from shared.devstack.processes import LocalBroker, LocalPostgres, free_port
-
-PASSWORD = "quiet harbor lantern morning 7"
-CSC = str(Path(sys.executable).parent / "csc")
-FIRST = (
-    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
-    "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas",
-    "Sarah", "Charles", "Karen", "Christopher", "Lisa", "Daniel", "Nancy", "Matthew",
-    "Betty", "Anthony", "Margaret", "Mark", "Sandra", "Donald", "Ashley", "Steven",
-    "Kimberly", "Paul", "Emily", "Andrew", "Donna", "Joshua", "Michelle", "Kenneth",
-    "Carol", "Kevin", "Amanda", "Brian", "Dorothy", "George", "Melissa", "Timothy",
-    "Deborah", "Ronald", "Stephanie", "Edward", "Rebecca", "Jason", "Sharon", "Jeffrey",
-    "Laura", "Ryan", "Cynthia", "Jacob", "Kathleen", "Gary", "Amy", "Nicholas", "Angela",
-    "Eric", "Shirley", "Jonathan", "Anna", "Stephen", "Brenda", "Larry", "Pamela", "Justin",
-    "Emma", "Scott", "Nicole", "Brandon", "Helen", "Benjamin", "Samantha", "Samuel",
-    "Katherine", "Gregory", "Christine", "Alexander", "Debra", "Frank", "Rachel", "Patrick",
-    "Carolyn", "Raymond", "Janet", "Jack", "Catherine", "Dennis", "Maria", "Jerry",
-    "Heather", "Tyler", "Diane", "Aaron", "Ruth", "Jose", "Julie", "Adam", "Olivia",
-    "Nathan", "Joyce", "Henry", "Virginia", "Douglas", "Victoria", "Zachary", "Kelly",
-    "Peter", "Lauren", "Kyle", "Christina", "Ethan", "Joan", "Walter", "Evelyn", "Noah",
-    "Judith", "Jeremy", "Megan", "Christian", "Andrea", "Keith", "Cheryl", "Roger",
-    "Hannah", "Terry", "Jacqueline", "Gerald", "Martha", "Harold", "Gloria", "Sean",
-    "Teresa", "Austin", "Ann", "Carl", "Sara", "Arthur", "Madison", "Lawrence", "Frances",
-    "Dylan", "Kathryn", "Jesse", "Janice", "Jordan", "Jean", "Bryan", "Abigail", "Billy",
-    "Alice", "Joe", "Julia", "Bruce", "Judy", "Gabriel", "Sophia", "Logan", "Grace",
-    "Albert", "Denise", "Willie", "Amber", "Alan", "Doris", "Juan", "Marilyn", "Wayne",
-    "Danielle", "Elijah", "Beverly", "Randy", "Isabella", "Roy", "Theresa", "Vincent",
-    "Diana", "Ralph", "Natalie", "Eugene", "Brittany", "Russell", "Charlotte", "Bobby",
-    "Marie", "Mason", "Kayla", "Philip", "Alexis", "Louis", "Lori",
-)
-LAST = (
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis",
-    "Rodriguez", "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson",
-    "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White",
-    "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young",
-    "Allen", "King", "Wright", "Scott", "Torres", "Nguyen", "Hill", "Flores", "Green",
-    "Adams", "Nelson", "Baker", "Hall", "Rivera", "Campbell", "Mitchell", "Carter",
-    "Roberts", "Gomez", "Phillips", "Evans", "Turner", "Diaz", "Parker", "Cruz", "Edwards",
-    "Collins", "Reyes", "Stewart", "Morris", "Morales", "Murphy", "Cook", "Rogers",
-    "Gutierrez", "Ortiz", "Morgan", "Cooper", "Peterson", "Bailey", "Reed", "Kelly",
-    "Howard", "Ramos", "Kim", "Cox", "Ward", "Richardson", "Watson", "Brooks", "Chavez",
-    "Wood", "James", "Bennett", "Gray", "Mendoza", "Ruiz", "Hughes", "Price", "Alvarez",
-    "Castillo", "Sanders", "Patel", "Myers", "Long", "Ross", "Foster", "Jimenez",
-)
-SYLLABLES = (
-    "ka", "ro", "mi", "sel", "dan", "ber", "tov", "li", "an", "ski", "wic", "ham", "ford",
-    "ley", "ton", "ric", "os", "ell", "man", "berg",
-)
-
-
-def _key() -> str:
-    return base64.b64encode(os.urandom(32)).decode()
-
-
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
-
-
-def _surname(rng: random.Random) -> str:
-    """Common surnames for half the people (Zipf-like), rarer made-up ones for the rest."""
-    if rng.random() < 0.5:
-        return LAST[min(int(rng.paretovariate(1.0)) - 1, len(LAST) - 1)]
-    return "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))).capitalize()
-
-
-def _ssn(rng: random.Random) -> str:
-    area = rng.choice([a for a in range(1, 900) if a != 666])
-    return f"{area:03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
-
-
-def person(rng: random.Random, i: int) -> dict[str, str]:
-    dob = date(1945, 1, 1) + timedelta(days=rng.randrange(365 * 60))
-    return {
-        "username": "", "first_name": rng.choice(FIRST), "last_name": _surname(rng),
-        "date_of_birth": dob.isoformat(),
-        "ssn": _ssn(rng) if rng.random() < 0.7 else "",
-        "email": f"p{i}@example.org" if rng.random() < 0.3 else "",
-    }
-
-
-def write_accounts(path: Path, n: int, seed: int) -> list[dict[str, str]]:
-    """The CSV of N accounts; returns a sample of them to query for."""
-    rng = random.Random(seed)
-    sample: list[dict[str, str]] = []
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(person(rng, 0)))
-        w.writeheader()
-        for i in range(n):
-            p = person(rng, i)
-            w.writerow(p)
-            if len(sample) < 5000 and rng.random() < 5000 / n * 2:
-                sample.append(p)
-    return sample
 
 
 def query_for(rng: random.Random, p: dict[str, str]) -> dict[str, Any]:
@@ -223,20 +129,6 @@ async def over_http(url: str, staff: str, queries: list[dict[str, Any]], seconds
         return done, time.perf_counter() - start, lat
 
 
-async def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    async with httpx.AsyncClient(base_url=url) as c:
-        for _ in range(600):
-            if proc.poll() is not None:
-                raise SystemExit("identity exited during start")
-            try:
-                if (await c.get("/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("identity not ready")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=2_000_000)
@@ -251,15 +143,15 @@ def main() -> None:
         pg.start()
         broker.start()
         env = {**os.environ, "CSC_ENV": "test", "IDENTITY_DATABASE_URL": pg.dsn(),
-               "CSC_KAFKA_BOOTSTRAP": broker.bootstrap, "IDENTITY_SSN_KEYS": f"k1:{_key()}",
-               "IDENTITY_SSN_ACTIVE_KEY": "k1", "IDENTITY_SSN_HMAC_KEY": _key(),
-               "IDENTITY_DATA_KEY": _key(), "CSC_LOG_LEVEL": "WARNING"}
+               "CSC_KAFKA_BOOTSTRAP": broker.bootstrap, "IDENTITY_SSN_KEYS": f"k1:{b64_key()}",
+               "IDENTITY_SSN_ACTIVE_KEY": "k1", "IDENTITY_SSN_HMAC_KEY": b64_key(),
+               "IDENTITY_DATA_KEY": b64_key(), "CSC_LOG_LEVEL": "WARNING"}
         os.environ.update(env)
         proc = None
         try:
             csv_path = Path(tmp) / "accounts.csv"
             t = time.perf_counter()
-            sample = write_accounts(csv_path, args.accounts, args.seed)
+            sample = write_accounts(csv_path, args.accounts, args.seed, keep=5000)
             took = time.perf_counter() - t
             print(f"{args.accounts:,} synthetic accounts written in {took:.0f} s;"
                   f" {os.cpu_count()} cores")
@@ -288,25 +180,25 @@ def main() -> None:
 
             rng = random.Random(args.seed + 1)
             present = [query_for(rng, rng.choice(sample)) for _ in range(args.queries)]
-            absent = [query_for(rng, person(rng, -1)) for _ in range(args.queries // 3)]
+            absent = [query_for(rng, person(rng)) for _ in range(args.queries // 3)]
             staff = asyncio.run(prepare_service(pg.dsn()))
             for label, qs in (("people who are there", present), ("people who are not", absent)):
                 lat = asyncio.run(in_process(pg.dsn(), qs))
                 print(f"match use case in-process, {label} ({len(qs)} queries): "
-                      f"p50 {statistics.median(lat):.2f} ms, p95 {_pct(lat, 0.95):.2f} ms, "
-                      f"p99 {_pct(lat, 0.99):.2f} ms")
+                      f"p50 {statistics.median(lat):.2f} ms, p95 {pct(lat, 0.95):.2f} ms, "
+                      f"p99 {pct(lat, 0.99):.2f} ms")
 
             port = free_port()
             proc = subprocess.Popen(
                 [sys.executable, "-m", "uvicorn", "identity.app:create_app", "--factory",
                  "--port", str(port), "--no-access-log", "--log-level", "warning"], env=env)
             url = f"http://127.0.0.1:{port}"
-            asyncio.run(wait_ready(url, proc))
+            asyncio.run(wait_ready(url, proc, "identity"))
             n, elapsed, lat = asyncio.run(
                 over_http(url, staff, present + absent, args.seconds, args.concurrency))
             print(f"POST /v1/matches over HTTP, one worker, concurrency {args.concurrency}: "
                   f"{n / elapsed:,.0f} matches/s, p50 {statistics.median(lat):.1f} ms, "
-                  f"p99 {_pct(lat, 0.99):.1f} ms")
+                  f"p99 {pct(lat, 0.99):.1f} ms")
         finally:
             if proc is not None:
                 proc.terminate()
