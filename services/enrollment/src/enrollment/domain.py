@@ -19,25 +19,12 @@ from typing import Any, Literal, get_args
 
 from shared.schemas.enrollment import ExitReason
 
+# re-exported: the service's modules take them from here
+from shared.servicekit.errors import DomainError as DomainError
+from shared.servicekit.errors import FieldError as FieldError
+from shared.servicekit.errors import InvalidInput as InvalidInput
+
 # --- Errors ----------------------------------------------------------------------
-
-
-class DomainError(Exception):
-    """A rule of the enrollment domain was broken; api.py maps these to HTTP answers."""
-
-
-@dataclass(frozen=True)
-class FieldError:
-    field: str
-    reason: str
-
-
-class InvalidInput(DomainError):
-    """Every broken rule of one request at once (never the offending values)."""
-
-    def __init__(self, errors: Sequence[FieldError]) -> None:
-        self.errors: list[FieldError] = list(errors)
-        super().__init__("invalid input: " + ", ".join(e.field for e in self.errors))
 
 
 class NotFound(DomainError):
