@@ -78,6 +78,8 @@ def _clean_name(value: str) -> tuple[str, str | None]:
         return name, "is required"
     if len(name) > NAME_MAX:
         return name, f"must be at most {NAME_MAX} characters"
+    if name.isascii() and name.isprintable():  # the common case: nothing to look for
+        return name, None
     if any(
         unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") or c in _BIDI_CONTROLS for c in name
     ):

@@ -16,6 +16,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from itertools import islice
 from typing import IO, Any
 
@@ -81,19 +82,51 @@ class _Usernames:
         raise RuntimeError("could not find free usernames for every row")
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A checked row with what it costs CPU to make: its fingerprint, the sealed
+    SSN (ciphertext, key id, lookup, last four) and its block keys."""
+
+    row: ImportRow
+    key: bytes
+    account_id: uuid.UUID
+    ssn: tuple[bytes, str, bytes, str] | None
+    match_keys: list[int]
+
+
+def prepare(
+    chunk: list[tuple[int, dict[str, str | None]]], today: date, ids: Identity
+) -> tuple[list[Prepared], list[RowError]]:
+    """Check each row and do its per-row crypto and block keys (no I/O)."""
+    good: list[Prepared] = []
+    errors: list[RowError] = []
+    for line, raw in chunk:
+        parsed = parse_row(line, raw, today=today)
+        if not isinstance(parsed, ImportRow):
+            errors.extend(parsed)
+            continue
+        account_id = uuid.uuid4()
+        sealed = ids.vault.seal(parsed.ssn, account_id) if parsed.ssn else None
+        good.append(Prepared(
+            parsed, import_key(parsed, ids.kek), account_id,
+            (sealed.ciphertext, sealed.key_id, sealed.lookup, sealed.last4) if sealed else None,
+            index_keys(parsed.first_name, parsed.last_name, parsed.date_of_birth),
+        ))
+    return good, errors
+
+
 async def _load_batch(
-    conn: Any, ids: Identity, rows: list[ImportRow], summary: ImportSummary,
-    usernames: _Usernames,
+    conn: Any, rows: list[Prepared], summary: ImportSummary, usernames: _Usernames,
 ) -> None:
-    keyed = [(r, import_key(r, ids.kek)) for r in rows]
-    done = await irepo.imported_keys(conn, [k for _, k in keyed])
-    emails = await irepo.taken_emails(conn, [r.email for r in rows if r.email])
-    given = await irepo.taken_usernames(conn, [r.username for r in rows if r.username])
+    done = await irepo.imported_keys(conn, [p.key for p in rows])
+    emails = await irepo.taken_emails(conn, [p.row.email for p in rows if p.row.email])
+    given = await irepo.taken_usernames(conn, [p.row.username for p in rows if p.row.username])
     seen_keys: set[bytes] = set()
     used: set[str] = set()
-    accepted: list[tuple[ImportRow, bytes]] = []
-    for r, k in keyed:
-        if k in done or k in seen_keys:
+    accepted: list[Prepared] = []
+    for p in rows:
+        r = p.row
+        if p.key in done or p.key in seen_keys:
             summary.already_imported += 1
             continue
         if r.email and r.email in emails:
@@ -102,30 +135,26 @@ async def _load_batch(
         if r.username and (r.username in given or r.username in used):
             summary.rejected.append(RowError(r.line, "username", "is taken"))
             continue
-        seen_keys.add(k)
+        seen_keys.add(p.key)
         if r.email:
             emails.add(r.email)
         if r.username:
             used.add(r.username)
-        accepted.append((r, k))
+        accepted.append(p)
     if not accepted:
         return
-    unnamed = [r for r, _ in accepted if r.username is None]
+    unnamed = [p.row for p in accepted if p.row.username is None]
     generated = iter(await usernames.assign(conn, unnamed, used))
     records, events = [], []
-    for r, k in accepted:
-        account_id = uuid.uuid4()
+    for p in accepted:
+        r = p.row
         username = r.username or next(generated)
-        sealed = ids.vault.seal(r.ssn, account_id) if r.ssn else None
-        records.append((
-            account_id, username, r.first_name, r.last_name, r.date_of_birth, r.email,
-            sealed.ciphertext if sealed else None, sealed.key_id if sealed else None,
-            sealed.lookup if sealed else None, sealed.last4 if sealed else None, "import",
-            index_keys(r.first_name, r.last_name, r.date_of_birth), k,
-        ))
+        c, kid, lookup, last4 = p.ssn or (None, None, None, None)
+        records.append((p.account_id, username, r.first_name, r.last_name, r.date_of_birth,
+                        r.email, c, kid, lookup, last4, "import", p.match_keys, p.key))
         # built from values checked above: no second validation per row
         events.append(CustomerAccountCreated.model_construct(
-            account_id=account_id, username=username, first_name=r.first_name or None,
+            account_id=p.account_id, username=username, first_name=r.first_name or None,
             last_name=r.last_name or None, email=r.email, source="import", created_by=None,
             password_change_required=False,
         ))
@@ -134,7 +163,7 @@ async def _load_batch(
     await repo.audit(
         conn, actor_id=None, actor_kind="system", action="customer.import", target_id=None,
         request_id=None,
-        details={"accounts": len(records), "lines": [accepted[0][0].line, accepted[-1][0].line]},
+        details={"accounts": len(records), "lines": [accepted[0].row.line, accepted[-1].row.line]},
     )
     summary.imported += len(records)
 
@@ -154,27 +183,10 @@ async def import_customers(
     source = iter(rows)
     while chunk := list(islice(source, batch_rows)):
         summary.read += len(chunk)
-        good: list[ImportRow] = []
-        for line, raw in chunk:
-            parsed = parse_row(line, raw, today=today)
-            if isinstance(parsed, ImportRow):
-                good.append(parsed)
-            else:
-                summary.rejected.extend(parsed)
+        good, errors = prepare(chunk, today, ids)
+        summary.rejected.extend(errors)
         if good:
-            for attempt in range(3):
-                try:
-                    async with pool.acquire() as conn, conn.transaction():
-                        before = (summary.imported, summary.already_imported,
-                                  len(summary.rejected))
-                        await _load_batch(conn, ids, good, summary, usernames)
-                    break
-                except asyncpg.UniqueViolationError:
-                    # another writer took a username or email meanwhile: check again
-                    summary.imported, summary.already_imported = before[0], before[1]
-                    del summary.rejected[before[2]:]
-                    if attempt == 2:
-                        raise
+            await _load_with_retry(pool, good, summary, usernames)
         if progress is not None:
             progress(len(chunk))
     if summary.imported:
@@ -182,3 +194,21 @@ async def import_customers(
             await irepo.settle(conn)
     summary.rejected.sort(key=lambda e: e.line)
     return summary
+
+
+async def _load_with_retry(
+    pool: asyncpg.Pool, good: list[Prepared], summary: ImportSummary, usernames: _Usernames
+) -> None:
+    for attempt in range(3):
+        before = (summary.imported, summary.already_imported, len(summary.rejected))
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await irepo.bulk_session(conn)
+                await _load_batch(conn, good, summary, usernames)
+            return
+        except asyncpg.UniqueViolationError:
+            # another writer took a username or email meanwhile: check again
+            summary.imported, summary.already_imported = before[0], before[1]
+            del summary.rejected[before[2]:]
+            if attempt == 2:
+                raise

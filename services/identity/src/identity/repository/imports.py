@@ -46,6 +46,14 @@ async def copy_customers(conn: Connection, records: Sequence[tuple[Any, ...]]) -
     await conn.copy_records_to_table("customers", columns=CUSTOMER_COLUMNS, records=records)
 
 
+async def bulk_session(conn: Connection) -> None:
+    """For this transaction: let the match-key GIN index gather a batch's keys in its
+    pending list instead of merging them into the index every few thousand rows
+    (``settle`` merges them once, at the end)."""
+    await conn.execute("SET LOCAL gin_pending_list_limit = '256MB'")
+    await conn.execute("SET LOCAL work_mem = '256MB'")
+
+
 async def settle(conn: Connection) -> None:
     """After a bulk load: merge the GIN index's pending list (until then every match
     scans it) and refresh the planner's statistics."""
