@@ -640,9 +640,10 @@ class OurRun:
 async def run_ours(dsn: str, data: Dataset) -> OurRun:
     from identity import matches
     from identity.app import SPEC
+    from identity.blocking import query_keys
     from identity.importer import import_customers
     from identity.matching import Person as MatchPerson
-    from identity.matching import check_query, query_keys, score
+    from identity.matching import check_query, score
     from identity.repository import matches as mrepo
     from identity.service import Identity
     from identity.settings import IdentitySettings

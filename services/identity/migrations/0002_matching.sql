@@ -1,7 +1,7 @@
 -- Person matching: block keys, remembered decisions, the duplicates queue, merges.
 
 -- Block keys (64-bit hashes of phonetic name codes combined with parts of the
--- date of birth, see identity.matching.index_keys), looked up with `&&`.
+-- date of birth, see identity.blocking.index_keys), looked up with `&&`.
 ALTER TABLE customers
     ADD COLUMN match_keys  bigint[] NOT NULL DEFAULT '{}',
     ADD COLUMN merged_into uuid REFERENCES customers (id),

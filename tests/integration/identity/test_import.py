@@ -13,8 +13,9 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
+from identity.blocking import query_keys
 from identity.matches import Matcher, ssn_lookups
-from identity.matching import Person, query_keys
+from identity.matching import Person
 from identity.repository import matches as mrepo
 from identity.settings import IdentitySettings
 from shared.cli.main import app as csc

@@ -10,20 +10,24 @@ from datetime import date, timedelta
 
 import pytest
 
+from identity.blocking import (
+    dob_keys,
+    index_keys,
+    is_nickname,
+    name_keys,
+    normalize_name,
+    query_keys,
+    ssn_relation,
+    ssn_variants,
+)
 from identity.matching import (
     Candidate,
     Match,
     Person,
     Thresholds,
     check_query,
-    dob_keys,
-    is_nickname,
-    name_keys,
-    normalize_name,
     rank,
     score,
-    ssn_relation,
-    ssn_variants,
 )
 from identity.matching_weights import PRIOR_LOG2_ODDS, RULES, probability_of
 
@@ -450,8 +454,6 @@ def test_twins_are_never_a_strong_match_unless_the_ssn_is_equal() -> None:
 
 
 def test_initials_and_dates_block_when_both_names_are_misspelt() -> None:
-    from identity.matching import index_keys, query_keys
-
     dob = date(1977, 8, 19)
     stored = index_keys("Katherine", "Szczepanski", dob)
     # both names misspelt beyond their phonetic codes, date exact: the initials meet

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from identity import matches
 from identity import repository as repo
+from identity.blocking import index_keys
 from identity.domain import (
     CustomerInput,
     FieldError,
@@ -27,7 +28,7 @@ from identity.domain import (
     username_candidates,
     validate_customer,
 )
-from identity.matching import Match, Person, index_keys
+from identity.matching import Match, Person
 from identity.records import Customer
 from identity.repository import matches as mrepo
 from identity.service import OUTBOX, Conflict, Identity, InvalidCredentials, NotFound, _now

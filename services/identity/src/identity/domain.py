@@ -18,7 +18,8 @@ from typing import Literal
 
 from email_validator import EmailNotValidError, validate_email
 
-from identity.matching import QUERY_REASON, ssn_issuable
+from identity.blocking import ssn_issuable
+from identity.matching import QUERY_REASON
 
 # re-exported: the service's modules take them from here
 from shared.servicekit.errors import DomainError as DomainError

@@ -23,9 +23,9 @@ from typing import IO, Any
 import asyncpg
 
 from identity import repository as repo
+from identity.blocking import index_keys
 from identity.domain import username_candidates
 from identity.import_rows import ImportRow, RowError, check_columns, import_key, parse_row
-from identity.matching import index_keys
 from identity.repository import imports as irepo
 from identity.service import OUTBOX, Identity, _now
 from shared.schemas.identity import CustomerAccountCreated

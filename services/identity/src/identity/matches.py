@@ -11,16 +11,9 @@ from typing import Any
 import asyncpg
 
 from identity import repository as repo
+from identity.blocking import SsnRelation, query_keys, ssn_slips
 from identity.domain import FieldError, InvalidInput, MatchFields
-from identity.matching import (
-    Match,
-    Person,
-    SsnRelation,
-    Thresholds,
-    query_keys,
-    rank,
-    ssn_slips,
-)
+from identity.matching import Match, Person, Thresholds, rank
 from identity.repository import matches as mrepo
 from identity.service import OUTBOX, Conflict, NotFound, thresholds_from
 from identity.settings import IdentitySettings

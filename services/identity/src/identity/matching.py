@@ -1,41 +1,30 @@
-"""Person matching as plain code: normalisation, blocking keys, Fellegi–Sunter scoring.
+"""Person matching as plain code: Fellegi–Sunter scoring of candidates, with evidence.
 
-No I/O here. The repository retrieves candidates from cheap indexed blocks fed by
-this module, then ``rank`` scores them field by field:
-
-* ``index_keys(first, last, dob)`` on an account gives the block keys to index
-  (names' phonetic codes combined with parts of the date of birth); on a query,
-  ``query_keys(first, last, dob)`` gives the keys to look up, names swapped and
-  day/month swapped included. ``name_keys`` shows the phonetic codes behind them.
-* ``dob_keys(d)``: the date and its day/month swap.
-* ``ssn_variants(digits)``: the 81 one-digit substitutions and the (up to 8)
-  adjacent transpositions of the query's SSN. The repository hashes them with
-  the SSN lookup key and looks them up with the exact digits in one indexed
-  ``lookup = ANY($1)``; ``ssn_relation(query, hit)`` then names the candidate's
-  ``Candidate.ssn_relation``. Full SSNs are never read back.
-
-Weights, prior and their reasons live in ``identity.matching_weights``.
+No I/O here. The repository retrieves candidates from the indexed blocks of
+``identity.blocking``, then ``rank`` scores them field by field. Weights, prior
+and their reasons live in ``identity.matching_weights``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache, lru_cache
 from typing import Literal
 from uuid import UUID
 
-import jellyfish
-from nicknames import NickNamer
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
+from identity.blocking import (
+    NormalName,
+    SsnRelation,
+    is_nickname,
+    normalize_name,
+    ssn_relation,
+)
 from identity.matching_weights import FIELD_LABELS, PRIOR_LOG2_ODDS, RULES, probability_of
 
-SsnRelation = Literal["equal", "one_digit", "transposed", "last4_equal", "different"]
 Band = Literal["strong", "possible"]
 
 CLOSE_JARO_WINKLER = 0.92
@@ -45,241 +34,6 @@ QUERY_REASON = (
     "give an SSN, an identifier (IDOC number or email),"
     " or two of first name, last name and date of birth"
 )
-
-# --- Normalisation and blocking keys ---------------------------------------------
-
-# Letters NFKD does not decompose into a base letter plus marks.
-_FOLD = str.maketrans(
-    {"ø": "o", "ł": "l", "đ": "d", "ħ": "h", "ı": "i", "æ": "ae", "œ": "oe", "þ": "th", "ð": "d"}
-)
-_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015_.,/]+")
-# Surname particles: kept in the full key, left out of the parts a person goes by.
-_PARTICLE_WORDS = "de del della der den di da das do dos du la las le los van von y"
-PARTICLES = frozenset(_PARTICLE_WORDS.split())
-
-
-@dataclass(frozen=True, slots=True)
-class NormalName:
-    """``full``: letters only, run together; ``parts``: its words without particles."""
-
-    full: str
-    parts: tuple[str, ...]
-
-
-@lru_cache(maxsize=65_536)
-def normalize_name(raw: str) -> NormalName:
-    """NFKD, accents off, case-folded, letters only; separators split the parts.
-
-    ``"Garcia-Lopez"`` -> full ``"garcialopez"``, parts ``("garcia", "lopez")``;
-    ``"De La Cruz"`` -> full ``"delacruz"``, parts ``("cruz",)``; ``"O'Brien"``
-    -> ``"obrien"`` (an apostrophe joins, it does not separate).
-    """
-    text = unicodedata.normalize("NFKD", raw).casefold().translate(_FOLD)
-    tokens = ["".join(ch for ch in chunk if ch.isalpha()) for chunk in _SEPARATORS.split(text)]
-    tokens = [t for t in tokens if t]
-    parts = tuple(t for t in tokens if t not in PARTICLES) or tuple(tokens)
-    return NormalName("".join(tokens), parts)
-
-
-_nicknamer = cache(NickNamer)  # reads the package's own table once, on first use
-
-
-@cache
-def _related_names(name: str) -> frozenset[str]:
-    nn = _nicknamer()
-    return frozenset(nn.nicknames_of(name) | nn.canonicals_of(name))
-
-
-def is_nickname(a: str, b: str) -> bool:
-    """True when one normalised first name is a nickname or canonical form of the other."""
-    return b in _related_names(a) or a in _related_names(b)
-
-
-def _code(name: str) -> str:
-    return jellyfish.metaphone(name)[:6] if name else ""
-
-
-@lru_cache(maxsize=65_536)
-def _first_codes(raw: str) -> frozenset[str]:
-    n = normalize_name(raw)
-    names = {n.full, n.parts[0] if n.parts else "", *_nicknamer().canonicals_of(n.full)}
-    return frozenset(c for c in map(_code, names) if c)
-
-
-@lru_cache(maxsize=65_536)
-def _last_codes(raw: str) -> frozenset[str]:
-    n = normalize_name(raw)
-    return frozenset(c for c in map(_code, {n.full, *n.parts}) if c)
-
-
-def name_keys(first: str | None, last: str | None, *, swapped: bool = False) -> set[str]:
-    """Phonetic (Metaphone) keys to index an account by, or to look a query up with.
-
-    ``fl:<first>:<last>`` for each pair (the selective block); ``f:<first>`` and
-    ``l:<last>`` for one name alone (broad: combine them with another condition).
-    First names also give the keys of their canonical forms in the nickname table
-    (Bill gives William's, so Bill, Will and William meet); last names give the
-    keys of their parts (Garcia-Lopez meets Garcia). ``swapped=True`` adds the
-    keys of last-as-first and back: use it on queries only.
-    """
-    firsts = _first_codes(first) if first else set()
-    lasts = _last_codes(last) if last else set()
-    keys = {f"f:{f}" for f in firsts} | {f"l:{la}" for la in lasts}
-    keys |= {f"fl:{f}:{la}" for f in firsts for la in lasts}
-    if swapped:
-        keys |= name_keys(last, first)
-    return keys
-
-
-@lru_cache(maxsize=262_144)
-def _key(text: str) -> int:
-    """A block key as a signed 64-bit integer: small in a GIN index, collisions harmless
-    (a colliding account is one more candidate to score, nothing more)."""
-    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-@lru_cache(maxsize=65_536)
-def _name_pairs(
-    first: str | None, last: str | None
-) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    """First-name codes, last-name codes, and each pair as ``"F:L"``."""
-    firsts = _first_codes(first) if first else frozenset()
-    lasts = _last_codes(last) if last else frozenset()
-    return firsts, lasts, frozenset(f"{f}:{la}" for f in firsts for la in lasts)
-
-
-def index_keys(first: str | None, last: str | None, dob: date | None) -> list[int]:
-    """The block keys an account is indexed by (a GIN index over ``customers.match_keys``).
-
-    Every block is narrow enough to stay small at millions of accounts:
-
-    * ``fly``: both names' phonetic codes and the birth year (finds a typo in day or month),
-    * ``flm``: both names and the month and day (finds a typo in the year),
-    * ``fd`` / ``ld``: one name and the whole date (finds a changed or misspelt other name),
-    * ``f1d`` / ``l1d``: a name's initial and the whole date (finds both names misspelt),
-    * ``lyi`` / ``lmi``: the last name, the first initial, and the year or the month and
-      day (finds a misspelt first name together with a slip in the date),
-    * ``fl0``: both names, for an account with no date of birth (legacy imports).
-
-    A one-digit slip in the date of birth falls in the year or in the month and day,
-    so ``fly`` or ``flm`` still meets it; a day/month swap is looked up explicitly.
-    """
-    firsts, lasts, pairs = _name_pairs(first, last)
-    if dob is None:
-        texts = [f"fl0:{p}" for p in pairs]
-    else:
-        iso, md = dob.isoformat(), f"{dob.month}-{dob.day}"
-        fi, li = _initial(first), _initial(last)
-        texts = [f"fly:{p}:{dob.year}" for p in pairs]
-        texts += [f"flm:{p}:{md}" for p in pairs]
-        texts += [f"fd:{f}:{iso}" for f in firsts]
-        texts += [f"ld:{la}:{iso}" for la in lasts]
-        texts += [f"f1d:{fi}:{iso}"] if fi else []
-        texts += [f"l1d:{li}:{iso}"] if li else []
-        if fi:
-            texts += [f"lyi:{la}:{fi}:{dob.year}" for la in lasts]
-            texts += [f"lmi:{la}:{fi}:{md}" for la in lasts]
-    return sorted({_key(t) for t in texts})
-
-
-def query_keys(first: str | None, last: str | None, dob: date | None) -> list[int]:
-    """The keys to look a query up with: its own, its names swapped, its day/month swap."""
-    f1, l1, p1 = _name_pairs(first, last)
-    f2, l2, p2 = _name_pairs(last, first)  # entered the wrong way round
-    firsts, lasts, pairs = f1 | f2, l1 | l2, p1 | p2
-    texts = {f"fl0:{p}" for p in pairs}
-    if dob is not None:
-        dates = dob_keys(dob)
-        # (first initial, last codes) as entered and crossed
-        initials = {i for i in (_initial(first), _initial(last)) if i}
-        cross = [(_initial(first), l1), (_initial(last), l2)]
-        texts |= {f"fly:{p}:{d.year}" for p in pairs for d in dates}
-        texts |= {f"flm:{p}:{d.month}-{d.day}" for p in pairs for d in dates}
-        texts |= {f"fd:{f}:{d.isoformat()}" for f in firsts for d in dates}
-        texts |= {f"ld:{la}:{d.isoformat()}" for la in lasts for d in dates}
-        texts |= {f"f1d:{i}:{d.isoformat()}" for i in initials for d in dates}
-        texts |= {f"l1d:{i}:{d.isoformat()}" for i in initials for d in dates}
-        for fi, ls in cross:
-            if fi:
-                texts |= {f"lyi:{la}:{fi}:{d.year}" for la in ls for d in dates}
-                texts |= {f"lmi:{la}:{fi}:{d.month}-{d.day}" for la in ls for d in dates}
-    return sorted({_key(t) for t in texts})
-
-
-@lru_cache(maxsize=65_536)
-def _initial(raw: str | None) -> str:
-    return normalize_name(raw).full[:1] if raw else ""
-
-
-def dob_keys(d: date) -> set[date]:
-    """The date and its day/month swap when that is a valid, different date.
-
-    One-digit typos and a year off by one are too many dates to enumerate
-    cheaply; such records are found through the name blocks instead.
-    """
-    keys = {d}
-    if d.day <= 12 and d.day != d.month:
-        keys.add(d.replace(month=d.day, day=d.month))
-    return keys
-
-
-def ssn_variants(digits: str) -> list[str]:
-    """All 81 one-digit substitutions, then the adjacent transpositions (up to 8)."""
-    if len(digits) != 9 or not digits.isdigit():
-        raise ValueError("an SSN must be nine digits")
-    out = [
-        digits[:i] + r + digits[i + 1 :]
-        for i, d in enumerate(digits)
-        for r in "0123456789"
-        if r != d
-    ]
-    out += [
-        digits[:i] + digits[i + 1] + digits[i] + digits[i + 2 :]
-        for i in range(8)
-        if digits[i] != digits[i + 1]
-    ]
-    return out
-
-
-def ssn_issuable(digits: str) -> bool:
-    """Nine digits the SSA issues: area not 000, 666 or 9xx, group not 00, serial not 0000."""
-    area, group, serial = digits[:3], digits[3:5], digits[5:]
-    return not (area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000")
-
-
-def ssn_slips(digits: str) -> list[tuple[str, SsnRelation]]:
-    """The issuable one-digit slips and adjacent transpositions of an SSN, each with
-    how it relates to the SSN."""
-    variants = ssn_variants(digits)
-    return [
-        (v, "one_digit" if i < 81 else "transposed")
-        for i, v in enumerate(variants)
-        if ssn_issuable(v)
-    ]
-
-
-def ssn_relation(query_digits: str, other_digits: str) -> SsnRelation:
-    """How two full SSNs relate: equal, one digit, adjacent transposition, or different.
-
-    When both full SSNs are on file and neither the exact nor a variant lookup
-    hit, the relation is "different" whatever the last four; "last4_equal" is
-    for a record of which only the last four digits are known.
-    """
-    if query_digits == other_digits:
-        return "equal"
-    diffs = [i for i, (a, b) in enumerate(zip(query_digits, other_digits, strict=True)) if a != b]
-    if len(diffs) == 1:
-        return "one_digit"
-    if (
-        len(diffs) == 2
-        and diffs[1] == diffs[0] + 1
-        and query_digits[diffs[0]] == other_digits[diffs[1]]
-        and query_digits[diffs[1]] == other_digits[diffs[0]]
-    ):
-        return "transposed"
-    return "different"
-
 
 # --- Records ----------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ from uuid import UUID
 
 import asyncpg
 
-from identity.matching import Candidate, Person, SsnRelation
+from identity.blocking import SsnRelation
+from identity.matching import Candidate, Person
 from shared.servicekit.db import Connection
 
 # More candidates than this from one query means a block key collided with a very
