@@ -227,7 +227,7 @@ def main() -> None:
             print(f"{os.cpu_count()} cores; identity holds {args.accounts:,} existing accounts"
                   f" (import: {done.stdout.strip().splitlines()[-1]},"
                   f" {time.perf_counter() - t:.0f} s)")
-            asyncio.run(sql(identity_dsn, "DELETE FROM outbox", "VACUUM ANALYZE customers",
+            asyncio.run(sql(identity_dsn, "TRUNCATE outbox", "VACUUM ANALYZE customers",
                             "VACUUM ANALYZE customer_identifiers"))
             asyncio.run(setup_staff(identity_dsn, max(levels)))
 
