@@ -116,9 +116,16 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+# The services run small indexed queries. A plan the planner costs high (an array
+# overlap it cannot estimate, say) must not start parallel workers or JIT-compile:
+# either costs more than the query itself. Sent at connection start, no round trip.
+OLTP_SETTINGS = {"max_parallel_workers_per_gather": "0", "jit": "off"}
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60,
+        server_settings=OLTP_SETTINGS,
     )
     assert pool is not None
     return pool

@@ -462,3 +462,23 @@ def test_initials_and_dates_block_when_both_names_are_misspelt() -> None:
     assert set(query_keys("Kaherine", "Szczepanski", date(1978, 8, 19))) & set(stored)
     # nothing in common: no key in common
     assert not set(query_keys("Omar", "Lindqvist", date(1960, 1, 2))) & set(stored)
+
+
+def test_rank_skips_only_candidates_that_could_not_reach_possible() -> None:
+    from identity.matching import _cannot_reach
+    from identity.matching_weights import weight_for
+
+    needed = weight_for(0.6)
+    q = Person("Ann", "Lee", date(1990, 1, 2))
+    far = cand(Person("Ann", "Lee", date(1955, 7, 30)))  # names exact, birthday different
+    near = cand(Person("Anne", "Lee", date(1990, 2, 1)))
+    same_ssn = Candidate(uuid.uuid4(), Person("Zed", "Roe", date(1950, 1, 1)), "equal")
+    assert _cannot_reach(q, far, needed) and score(q, far).band is None
+    assert not _cannot_reach(q, near, needed)
+    assert not _cannot_reach(Person("Ann", "Lee", date(1990, 1, 2), "219099999"), same_ssn,
+                             needed)
+    # what rank skips is exactly what score would have dropped
+    people = [far, near, same_ssn]
+    ranked = {m.candidate.account_id for m in rank(q, people, limit=10)}
+    scored = {c.account_id for c in people if score(q, c).band is not None}
+    assert ranked == scored

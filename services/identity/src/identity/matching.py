@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import Literal
 from uuid import UUID
 
@@ -23,7 +24,13 @@ from identity.blocking import (
     normalize_name,
     ssn_relation,
 )
-from identity.matching_weights import FIELD_LABELS, PRIOR_LOG2_ODDS, RULES, probability_of
+from identity.matching_weights import (
+    FIELD_LABELS,
+    PRIOR_LOG2_ODDS,
+    RULES,
+    probability_of,
+    weight_for,
+)
 
 Band = Literal["strong", "possible"]
 
@@ -96,6 +103,7 @@ class Match:
 # --- Field comparisons ------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)  # Evidence is frozen: one object per outcome is shared
 def _ev(fld: str, code: str, detail: str | None = None) -> Evidence:
     label = FIELD_LABELS[fld]
     if code == "not_compared":
@@ -147,6 +155,8 @@ def _names(q: Person, c: Person) -> list[Evidence]:
     """Straight comparison, or the crossed one (the query's last name as a first name,
     its first as a last) plus the log-probability of a swap, whichever weighs more."""
     first, last = _first_name(q.first_name, c.first_name), _last_name(q.last_name, c.last_name)
+    if first.weight + last.weight >= _BEST_CROSSED:
+        return [first, last]  # no crossing can weigh more
     cross_f, cross_l = _first_name(q.last_name, c.first_name), _last_name(q.first_name, c.last_name)
     crossed = cross_f.weight + cross_l.weight + RULES["name"]["swapped"].weight
     if min(cross_f.weight, cross_l.weight) > 0 and crossed > first.weight + last.weight:
@@ -155,6 +165,12 @@ def _names(q: Person, c: Person) -> list[Evidence]:
             text += f" ({cross_f.outcome}; {cross_l.outcome})"
         return [Evidence("name", f"name: {text}", round(crossed, 2), "swapped")]
     return [first, last]
+
+
+_BEST_CROSSED = (
+    RULES["first_name"]["exact"].weight + RULES["last_name"]["exact"].weight
+    + RULES["name"]["swapped"].weight
+)
 
 
 def _digits8(d: date) -> str:
@@ -216,14 +232,8 @@ def score(
     prior_log2_odds: float = PRIOR_LOG2_ODDS,
 ) -> Match:
     """Compare every field; the total weight is the sum of the shown (rounded) weights."""
-    c = candidate.person
-    evidence = [
-        *_names(query, c),
-        _date_of_birth(query.date_of_birth, c.date_of_birth),
-        _ssn(query, candidate),
-        _identifier("idoc_number", _idoc(query.idoc_number), _idoc(c.idoc_number)),
-        _identifier("email", _email(query.email), _email(c.email)),
-    ]
+    rest = _other_fields(query, candidate)
+    evidence = [*_names(query, candidate.person), *rest]
     total = round(sum(e.weight for e in evidence), 2)
     p = probability_of(total, prior_log2_odds)
     band: Band | None = (
@@ -239,6 +249,28 @@ def score(
     return Match(candidate, total, p, band, evidence)
 
 
+def _other_fields(query: Person, candidate: Candidate) -> list[Evidence]:
+    c = candidate.person
+    return [
+        _date_of_birth(query.date_of_birth, c.date_of_birth),
+        _ssn(query, candidate),
+        _identifier("idoc_number", _idoc(query.idoc_number), _idoc(c.idoc_number)),
+        _identifier("email", _email(query.email), _email(c.email)),
+    ]
+
+
+_BEST_NAMES = RULES["first_name"]["exact"].weight + RULES["last_name"]["exact"].weight
+
+
+def _cannot_reach(query: Person, cand: Candidate, needed: float) -> bool:
+    """True when even exact names could not lift the candidate to ``needed`` (and no
+    SSN or IDOC number is equal): the names need not be compared at all."""
+    rest = _other_fields(query, cand)
+    if any(e.code == "equal" and e.field in UNIQUE_FIELDS for e in rest):
+        return False
+    return sum(e.weight for e in rest) + _BEST_NAMES + 0.05 < needed  # 0.05: rounding
+
+
 def rank(
     query: Person,
     candidates: Iterable[Candidate],
@@ -246,12 +278,15 @@ def rank(
     limit: int = 5,
 ) -> list[Match]:
     """The best ``limit`` candidates at or above ``possible``, best first (ties: input order)."""
+    needed = weight_for(thresholds.possible)
     seen: set[UUID] = set()
     matches: list[Match] = []
     for cand in candidates:
         if cand.account_id in seen:
             continue
         seen.add(cand.account_id)
+        if _cannot_reach(query, cand, needed):
+            continue
         m = score(query, cand, thresholds)
         if m.band is not None:
             matches.append(m)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Rule:
     u: float
     text: str
 
-    @property
+    @cached_property
     def weight(self) -> float:
         return math.log2(self.m / self.u)
 
@@ -115,3 +116,9 @@ def probability_of(total_weight: float, prior_log2_odds: float = PRIOR_LOG2_ODDS
     """Posterior of "same person": 1 / (1 + 2^-(prior + total weight))."""
     x = max(-1000.0, min(1000.0, prior_log2_odds + total_weight))
     return 1.0 / (1.0 + math.pow(2.0, -x))
+
+
+def weight_for(probability: float, prior_log2_odds: float = PRIOR_LOG2_ODDS) -> float:
+    """The total weight at which a pair reaches ``probability`` (inverse of probability_of)."""
+    return math.log2(probability / (1.0 - probability)) - prior_log2_odds if probability < 1 \
+        else math.inf

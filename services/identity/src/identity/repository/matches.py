@@ -22,21 +22,33 @@ from shared.servicekit.db import Connection
 CANDIDATE_CAP = 500
 
 # Each block is an index: GIN over match_keys, btree over ssn_lookup, the
-# identifiers' primary key, the email's unique index. No sequential scan.
+# identifiers' primary key, the email's unique index. No sequential scan. Each
+# branch reads the columns it needs, so an account's row is fetched once.
 CANDIDATES_SQL = """
-WITH hits AS (
-    SELECT id FROM customers WHERE match_keys && $1::bigint[]
-    UNION SELECT id FROM customers WHERE ssn_lookup = ANY($2::bytea[])
-    UNION SELECT account_id FROM customer_identifiers WHERE kind = 'idoc_number' AND value = $3
-    UNION SELECT id FROM customers WHERE lower(email) = $4
-)
-SELECT c.id, c.username, c.first_name, c.last_name, c.date_of_birth, c.email,
-       c.ssn_last4, c.ssn_lookup,
+SELECT DISTINCT ON (c.id) c.id, c.username, c.first_name, c.last_name, c.date_of_birth,
+       c.email, c.ssn_last4, c.ssn_lookup,
+       -- a query without an IDOC number compares none: no probe per candidate then
+       CASE WHEN $3::text IS NOT NULL THEN
        (SELECT i.value FROM customer_identifiers i
          WHERE i.account_id = c.id AND i.kind = 'idoc_number'
-         ORDER BY i.value = $3 DESC NULLS LAST, i.value LIMIT 1) AS idoc_number
-FROM hits JOIN customers c ON c.id = hits.id
+         ORDER BY i.value = $3 DESC, i.value LIMIT 1) END AS idoc_number
+FROM (
+    SELECT id, username, first_name, last_name, date_of_birth, email, ssn_last4, ssn_lookup,
+           merged_into FROM customers WHERE match_keys && $1::bigint[]
+    UNION ALL
+    SELECT id, username, first_name, last_name, date_of_birth, email, ssn_last4, ssn_lookup,
+           merged_into FROM customers WHERE ssn_lookup = ANY($2::bytea[])
+    UNION ALL
+    SELECT x.id, x.username, x.first_name, x.last_name, x.date_of_birth, x.email,
+           x.ssn_last4, x.ssn_lookup, x.merged_into
+    FROM customer_identifiers i JOIN customers x ON x.id = i.account_id
+    WHERE i.kind = 'idoc_number' AND i.value = $3
+    UNION ALL
+    SELECT id, username, first_name, last_name, date_of_birth, email, ssn_last4, ssn_lookup,
+           merged_into FROM customers WHERE lower(email) = $4
+) c
 WHERE c.merged_into IS NULL AND c.id <> ALL($5::uuid[])
+ORDER BY c.id
 LIMIT $6
 """
 
