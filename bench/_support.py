@@ -161,3 +161,18 @@ class LeanClient:
         if self._conn is not None:
             self._conn[1].close()
             self._conn = None
+
+
+def identity_env(identity_dsn: str, bootstrap: str, **extra: str) -> dict[str, str]:
+    """The environment a bench's services and `csc` run with: fresh keys, quiet logs."""
+    return {**os.environ, "CSC_ENV": "test", "CSC_KAFKA_BOOTSTRAP": bootstrap,
+            "CSC_LOG_LEVEL": "WARNING", "IDENTITY_DATABASE_URL": identity_dsn,
+            "IDENTITY_SSN_KEYS": f"k1:{b64_key()}", "IDENTITY_SSN_ACTIVE_KEY": "k1",
+            "IDENTITY_SSN_HMAC_KEY": b64_key(), "IDENTITY_DATA_KEY": b64_key(), **extra}
+
+
+def start_service(package: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """One uvicorn worker of ``package`` (e.g. "identity") on 127.0.0.1:``port``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", f"{package}.app:create_app", "--factory",
+         "--port", str(port), "--no-access-log", "--log-level", "warning"], env=env)

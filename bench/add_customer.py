@@ -37,7 +37,16 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._support import CSC, PASSWORD, b64_key, pct, person, wait_ready, write_accounts
+from bench._support import (
+    CSC,
+    PASSWORD,
+    identity_env,
+    pct,
+    person,
+    start_service,
+    wait_ready,
+    write_accounts,
+)
 from shared.devstack.processes import LocalBroker, LocalPostgres, free_port
 
 INSTITUTIONS = ("kewanee-lsrc", "murphysboro-lsrc", "vienna", "dixon", "sheridan", "logan")
@@ -202,11 +211,8 @@ def main() -> None:
         pg.start()
         broker.start()
         identity_dsn, enrollment_dsn = pg.dsn("identity"), pg.dsn("enrollment")
-        env = {**os.environ, "CSC_ENV": "test", "CSC_KAFKA_BOOTSTRAP": broker.bootstrap,
-               "CSC_KAFKA_CONSUMER_MODE": "assign", "CSC_LOG_LEVEL": "WARNING",
-               "IDENTITY_DATABASE_URL": identity_dsn, "ENROLLMENT_DATABASE_URL": enrollment_dsn,
-               "IDENTITY_SSN_KEYS": f"k1:{b64_key()}", "IDENTITY_SSN_ACTIVE_KEY": "k1",
-               "IDENTITY_SSN_HMAC_KEY": b64_key(), "IDENTITY_DATA_KEY": b64_key()}
+        env = identity_env(identity_dsn, broker.bootstrap, CSC_KAFKA_CONSUMER_MODE="assign",
+                           ENROLLMENT_DATABASE_URL=enrollment_dsn)
         os.environ.update(env)
         procs: list[subprocess.Popen[bytes]] = []
         try:
@@ -235,10 +241,7 @@ def main() -> None:
             identity_url = f"http://127.0.0.1:{id_port}"
             env["CSC_JWKS_URL"] = f"{identity_url}/.well-known/jwks.json"
             for package, port in (("identity", id_port), ("enrollment", en_port)):
-                procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "uvicorn", f"{package}.app:create_app", "--factory",
-                     "--port", str(port), "--no-access-log", "--log-level", "warning"],
-                    env=env))
+                procs.append(start_service(package, port, env))
                 asyncio.run(wait_ready(f"http://127.0.0.1:{port}", procs[-1], package))
             enrollment_url = f"http://127.0.0.1:{en_port}"
             tokens = asyncio.run(authorize(identity_url, enrollment_url, max(levels)))

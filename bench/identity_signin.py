@@ -19,7 +19,6 @@ import asyncio
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._support import PASSWORD, b64_key, pct, person, wait_ready
+from bench._support import PASSWORD, identity_env, pct, person, start_service, wait_ready
 from shared.devstack.processes import LocalBroker, LocalPostgres, free_port
 
 
@@ -135,10 +134,7 @@ def main() -> None:
         pg.start()
         broker.start()
         port = free_port()
-        env = {**os.environ, "CSC_ENV": "test", "IDENTITY_DATABASE_URL": pg.dsn(),
-               "CSC_KAFKA_BOOTSTRAP": broker.bootstrap, "IDENTITY_SSN_KEYS": f"k1:{b64_key()}",
-               "IDENTITY_SSN_ACTIVE_KEY": "k1", "IDENTITY_SSN_HMAC_KEY": b64_key(),
-               "IDENTITY_DATA_KEY": b64_key(), "CSC_LOG_LEVEL": "WARNING"}
+        env = identity_env(pg.dsn(), broker.bootstrap)
         os.environ.update(env)
         proc = None
         try:
@@ -149,13 +145,11 @@ def main() -> None:
             print(f"argon2id m={s.argon2_memory_kib} KiB, t={s.argon2_time_cost}, "
                   f"p={s.argon2_parallelism}, {s.password_hash_threads} hashing threads; "
                   f"{os.cpu_count()} cores")
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "identity.app:create_app", "--factory",
-                 "--port", str(port), "--no-access-log", "--log-level", "warning"], env=env)
+            proc = started = start_service("identity", port, env)
 
             async def run() -> None:
                 url = f"http://127.0.0.1:{port}"
-                await wait_ready(url, proc, "identity")  # type: ignore[arg-type]
+                await wait_ready(url, started, "identity")
                 await bench(args, url, staff)
 
             asyncio.run(run())

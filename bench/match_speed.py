@@ -41,9 +41,10 @@ from bench._support import (
     CSC,
     PASSWORD,
     LeanClient,
-    b64_key,
+    identity_env,
     pct,
     person,
+    start_service,
     wait_ready,
     write_accounts,
 )
@@ -154,10 +155,7 @@ def main() -> None:
         broker = LocalBroker(free_port())
         pg.start()
         broker.start()
-        env = {**os.environ, "CSC_ENV": "test", "IDENTITY_DATABASE_URL": pg.dsn(),
-               "CSC_KAFKA_BOOTSTRAP": broker.bootstrap, "IDENTITY_SSN_KEYS": f"k1:{b64_key()}",
-               "IDENTITY_SSN_ACTIVE_KEY": "k1", "IDENTITY_SSN_HMAC_KEY": b64_key(),
-               "IDENTITY_DATA_KEY": b64_key(), "CSC_LOG_LEVEL": "WARNING"}
+        env = identity_env(pg.dsn(), broker.bootstrap)
         os.environ.update(env)
         proc = None
         try:
@@ -201,9 +199,7 @@ def main() -> None:
                       f"p99 {pct(lat, 0.99):.2f} ms")
 
             port = free_port()
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "identity.app:create_app", "--factory",
-                 "--port", str(port), "--no-access-log", "--log-level", "warning"], env=env)
+            proc = start_service("identity", port, env)
             url = f"http://127.0.0.1:{port}"
             asyncio.run(wait_ready(url, proc, "identity"))
             n, elapsed, lat = asyncio.run(
