@@ -208,7 +208,8 @@ def build_app(
     return app
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
+async def get_pool(request: Request) -> asyncpg.Pool:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, every request
     pool: asyncpg.Pool | None = request.app.state.runtime.pool
     assert pool is not None
     return pool

@@ -66,7 +66,8 @@ async def customer_actor(
     return _actor(principal, request)
 
 
-def get_context(request: Request) -> Context:
+async def get_context(request: Request) -> Context:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, every request
     ctx: Context = request.app.state.context
     return ctx
 

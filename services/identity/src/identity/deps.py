@@ -10,7 +10,8 @@ from identity.service import Identity
 from shared.servicekit.auth import Principal, require_staff
 
 
-def get_identity(request: Request) -> Identity:
+async def get_identity(request: Request) -> Identity:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, every request
     ids: Identity = request.app.state.identity
     return ids
 
