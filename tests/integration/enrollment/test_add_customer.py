@@ -5,9 +5,14 @@ enrollment."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
+import pytest
+
+from enrollment import add_customer
+from enrollment.repository import returning_citizens as rc_repo
 from shared.schemas.envelope import Envelope
 from tests.integration.enrollment.conftest import NEW_PASSWORD, RC, Stack, bearer, form
 from tests.integration.enrollment.helpers import (
@@ -224,3 +229,47 @@ async def test_events_reach_the_broker_keyed_by_customer(stack: Stack) -> None:
             if r.key == created["account_id"].encode()]
     assert [e.type for e in ours] == ["CustomerEnrolled"]
     assert ours[0].payload["enrollment_id"] == created["enrollment_id"]
+
+
+async def test_two_intakes_of_one_idoc_number_at_once_leave_no_stray_account(
+    stack: Stack,
+) -> None:
+    """One case worker links the person's old account while another, at the same moment,
+    rejects it and creates a new one: one enrollment wins, and the other is refused
+    before identity makes an account that would then belong to nobody."""
+    existing = await existing_account(stack)
+    one, two = await stack.reentry_worker("rcase1"), await stack.reentry_worker("rcase2")
+    linking, creating = await asyncio.gather(
+        submit(stack, one, form(link_account_id=existing)),
+        submit(stack, two, form(rejected_account_ids=[existing])))
+    assert sorted([linking.status_code, creating.status_code]) == [201, 409], (
+        linking.text, creating.text)
+    loser = creating if creating.status_code == 409 else linking
+    assert loser.json()["type"].endswith("/idoc-number-enrolled")
+    winner = linking if loser is creating else creating
+    assert loser.json()["existing_enrollment_id"] == winner.json()["enrollment_id"]
+    # identity holds the old account and, only if creating won, the new one
+    assert await identity_customers(stack) == (1 if winner is linking else 2)
+    holders = await stack.identity_pool.fetch(
+        "SELECT account_id FROM customer_identifiers WHERE kind = 'idoc_number'"
+        " AND value = 'R12345'")
+    assert [str(r["account_id"]) for r in holders] in ([], [winner.json()["account_id"]])
+
+
+async def test_an_intake_that_waits_too_long_for_its_idoc_number_is_refused_whole(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    staff = await stack.reentry_worker()
+    monkeypatch.setattr(add_customer, "IDOC_LOCK_WAIT_MS", 300)
+    before, accounts = await row_counts(stack.pool), await identity_customers(stack)
+    async with stack.pool.acquire() as other:  # another intake of R12345 is running
+        await rc_repo.lock_idoc(other, "R12345", wait_ms=1000)
+        r = await submit(stack, staff, key="busy-1")
+        await rc_repo.unlock_idoc(other, "R12345")
+    assert r.status_code == 409, r.text
+    assert r.json()["type"].endswith("/idoc-number-busy")
+    assert "R12345" in r.json()["detail"]
+    assert await row_counts(stack.pool) == before
+    assert await identity_customers(stack) == accounts
+    # the number is free again, and the same key goes through
+    assert (await submit(stack, staff, key="busy-1")).status_code == 201

@@ -16,7 +16,9 @@ which answers with the account it made (never a second one).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -146,32 +148,63 @@ async def _idoc_free(conn: Connection, idoc_number: str) -> None:
 async def submit(
     pool: asyncpg.Pool, ctx: Context, actor: Actor, raw: dict[str, Any], key: str | None
 ) -> Submitted:
-    """Step 2: link or create, then save the enrollment."""
+    """Step 2: link or create, then save the enrollment.
+
+    Everything from reading the key's earlier request to the saved enrollment
+    happens under a lock on the IDOC number, on one connection: a second intake of
+    the same number at the same moment waits, then replays the first (same key) or
+    is refused (another key) before identity makes an account that no enrollment
+    would hold."""
     async with pool.acquire() as conn:
         await authorize_adding(conn, actor)
         intake, decision = check_submission(
             raw, today=ctx.today(), known=await known_codes(conn, raw))
         request_hash = fingerprint(intake, decision)
-        earlier = await enr.get_intake_request(conn, actor.id, key) if key else None
-        if earlier is not None and earlier.request_hash != request_hash:
-            raise _reused()
-        if earlier is not None and earlier.state == "done":
-            replayed = await _replay(ctx, actor, intake, decision, earlier, key)
-            return await with_handout(pool, ctx, intake, replayed)
-        if earlier is None:
-            await _idoc_free(conn, intake.idoc_number)
+        async with _idoc_lock(conn, intake.idoc_number):
+            earlier = await enr.get_intake_request(conn, actor.id, key) if key else None
+            if earlier is not None and earlier.request_hash != request_hash:
+                raise _reused()
+            if earlier is not None and earlier.state == "done":
+                done = await _replay(ctx, actor, intake, decision, earlier, key)
+            else:
+                done = await _link_or_create(conn, ctx, actor, intake, decision, key,
+                                             request_hash, earlier)
+    return await with_handout(pool, ctx, intake, done)
 
+
+IDOC_LOCK_WAIT_MS = 15_000
+
+
+@contextlib.asynccontextmanager
+async def _idoc_lock(conn: Connection, idoc_number: str) -> AsyncIterator[None]:
+    try:
+        await rc_repo.lock_idoc(conn, idoc_number, wait_ms=IDOC_LOCK_WAIT_MS)
+    except asyncpg.LockNotAvailableError:
+        raise Conflict("idoc-number-busy",
+                       f"another Add Customer for IDOC number {idoc_number} is still "
+                       "running; try again in a moment") from None
+    try:
+        yield
+    finally:  # the pool's reset on release unlocks too, should this not run
+        await rc_repo.unlock_idoc(conn, idoc_number)
+
+
+async def _link_or_create(
+    conn: Connection, ctx: Context, actor: Actor, intake: Intake, decision: Decision,
+    key: str | None, request_hash: bytes, earlier: IntakeRequest | None,
+) -> Submitted:
+    if earlier is None:
+        await _idoc_free(conn, intake.idoc_number)
     linked: Candidate | None = None
     # A retry of a create whose candidates were settled goes straight to identity:
     # the account it may have made would otherwise be a candidate now.
     if earlier is None or decision.link_account_id is not None:
         linked = settle(await ctx.identity.match(actor.token, intake.match_query()), decision)
-        if key and earlier is None:
-            async with pool.acquire() as conn:
-                if not await enr.start_intake_request(conn, actor.id, key, request_hash):
-                    other = await enr.get_intake_request(conn, actor.id, key)
-                    if other is not None and other.request_hash != request_hash:
-                        raise _reused()
+        if (key and earlier is None
+                and not await enr.start_intake_request(conn, actor.id, key, request_hash)):
+            other = await enr.get_intake_request(conn, actor.id, key)
+            if other is not None and other.request_hash != request_hash:
+                raise _reused()
 
     account: CreatedAccount | None = None
     try:
@@ -185,12 +218,10 @@ async def submit(
             account_id, username = account.id, account.username
     except (Conflict, InvalidInput):
         if key:  # identity refused and made nothing: the key is free for a corrected submit
-            async with pool.acquire() as conn:
-                await enr.drop_intake_request(conn, actor.id, key)
+            await enr.drop_intake_request(conn, actor.id, key)
         raise
-    done = await _save(pool, actor, intake, decision, key, request_hash, account_id,
+    return await _save(conn, actor, intake, decision, key, request_hash, account_id,
                        username, account)
-    return await with_handout(pool, ctx, intake, done)
 
 
 async def _replay(
@@ -224,32 +255,31 @@ async def with_handout(
 
 
 async def _save(
-    pool: asyncpg.Pool, actor: Actor, intake: Intake, decision: Decision, key: str | None,
+    conn: Connection, actor: Actor, intake: Intake, decision: Decision, key: str | None,
     request_hash: bytes, account_id: uuid.UUID, username: str | None,
     account: CreatedAccount | None,
 ) -> Submitted:
     created = account is not None
     password = account.temporary_password if account else None
     expires = account.password_expires_at if account else None
-    async with pool.acquire() as conn:
-        try:
-            async with conn.transaction():
-                if key:
-                    row = await enr.get_intake_request(conn, actor.id, key, for_update=True)
-                    if row is not None and row.state == "done" and row.enrollment_id:
-                        # a simultaneous submit with the same key saved it first
-                        return Submitted(row.enrollment_id, account_id, created, username,
-                                         password, expires, replayed=True)
-                enrollment_id = await _enroll(conn, actor, intake, decision, account_id,
-                                              username, created)
-                if key:
-                    await enr.finish_intake_request(
-                        conn, actor.id, key, account_id=account_id, account_created=created,
-                        username=username, enrollment_id=enrollment_id,
-                        request_hash=request_hash)
-        except asyncpg.UniqueViolationError:
-            await _idoc_free(conn, intake.idoc_number)  # names the enrollment that won
-            raise
+    try:
+        async with conn.transaction():
+            if key:
+                row = await enr.get_intake_request(conn, actor.id, key, for_update=True)
+                if row is not None and row.state == "done" and row.enrollment_id:
+                    # a simultaneous submit with the same key saved it first
+                    return Submitted(row.enrollment_id, account_id, created, username,
+                                     password, expires, replayed=True)
+            enrollment_id = await _enroll(conn, actor, intake, decision, account_id,
+                                          username, created)
+            if key:
+                await enr.finish_intake_request(
+                    conn, actor.id, key, account_id=account_id, account_created=created,
+                    username=username, enrollment_id=enrollment_id,
+                    request_hash=request_hash)
+    except asyncpg.UniqueViolationError:
+        await _idoc_free(conn, intake.idoc_number)  # names the enrollment that won
+        raise
     return Submitted(enrollment_id, account_id, created, username, password, expires)
 
 

@@ -102,6 +102,26 @@ async def open_idoc_owner(conn: Connection, idoc_number: str) -> UUID | None:
     return value
 
 
+def _idoc_lock_key(idoc_number: str) -> str:
+    return f"returning-citizens:idoc:{idoc_number}"
+
+
+async def lock_idoc(conn: Connection, idoc_number: str, *, wait_ms: int) -> None:
+    """A session lock on an IDOC number, waited for at most ``wait_ms`` (then
+    LockNotAvailableError). Held across calls to identity, so not a transaction's."""
+    await conn.execute("SELECT set_config('lock_timeout', $1, false)", f"{wait_ms}ms")
+    try:
+        await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))",
+                           _idoc_lock_key(idoc_number))
+    finally:
+        await conn.execute("RESET lock_timeout")
+
+
+async def unlock_idoc(conn: Connection, idoc_number: str) -> None:
+    await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+                       _idoc_lock_key(idoc_number))
+
+
 _UPDATABLE = ("institution", "idoc_number", "counties", "msr_date", "msr_county",
               "enrollment_date")
 
