@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import csv
 import os
 import random
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
+
+from shared.devstack.processes import LocalBroker, LocalPostgres, free_port
 
 PASSWORD = "quiet harbor lantern morning 7"
 CSC = str(Path(sys.executable).parent / "csc")
@@ -169,6 +175,39 @@ def identity_env(identity_dsn: str, bootstrap: str, **extra: str) -> dict[str, s
             "CSC_LOG_LEVEL": "WARNING", "IDENTITY_DATABASE_URL": identity_dsn,
             "IDENTITY_SSN_KEYS": f"k1:{b64_key()}", "IDENTITY_SSN_ACTIVE_KEY": "k1",
             "IDENTITY_SSN_HMAC_KEY": b64_key(), "IDENTITY_DATA_KEY": b64_key(), **extra}
+
+
+@dataclass
+class BenchStack:
+    """A throwaway PostgreSQL and broker in ``tmp``, and the services started on them."""
+
+    tmp: Path
+    pg: LocalPostgres
+    broker: LocalBroker
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, package: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        self.procs.append(start_service(package, port, env))
+        return self.procs[-1]
+
+
+@contextlib.contextmanager
+def bench_stack() -> Iterator[BenchStack]:
+    """PostgreSQL and the broker on free ports; everything stopped at the end."""
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as cleanup:
+        pg = LocalPostgres(Path(tmp) / "pg", free_port())
+        broker = LocalBroker(free_port())
+        pg.start()
+        cleanup.callback(pg.stop)
+        broker.start()
+        cleanup.callback(broker.stop)
+        stack = BenchStack(Path(tmp), pg, broker)
+        try:
+            yield stack
+        finally:
+            for proc in stack.procs:
+                proc.terminate()
+                proc.wait(10)
 
 
 def start_service(package: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:

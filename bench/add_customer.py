@@ -27,7 +27,6 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -40,14 +39,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._support import (
     CSC,
     PASSWORD,
+    bench_stack,
     identity_env,
     pct,
     person,
-    start_service,
     wait_ready,
     write_accounts,
 )
-from shared.devstack.processes import LocalBroker, LocalPostgres, free_port
+from shared.devstack.processes import free_port
 
 INSTITUTIONS = ("kewanee-lsrc", "murphysboro-lsrc", "vienna", "dixon", "sheridan", "logan")
 COUNTIES = ("cook", "will", "lake", "dupage", "kane", "winnebago", "peoria", "st-clair")
@@ -205,77 +204,66 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
     warmup = 20
-    with tempfile.TemporaryDirectory() as tmp:
-        pg = LocalPostgres(Path(tmp) / "pg", free_port())
-        broker = LocalBroker(free_port())
-        pg.start()
-        broker.start()
+    with bench_stack() as stack:
+        pg = stack.pg
         identity_dsn, enrollment_dsn = pg.dsn("identity"), pg.dsn("enrollment")
-        env = identity_env(identity_dsn, broker.bootstrap, CSC_KAFKA_CONSUMER_MODE="assign",
-                           ENROLLMENT_DATABASE_URL=enrollment_dsn)
+        env = identity_env(identity_dsn, stack.broker.bootstrap,
+                           CSC_KAFKA_CONSUMER_MODE="assign", ENROLLMENT_DATABASE_URL=enrollment_dsn)
         os.environ.update(env)
-        procs: list[subprocess.Popen[bytes]] = []
-        try:
-            asyncio.run(sql(pg.dsn(), "CREATE DATABASE identity", "CREATE DATABASE enrollment"))
-            subprocess.run([CSC, "migrate", "identity", "enrollment"], env=env, check=True,
-                           capture_output=True)
-            levels = [int(c) for c in args.concurrency.split(",")]
-            csv_path = Path(tmp) / "accounts.csv"
-            returning = int(args.intakes * args.returning)
-            sample = write_accounts(csv_path, args.accounts, args.seed,
-                                    keep=returning * len(levels))
-            t = time.perf_counter()
-            done = subprocess.run([CSC, "identity", "import-customers", str(csv_path),
-                                   "--batch-rows", "10000"], env=env, capture_output=True,
-                                  text=True)
-            if done.returncode != 0:
-                raise SystemExit(f"import failed: {done.stderr.strip()[-2000:]}")
-            print(f"{os.cpu_count()} cores; identity holds {args.accounts:,} existing accounts"
-                  f" (import: {done.stdout.strip().splitlines()[-1]},"
-                  f" {time.perf_counter() - t:.0f} s)")
-            asyncio.run(sql(identity_dsn, "TRUNCATE outbox", "VACUUM ANALYZE customers",
-                            "VACUUM ANALYZE customer_identifiers"))
-            asyncio.run(setup_staff(identity_dsn, max(levels)))
+        asyncio.run(sql(pg.dsn(), "CREATE DATABASE identity", "CREATE DATABASE enrollment"))
+        subprocess.run([CSC, "migrate", "identity", "enrollment"], env=env, check=True,
+                       capture_output=True)
+        levels = [int(c) for c in args.concurrency.split(",")]
+        csv_path = stack.tmp / "accounts.csv"
+        returning = int(args.intakes * args.returning)
+        sample = write_accounts(csv_path, args.accounts, args.seed,
+                                keep=returning * len(levels))
+        t = time.perf_counter()
+        done = subprocess.run([CSC, "identity", "import-customers", str(csv_path),
+                               "--batch-rows", "10000"], env=env, capture_output=True,
+                              text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"import failed: {done.stderr.strip()[-2000:]}")
+        print(f"{os.cpu_count()} cores; identity holds {args.accounts:,} existing accounts"
+              f" (import: {done.stdout.strip().splitlines()[-1]},"
+              f" {time.perf_counter() - t:.0f} s)")
+        asyncio.run(sql(identity_dsn, "TRUNCATE outbox", "VACUUM ANALYZE customers",
+                        "VACUUM ANALYZE customer_identifiers"))
+        asyncio.run(setup_staff(identity_dsn, max(levels)))
 
-            id_port, en_port = free_port(), free_port()
-            identity_url = f"http://127.0.0.1:{id_port}"
-            env["CSC_JWKS_URL"] = f"{identity_url}/.well-known/jwks.json"
-            for package, port in (("identity", id_port), ("enrollment", en_port)):
-                procs.append(start_service(package, port, env))
-                asyncio.run(wait_ready(f"http://127.0.0.1:{port}", procs[-1], package))
-            enrollment_url = f"http://127.0.0.1:{en_port}"
-            tokens = asyncio.run(authorize(identity_url, enrollment_url, max(levels)))
+        id_port, en_port = free_port(), free_port()
+        identity_url = f"http://127.0.0.1:{id_port}"
+        env["CSC_JWKS_URL"] = f"{identity_url}/.well-known/jwks.json"
+        for package, port in (("identity", id_port), ("enrollment", en_port)):
+            stack.start(package, port, env)
+            asyncio.run(wait_ready(f"http://127.0.0.1:{port}", stack.procs[-1], package))
+        enrollment_url = f"http://127.0.0.1:{en_port}"
+        tokens = asyncio.run(authorize(identity_url, enrollment_url, max(levels)))
 
-            rng = random.Random(args.seed + 1)
-            serial = 0
-            for level, workers in enumerate(levels):
-                people = [*sample[level * returning:(level + 1) * returning]]
-                people += [person(rng) for _ in range(args.intakes + warmup - len(people))]
-                rng.shuffle(people)
-                forms = [intake_form(rng, serial + i, p) for i, p in enumerate(people)]
-                serial += len(forms)
-                before = [cpu_seconds(p.pid) for p in procs]
-                elapsed, step1, created, linked, n = asyncio.run(
-                    intakes(enrollment_url, tokens[:workers], forms, warmup))
-                used = [cpu_seconds(p.pid) - b for p, b in zip(procs, before, strict=True)]
-                print(f"{n} intakes by {workers} case worker(s) at once:"
-                      f" {n / elapsed:.1f} completed intakes/s"
-                      f" ({len(linked)} linked to an existing account, {len(created)} created)")
-                print("  " + _line("step 1, POST /v1/returning-citizens/matches", step1))
-                print("  " + _line("step 2, POST /v1/returning-citizens", created + linked))
-                if created:
-                    print("    " + _line("creating an account", created))
-                if linked:
-                    print("    " + _line("linking an account", linked))
-                per = len(forms) / 1000
-                print(f"  CPU per intake: identity {used[0] / per:.0f} ms, enrollment"
-                      f" {used[1] / per:.0f} ms (PostgreSQL, the broker and this client besides)")
-        finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait(10)
-            broker.stop()
-            pg.stop()
+        rng = random.Random(args.seed + 1)
+        serial = 0
+        for level, workers in enumerate(levels):
+            people = [*sample[level * returning:(level + 1) * returning]]
+            people += [person(rng) for _ in range(args.intakes + warmup - len(people))]
+            rng.shuffle(people)
+            forms = [intake_form(rng, serial + i, p) for i, p in enumerate(people)]
+            serial += len(forms)
+            before = [cpu_seconds(p.pid) for p in stack.procs]
+            elapsed, step1, created, linked, n = asyncio.run(
+                intakes(enrollment_url, tokens[:workers], forms, warmup))
+            used = [cpu_seconds(p.pid) - b for p, b in zip(stack.procs, before, strict=True)]
+            print(f"{n} intakes by {workers} case worker(s) at once:"
+                  f" {n / elapsed:.1f} completed intakes/s"
+                  f" ({len(linked)} linked to an existing account, {len(created)} created)")
+            print("  " + _line("step 1, POST /v1/returning-citizens/matches", step1))
+            print("  " + _line("step 2, POST /v1/returning-citizens", created + linked))
+            if created:
+                print("    " + _line("creating an account", created))
+            if linked:
+                print("    " + _line("linking an account", linked))
+            per = len(forms) / 1000
+            print(f"  CPU per intake: identity {used[0] / per:.0f} ms, enrollment"
+                  f" {used[1] / per:.0f} ms (PostgreSQL, the broker and this client besides)")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import asyncio
 import multiprocessing as mp
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,7 +28,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared.devstack.processes import LocalBroker, LocalPostgres, free_port
+from bench._support import bench_stack
 from shared.schemas.base import Event
 from shared.schemas.envelope import Envelope
 from shared.servicekit.broker import BrokerWatch, KafkaConfig
@@ -225,17 +224,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1_000.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        pg = LocalPostgres(Path(tmp) / "pg", free_port())
-        broker = LocalBroker(free_port())
-        pg.start()
-        broker.start()
-        try:
-            asyncio.run(prepare(pg.dsn()))
-            asyncio.run(bench(args, pg.dsn(), broker.bootstrap))
-        finally:
-            broker.stop()
-            pg.stop()
+    with bench_stack() as stack:
+        asyncio.run(prepare(stack.pg.dsn()))
+        asyncio.run(bench(args, stack.pg.dsn(), stack.broker.bootstrap))
 
 
 if __name__ == "__main__":

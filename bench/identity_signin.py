@@ -20,7 +20,6 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,8 +27,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._support import PASSWORD, identity_env, pct, person, start_service, wait_ready
-from shared.devstack.processes import LocalBroker, LocalPostgres, free_port
+from bench._support import PASSWORD, bench_stack, identity_env, pct, person, wait_ready
+from shared.devstack.processes import free_port
 
 
 async def _probe(client: httpx.AsyncClient, stop: asyncio.Event, out: list[float]) -> None:
@@ -128,37 +127,25 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--customers", type=int, default=300)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        pg = LocalPostgres(Path(tmp) / "pg", free_port())
-        broker = LocalBroker(free_port())
-        pg.start()
-        broker.start()
+    with bench_stack() as stack:
         port = free_port()
-        env = identity_env(pg.dsn(), broker.bootstrap)
+        env = identity_env(stack.pg.dsn(), stack.broker.bootstrap)
         os.environ.update(env)
-        proc = None
-        try:
-            staff = asyncio.run(make_staff(20))
-            from identity.settings import IdentitySettings
+        staff = asyncio.run(make_staff(20))
+        from identity.settings import IdentitySettings
 
-            s = IdentitySettings()
-            print(f"argon2id m={s.argon2_memory_kib} KiB, t={s.argon2_time_cost}, "
-                  f"p={s.argon2_parallelism}, {s.password_hash_threads} hashing threads; "
-                  f"{os.cpu_count()} cores")
-            proc = started = start_service("identity", port, env)
+        s = IdentitySettings()
+        print(f"argon2id m={s.argon2_memory_kib} KiB, t={s.argon2_time_cost}, "
+              f"p={s.argon2_parallelism}, {s.password_hash_threads} hashing threads; "
+              f"{os.cpu_count()} cores")
+        proc = stack.start("identity", port, env)
 
-            async def run() -> None:
-                url = f"http://127.0.0.1:{port}"
-                await wait_ready(url, started, "identity")
-                await bench(args, url, staff)
+        async def run() -> None:
+            url = f"http://127.0.0.1:{port}"
+            await wait_ready(url, proc, "identity")
+            await bench(args, url, staff)
 
-            asyncio.run(run())
-        finally:
-            if proc is not None:
-                proc.terminate()
-                proc.wait(10)
-            broker.stop()
-            pg.stop()
+        asyncio.run(run())
 
 
 if __name__ == "__main__":

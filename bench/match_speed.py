@@ -27,7 +27,6 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -41,14 +40,14 @@ from bench._support import (
     CSC,
     PASSWORD,
     LeanClient,
+    bench_stack,
     identity_env,
     pct,
     person,
-    start_service,
     wait_ready,
     write_accounts,
 )
-from shared.devstack.processes import LocalBroker, LocalPostgres, free_port
+from shared.devstack.processes import free_port
 
 
 def query_for(rng: random.Random, p: dict[str, str]) -> dict[str, Any]:
@@ -150,69 +149,58 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        pg = LocalPostgres(Path(tmp) / "pg", free_port())
-        broker = LocalBroker(free_port())
-        pg.start()
-        broker.start()
-        env = identity_env(pg.dsn(), broker.bootstrap)
+    with bench_stack() as stack:
+        pg = stack.pg
+        env = identity_env(pg.dsn(), stack.broker.bootstrap)
         os.environ.update(env)
-        proc = None
-        try:
-            csv_path = Path(tmp) / "accounts.csv"
-            t = time.perf_counter()
-            sample = write_accounts(csv_path, args.accounts, args.seed, keep=5000)
-            took = time.perf_counter() - t
-            print(f"{args.accounts:,} synthetic accounts written in {took:.0f} s;"
-                  f" {os.cpu_count()} cores")
-            subprocess.run([CSC, "migrate", "identity"],
-                           env=env, check=True, capture_output=True)
-            t = time.perf_counter()
-            done = subprocess.run(
-                [CSC, "identity", "import-customers",
-                 str(csv_path), "--batch-rows", "10000"],
-                env=env, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise SystemExit(f"import failed: {done.stderr.strip()[-2000:]}")
-            wall = time.perf_counter() - t
-            print(f"import: {done.stdout.strip().splitlines()[-1]}")
-            print(f"  wall time {wall:.0f} s = {args.accounts / wall:,.0f} rows/s"
-                  " (process start and the line count included)")
-            t = time.perf_counter()
-            subprocess.run([sys.executable, "-c", (
-                "import asyncio, asyncpg, os\n"
-                "async def go():\n"
-                "    c = await asyncpg.connect(os.environ['IDENTITY_DATABASE_URL'])\n"
-                "    await c.execute('VACUUM ANALYZE customers')\n"
-                "    await c.execute('VACUUM ANALYZE customer_identifiers')\n"
-                "asyncio.run(go())\n")], env=env, check=True)
-            print(f"  VACUUM ANALYZE afterwards: {time.perf_counter() - t:.0f} s")
+        csv_path = stack.tmp / "accounts.csv"
+        t = time.perf_counter()
+        sample = write_accounts(csv_path, args.accounts, args.seed, keep=5000)
+        took = time.perf_counter() - t
+        print(f"{args.accounts:,} synthetic accounts written in {took:.0f} s;"
+              f" {os.cpu_count()} cores")
+        subprocess.run([CSC, "migrate", "identity"],
+                       env=env, check=True, capture_output=True)
+        t = time.perf_counter()
+        done = subprocess.run(
+            [CSC, "identity", "import-customers",
+             str(csv_path), "--batch-rows", "10000"],
+            env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"import failed: {done.stderr.strip()[-2000:]}")
+        wall = time.perf_counter() - t
+        print(f"import: {done.stdout.strip().splitlines()[-1]}")
+        print(f"  wall time {wall:.0f} s = {args.accounts / wall:,.0f} rows/s"
+              " (process start and the line count included)")
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", (
+            "import asyncio, asyncpg, os\n"
+            "async def go():\n"
+            "    c = await asyncpg.connect(os.environ['IDENTITY_DATABASE_URL'])\n"
+            "    await c.execute('VACUUM ANALYZE customers')\n"
+            "    await c.execute('VACUUM ANALYZE customer_identifiers')\n"
+            "asyncio.run(go())\n")], env=env, check=True)
+        print(f"  VACUUM ANALYZE afterwards: {time.perf_counter() - t:.0f} s")
 
-            rng = random.Random(args.seed + 1)
-            present = [query_for(rng, rng.choice(sample)) for _ in range(args.queries)]
-            absent = [query_for(rng, person(rng)) for _ in range(args.queries // 3)]
-            staff = asyncio.run(prepare_service(pg.dsn()))
-            for label, qs in (("people who are there", present), ("people who are not", absent)):
-                lat = asyncio.run(in_process(pg.dsn(), qs))
-                print(f"match use case in-process, {label} ({len(qs)} queries): "
-                      f"p50 {statistics.median(lat):.2f} ms, p95 {pct(lat, 0.95):.2f} ms, "
-                      f"p99 {pct(lat, 0.99):.2f} ms")
+        rng = random.Random(args.seed + 1)
+        present = [query_for(rng, rng.choice(sample)) for _ in range(args.queries)]
+        absent = [query_for(rng, person(rng)) for _ in range(args.queries // 3)]
+        staff = asyncio.run(prepare_service(pg.dsn()))
+        for label, qs in (("people who are there", present), ("people who are not", absent)):
+            lat = asyncio.run(in_process(pg.dsn(), qs))
+            print(f"match use case in-process, {label} ({len(qs)} queries): "
+                  f"p50 {statistics.median(lat):.2f} ms, p95 {pct(lat, 0.95):.2f} ms, "
+                  f"p99 {pct(lat, 0.99):.2f} ms")
 
-            port = free_port()
-            proc = start_service("identity", port, env)
-            url = f"http://127.0.0.1:{port}"
-            asyncio.run(wait_ready(url, proc, "identity"))
-            n, elapsed, lat = asyncio.run(
-                over_http(port, staff, present + absent, args.seconds, args.concurrency))
-            print(f"POST /v1/matches over HTTP, one worker, concurrency {args.concurrency}: "
-                  f"{n / elapsed:,.0f} matches/s, p50 {statistics.median(lat):.1f} ms, "
-                  f"p99 {pct(lat, 0.99):.1f} ms")
-        finally:
-            if proc is not None:
-                proc.terminate()
-                proc.wait(10)
-            broker.stop()
-            pg.stop()
+        port = free_port()
+        proc = stack.start("identity", port, env)
+        url = f"http://127.0.0.1:{port}"
+        asyncio.run(wait_ready(url, proc, "identity"))
+        n, elapsed, lat = asyncio.run(
+            over_http(port, staff, present + absent, args.seconds, args.concurrency))
+        print(f"POST /v1/matches over HTTP, one worker, concurrency {args.concurrency}: "
+              f"{n / elapsed:,.0f} matches/s, p50 {statistics.median(lat):.1f} ms, "
+              f"p99 {pct(lat, 0.99):.1f} ms")
 
 
 if __name__ == "__main__":
