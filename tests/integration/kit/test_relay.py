@@ -79,3 +79,24 @@ async def test_prune_removes_only_published_rows_past_retention(
         "SELECT (convert_from(value, 'UTF8')::jsonb -> 'payload' ->> 'seq')::int AS seq"
         " FROM outbox ORDER BY id")]
     assert left == [1, 2]
+
+
+async def test_a_lease_is_written_beside_its_row_not_into_every_index(
+    servers: Servers, database: str, pool: asyncpg.Pool
+) -> None:
+    """The outbox leaves room on its pages, so the relay's lease is a HOT update:
+    no new entry in each of the outbox's indexes for every row it claims."""
+    node = KitNode(database, pool, servers.bootstrap, unique_topic(), start_consumer=False)
+    await node.write_many(subjects=10, per_subject=20)
+    relay = OutboxRelay(database, pool, node.cfg, node.watch)
+    assert len(await relay.claim()) == 200
+
+    async def counted() -> bool:
+        row = await pool.fetchrow(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'outbox'")
+        return row is not None and row["n_tup_upd"] >= 200
+
+    await wait_until(counted, timeout=10)  # a backend reports its counts when idle
+    hot = await pool.fetchval(
+        "SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'outbox'")
+    assert hot >= 190  # all but a page's worth that found no room
