@@ -47,6 +47,7 @@ from shared.servicekit.logs import correlation_id
 
 RC = RETURNING_CITIZENS
 REENTRY_ROLE = "reentry"
+IDOC_LOCK_WAIT_MS = 15_000  # how long a second intake of one IDOC number waits
 
 
 async def authorize_adding(conn: Connection, actor: Actor) -> None:
@@ -170,9 +171,6 @@ async def submit(
                 done = await _link_or_create(conn, ctx, actor, intake, decision, key,
                                              request_hash, earlier)
     return await with_handout(pool, ctx, intake, done)
-
-
-IDOC_LOCK_WAIT_MS = 15_000
 
 
 @contextlib.asynccontextmanager
