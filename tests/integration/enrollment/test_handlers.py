@@ -46,7 +46,8 @@ async def test_a_merge_moves_enrollments_to_the_survivor_and_back(stack: Stack) 
     assert r.json()["customer_id"] == survivor_id
     moved = r.json()["history"][-1]
     assert moved["action"] == "moved"
-    assert moved["changes"]["customer_id"] == {"from": merged_id, "to": survivor_id}
+    assert moved["changes"] == {"customer_id": {"from": merged_id, "to": survivor_id},
+                                "why": "accounts merged"}
     merged_into = await stack.pool.fetchval("SELECT merged_into FROM customers WHERE id = $1",
                                             uuid.UUID(merged_id))
     assert str(merged_into) == survivor_id
@@ -56,10 +57,18 @@ async def test_a_merge_moves_enrollments_to_the_survivor_and_back(stack: Stack) 
     await wait_until(lambda: moved_to(merged_id), timeout=20)
     assert await stack.pool.fetchval("SELECT merged_into FROM customers WHERE id = $1",
                                      uuid.UUID(merged_id)) is None
+    r = await stack.client.get(f"/v1/returning-citizens/{enrollment_id}", headers=staff.headers)
+    assert r.json()["history"][-1]["changes"] == {
+        "customer_id": {"from": survivor_id, "to": merged_id}, "why": "accounts unmerged"}
     audit = await stack.pool.fetch(
-        "SELECT action FROM audit_log WHERE action LIKE 'enrollment.moved%' ORDER BY id")
+        "SELECT action, customer_id, details FROM audit_log"
+        " WHERE action LIKE 'enrollment.moved%' ORDER BY id")
     assert [a["action"] for a in audit] == ["enrollment.moved_by_merge",
                                             "enrollment.moved_by_unmerge"]
+    assert [str(a["customer_id"]) for a in audit] == [survivor_id, merged_id]
+    assert audit[0]["details"]["merged_id"] == merged_id
+    assert audit[1]["details"]["survivor_id"] == survivor_id
+    assert all(a["details"]["enrollment_ids"] == [enrollment_id] for a in audit)
 
 
 async def test_account_changes_reach_the_list(stack: Stack) -> None:

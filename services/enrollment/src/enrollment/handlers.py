@@ -9,6 +9,7 @@ The consumer subscribes to exactly these types' topics.
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import structlog
 
@@ -60,15 +61,8 @@ async def on_customer_updated(
 async def on_merged(conn: Connection, event: CustomerAccountsMerged, envelope: Envelope) -> None:
     await repo.set_merged_into(conn, event.merged_id, event.survivor_id)
     moved = await enr.move_enrollments(conn, from_=event.merged_id, to=event.survivor_id)
-    if moved:
-        await enr.add_history_many(conn, moved, action="moved", changes={
-            "customer_id": {"from": str(event.merged_id), "to": str(event.survivor_id)},
-            "why": "accounts merged"})
-        await repo.audit(conn, actor_id=event.by, actor_kind="staff",
-                         action="enrollment.moved_by_merge", customer_id=event.survivor_id,
-                         details={"merged_id": str(event.merged_id),
-                                  "enrollment_ids": [str(m) for m in moved],
-                                  "event_id": str(envelope.event_id)})
+    await _record_moves(conn, moved, "merge", from_=("merged_id", event.merged_id),
+                        to=event.survivor_id, by=event.by, envelope=envelope)
     log.info("accounts_merged", survivor_id=str(event.survivor_id), moved=len(moved))
 
 
@@ -78,15 +72,24 @@ async def on_unmerged(
     await repo.set_merged_into(conn, event.merged_id, None)
     moved = await enr.move_back_enrollments(conn, survivor=event.survivor_id,
                                             merged=event.merged_id)
-    if moved:
-        await enr.add_history_many(conn, moved, action="moved", changes={
-            "customer_id": {"from": str(event.survivor_id), "to": str(event.merged_id)},
-            "why": "accounts unmerged"})
-        await repo.audit(conn, actor_id=event.by, actor_kind="staff",
-                         action="enrollment.moved_by_unmerge", customer_id=event.merged_id,
-                         details={"survivor_id": str(event.survivor_id),
-                                  "enrollment_ids": [str(m) for m in moved],
-                                  "event_id": str(envelope.event_id)})
+    await _record_moves(conn, moved, "unmerge", from_=("survivor_id", event.survivor_id),
+                        to=event.merged_id, by=event.by, envelope=envelope)
+
+
+async def _record_moves(
+    conn: Connection, moved: list[UUID], kind: str, *, from_: tuple[str, UUID], to: UUID,
+    by: UUID, envelope: Envelope,
+) -> None:
+    """History on each enrollment a merge or an unmerge moved, and one audit row."""
+    if not moved:
+        return
+    role, source = from_
+    await enr.add_history_many(conn, moved, action="moved", changes={
+        "customer_id": {"from": str(source), "to": str(to)}, "why": f"accounts {kind}d"})
+    await repo.audit(conn, actor_id=by, actor_kind="staff",
+                     action=f"enrollment.moved_by_{kind}", customer_id=to,
+                     details={role: str(source), "enrollment_ids": [str(m) for m in moved],
+                              "event_id": str(envelope.event_id)})
 
 
 SUBSCRIPTIONS: dict[str, Handler] = {
