@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.servicekit.errors import DomainError
 from shared.servicekit.logs import correlation_id, redact
 
 log = structlog.get_logger(__name__)
@@ -103,7 +105,11 @@ def _internal_error(path: str, exc: BaseException) -> JSONResponse:
     )
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+def install_problem_handlers(
+    app: FastAPI, domain: Callable[[DomainError], Problem] | None = None
+) -> None:
+    """RFC 9457 answers for every error; ``domain`` turns a service's DomainError into
+    its Problem, so routes let domain errors rise instead of catching each one."""
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)
         return problem_response(
@@ -133,7 +139,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         # Reached only without RequestIdMiddleware, which answers first.
         return _internal_error(request.url.path, exc)
 
+    async def on_domain(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DomainError) and domain is not None
+        return await on_problem(request, domain(exc))
+
     app.add_exception_handler(Problem, on_problem)
+    if domain is not None:
+        app.add_exception_handler(DomainError, on_domain)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)

@@ -23,7 +23,13 @@ from shared.servicekit.auth import JwksVerifier
 from shared.servicekit.broker import BrokerWatch, KafkaConfig
 from shared.servicekit.consumer import Handler, InboxConsumer, Supervisor, dlq_topic
 from shared.servicekit.db import KIT_MIGRATIONS, create_pool, migrate
-from shared.servicekit.http import RequestIdMiddleware, install_problem_handlers, problem_response
+from shared.servicekit.errors import DomainError
+from shared.servicekit.http import (
+    Problem,
+    RequestIdMiddleware,
+    install_problem_handlers,
+    problem_response,
+)
 from shared.servicekit.logs import configure_logging
 from shared.servicekit.outbox import OutboxRelay
 from shared.servicekit.settings import ServiceSettings
@@ -39,6 +45,8 @@ class ServiceSpec:
     subscriptions: Mapping[str, Handler] = field(default_factory=dict)
     routers: tuple[APIRouter, ...] = ()
     title: str = ""
+    # the service's DomainError -> Problem (the one place that knows both)
+    problems: Callable[[DomainError], Problem] | None = None
 
 
 def system_topics() -> list[str]:
@@ -201,7 +209,7 @@ def build_app(
 
     app = FastAPI(title=spec.title or spec.name, lifespan=lifespan)
     app.add_middleware(RequestIdMiddleware)
-    install_problem_handlers(app)
+    install_problem_handlers(app, spec.problems)
     app.include_router(health_router)
     for router in spec.routers:
         app.include_router(router)

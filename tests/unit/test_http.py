@@ -17,6 +17,7 @@ import structlog
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 
+from shared.servicekit.errors import DomainError
 from shared.servicekit.http import (
     PROBLEM_JSON,
     Problem,
@@ -277,3 +278,41 @@ async def test_longest_good_request_id_is_kept(client: httpx.AsyncClient) -> Non
     rid = "a" * 128
     resp = await client.get("/nowhere", headers={"x-request-id": rid})
     assert resp.headers["x-request-id"] == rid
+
+
+class Overbooked(DomainError):
+    pass
+
+
+def _domain_app(mapper: Any) -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(RequestIdMiddleware)
+    install_problem_handlers(app, mapper)
+
+    @app.post("/book")
+    async def book() -> None:
+        raise Overbooked("the class is full")
+
+    return app
+
+
+async def test_a_domain_error_that_rises_from_a_route_is_answered_by_the_service_mapper(
+) -> None:
+    def mapper(exc: DomainError) -> Problem:
+        return Problem(409, "Conflict", str(exc), type_="https://x/full", seats=0)
+
+    transport = httpx.ASGITransport(app=_domain_app(mapper), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.post("/book")
+    assert r.status_code == 409
+    assert r.headers["content-type"] == PROBLEM_JSON
+    assert r.json() | {"request_id": None} == {
+        "type": "https://x/full", "title": "Conflict", "status": 409,
+        "detail": "the class is full", "instance": "/book", "seats": 0, "request_id": None}
+
+
+async def test_without_a_mapper_a_domain_error_is_an_internal_error() -> None:
+    transport = httpx.ASGITransport(app=_domain_app(None), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.post("/book")
+    assert r.status_code == 500 and "full" not in r.text

@@ -173,10 +173,7 @@ async def list_programs(
     pool: Pool, _: Annotated[Principal, Depends(current_principal)],
     limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
 ) -> dict[str, Any]:
-    try:
-        found = await service.list_programs(pool, cursor, limit)
-    except DomainError as exc:
-        raise problem(exc) from None
+    found = await service.list_programs(pool, cursor, limit)
     return page([program_view(p) for p in found.items], found.next_cursor)
 
 
@@ -184,10 +181,7 @@ async def list_programs(
 async def get_program(
     code: ProgramCode, pool: Pool, _: Annotated[Principal, Depends(current_principal)]
 ) -> dict[str, Any]:
-    try:
-        return program_view(await service.get_program(pool, code))
-    except DomainError as exc:
-        raise problem(exc) from None
+    return program_view(await service.get_program(pool, code))
 
 
 class ProgramBody(BaseModel):
@@ -211,10 +205,7 @@ def _doc(model: type[BaseModel]) -> dict[str, Any]:
 async def put_program(
     code: ProgramCode, body: JsonObject, pool: Pool, admin: Admin, response: Response
 ) -> dict[str, Any]:
-    try:
-        program, created = await service.put_program(pool, code, body, admin)
-    except DomainError as exc:
-        raise problem(exc) from None
+    program, created = await service.put_program(pool, code, body, admin)
     response.status_code = 201 if created else 200
     return program_view(program)
 
@@ -223,10 +214,7 @@ async def put_program(
 async def list_program_staff(
     code: ProgramCode, pool: Pool, _: Admin, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> dict[str, Any]:
-    try:
-        found = await service.list_program_staff(pool, code, cursor, limit)
-    except DomainError as exc:
-        raise problem(exc) from None
+    found = await service.list_program_staff(pool, code, cursor, limit)
     return page([authorization_view(a) for a in found.items], found.next_cursor)
 
 
@@ -234,10 +222,7 @@ async def list_program_staff(
 async def authorize_staff(
     code: ProgramCode, staff_id: uuid.UUID, pool: Pool, admin: Admin, response: Response
 ) -> dict[str, Any]:
-    try:
-        created = await service.authorize_staff(pool, code, staff_id, admin)
-    except DomainError as exc:
-        raise problem(exc) from None
+    created = await service.authorize_staff(pool, code, staff_id, admin)
     response.status_code = 201 if created else 200
     return {"program": code, "staff_id": str(staff_id), "authorized": True}
 
@@ -246,10 +231,7 @@ async def authorize_staff(
 async def revoke_staff(
     code: ProgramCode, staff_id: uuid.UUID, pool: Pool, admin: Admin
 ) -> Response:
-    try:
-        await service.revoke_staff(pool, code, staff_id, admin)
-    except DomainError as exc:
-        raise problem(exc) from None
+    await service.revoke_staff(pool, code, staff_id, admin)
     return Response(status_code=204)
 
 
@@ -263,13 +245,10 @@ class ApplicationBody(BaseModel):
 async def apply(
     code: ProgramCode, body: JsonObject, pool: Pool, ctx: Ctx, customer: Customer
 ) -> dict[str, Any]:
-    try:
-        if set(body) - {"answers"}:
-            raise InvalidInput([FieldError("body", "only answers may be sent")])
-        application_id, enrollment = await participants.apply(
-            pool, ctx, code, customer, body.get("answers"))
-    except DomainError as exc:
-        raise problem(exc) from None
+    if set(body) - {"answers"}:
+        raise InvalidInput([FieldError("body", "only answers may be sent")])
+    application_id, enrollment = await participants.apply(
+        pool, ctx, code, customer, body.get("answers"))
     return {"application_id": str(application_id), **enrollment_view(enrollment)}
 
 
@@ -284,11 +263,8 @@ async def invite(
     code: ProgramCode, body: InviteBody, pool: Pool, ctx: Ctx, staff: Staff
 ) -> dict[str, Any]:
     """A case worker adds a customer, who can then complete the application."""
-    try:
-        enrollment = await participants.invite(
-            pool, ctx, code, body.customer_id, staff, body.reason)
-    except DomainError as exc:
-        raise problem(exc) from None
+    enrollment = await participants.invite(
+        pool, ctx, code, body.customer_id, staff, body.reason)
     return enrollment_view(enrollment)
 
 
@@ -298,11 +274,8 @@ async def list_participants(
     status: Annotated[str | None, Query(pattern="^(invited|applied|enrolled|exited)$")] = None,
     limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
 ) -> dict[str, Any]:
-    try:
-        found = await participants.list_participants(pool, code, staff, status=status,
-                                                cursor=cursor, limit=limit)
-    except DomainError as exc:
-        raise problem(exc) from None
+    found = await participants.list_participants(pool, code, staff, status=status,
+                                            cursor=cursor, limit=limit)
     return page([enrollment_view(e) for e in found.items], found.next_cursor)
 
 
@@ -310,11 +283,8 @@ async def list_participants(
 async def get_participant(
     code: ProgramCode, enrollment_id: uuid.UUID, pool: Pool, staff: Staff
 ) -> dict[str, Any]:
-    try:
-        e, applications, history = await participants.get_participant(pool, code, enrollment_id,
-                                                                  staff)
-    except DomainError as exc:
-        raise problem(exc) from None
+    e, applications, history = await participants.get_participant(pool, code, enrollment_id,
+                                                              staff)
     return {**enrollment_view(e), "applications": [application_view(a) for a in applications],
             "history": [history_view(h) for h in history]}
 
@@ -333,10 +303,7 @@ async def change_status(
     code: ProgramCode, enrollment_id: uuid.UUID, body: JsonObject, pool: Pool, ctx: Ctx,
     staff: Staff,
 ) -> dict[str, Any]:
-    try:
-        e = await participants.change_status(pool, ctx, code, enrollment_id, body, staff)
-    except DomainError as exc:
-        raise problem(exc) from None
+    e = await participants.change_status(pool, ctx, code, enrollment_id, body, staff)
     return enrollment_view(e)
 
 
@@ -345,10 +312,7 @@ async def my_enrollments(
     pool: Pool, customer: Customer, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> dict[str, Any]:
     """The customer's own invitations, applications and enrollments."""
-    try:
-        found = await participants.my_enrollments(pool, customer, cursor, limit)
-    except DomainError as exc:
-        raise problem(exc) from None
+    found = await participants.my_enrollments(pool, customer, cursor, limit)
     return page([enrollment_view(e) for e in found.items], found.next_cursor)
 
 
@@ -361,11 +325,8 @@ async def list_reference(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = MAX_LIMIT, cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Entries offered for new records (with ``include_retired``, the retired ones too)."""
-    try:
-        found = await service.list_reference(pool, kind, include_retired=include_retired,
-                                             cursor=cursor, limit=limit)
-    except DomainError as exc:
-        raise problem(exc) from None
+    found = await service.list_reference(pool, kind, include_retired=include_retired,
+                                         cursor=cursor, limit=limit)
     return page([entry_view(e) for e in found.items], found.next_cursor)
 
 
@@ -380,9 +341,6 @@ async def put_reference(
     kind: ReferenceKind, code: Annotated[str, Path(max_length=64)], body: JsonObject,
     pool: Pool, admin: Admin, response: Response,
 ) -> dict[str, Any]:
-    try:
-        entry, created = await service.put_reference(pool, kind, code, body, admin)
-    except DomainError as exc:
-        raise problem(exc) from None
+    entry, created = await service.put_reference(pool, kind, code, body, admin)
     response.status_code = 201 if created else 200
     return entry_view(entry)

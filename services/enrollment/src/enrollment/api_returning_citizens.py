@@ -21,9 +21,8 @@ from enrollment.api import (
     candidate_view,
     history_view,
     page,
-    problem,
 )
-from enrollment.domain import DEFAULT_LIMIT, DomainError
+from enrollment.domain import DEFAULT_LIMIT
 from enrollment.records import ReturningCitizen
 from shared.servicekit.runtime import Pool
 
@@ -109,10 +108,7 @@ def record_view(r: returning_citizens.Record) -> dict[str, Any]:
 async def match(body: JsonObject, pool: Pool, ctx: Ctx, staff: Staff) -> dict[str, Any]:
     """Step 1: check the whole form and find the person's existing accounts (and any
     Returning Citizens enrollment with the same IDOC number)."""
-    try:
-        found = await add_customer.match(pool, ctx, staff, body)
-    except DomainError as exc:
-        raise problem(exc) from None
+    found = await add_customer.match(pool, ctx, staff, body)
     open_one = next((e for e in found.enrollments if e.status != "exited"), None)
     return {
         "candidates": [candidate_view(c) for c in found.candidates],
@@ -131,10 +127,7 @@ async def submit(
     rejecting every candidate (``rejected_account_ids``); then enroll. The temporary
     password is in this answer only (and in the hand-out it carries)."""
     response.headers.update(NO_STORE)
-    try:
-        done = await add_customer.submit(pool, ctx, staff, body, idempotency_key)
-    except DomainError as exc:
-        raise problem(exc) from None
+    done = await add_customer.submit(pool, ctx, staff, body, idempotency_key)
     answer: dict[str, Any] = {
         "enrollment_id": str(done.enrollment_id), "account_id": str(done.account_id),
         "account_created": done.account_created, "username": done.username,
@@ -165,20 +158,14 @@ async def list_citizens(
     params = {"institution": institution, "msr_county": msr_county, "msr_from": msr_from,
               "msr_to": msr_to, "enrolled_from": enrolled_from, "enrolled_to": enrolled_to,
               "q": q, "status": status, "sort": sort}
-    try:
-        found = await returning_citizens.list_citizens(pool, staff, params, cursor, limit)
-    except DomainError as exc:
-        raise problem(exc) from None
+    found = await returning_citizens.list_citizens(pool, staff, params, cursor, limit)
     return page([citizen_view(r) for r in found.items], found.next_cursor)
 
 
 @router.get("/v1/returning-citizens/{enrollment_id}")
 async def get_citizen(enrollment_id: uuid.UUID, pool: Pool, staff: Staff) -> dict[str, Any]:
     """The record with its offenses and history (this view is audited)."""
-    try:
-        return record_view(await returning_citizens.view(pool, staff, enrollment_id))
-    except DomainError as exc:
-        raise problem(exc) from None
+    return record_view(await returning_citizens.view(pool, staff, enrollment_id))
 
 
 @router.patch("/v1/returning-citizens/{enrollment_id}",
@@ -187,10 +174,7 @@ async def patch_citizen(
     enrollment_id: uuid.UUID, body: JsonObject, pool: Pool, ctx: Ctx, staff: Staff
 ) -> dict[str, Any]:
     """Change the enrollment's facts; who changed what stays in the history."""
-    try:
-        return record_view(await returning_citizens.patch(pool, ctx, staff, enrollment_id, body))
-    except DomainError as exc:
-        raise problem(exc) from None
+    return record_view(await returning_citizens.patch(pool, ctx, staff, enrollment_id, body))
 
 
 @router.post("/v1/returning-citizens/{enrollment_id}/handout", response_class=HTMLResponse)
@@ -201,10 +185,7 @@ async def handout(
     """A printable hand-out again (e.g. after identity reset the password): give the
     temporary password to print it; without one it tells how to sign in."""
     body = body or HandoutBody()
-    try:
-        html = await returning_citizens.handout(
-            pool, ctx, staff, enrollment_id, temporary_password=body.temporary_password,
-            password_expires_at=body.password_expires_at)
-    except DomainError as exc:
-        raise problem(exc) from None
+    html = await returning_citizens.handout(
+        pool, ctx, staff, enrollment_id, temporary_password=body.temporary_password,
+        password_expires_at=body.password_expires_at)
     return HTMLResponse(html, headers=NO_STORE)

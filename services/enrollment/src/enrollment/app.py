@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from enrollment.api import router
+from enrollment.api import problem, router
 from enrollment.api_returning_citizens import router as returning_citizens_router
 from enrollment.handlers import SUBSCRIPTIONS
 from enrollment.identity_client import IdentityClient
@@ -24,6 +24,7 @@ SPEC = ServiceSpec(
     subscriptions=SUBSCRIPTIONS,
     routers=(returning_citizens_router, router),
     title="Customer Support Center: enrollment",
+    problems=problem,
 )
 
 

@@ -12,8 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from identity import customers, service
 from identity.api_matching import candidate_view
 from identity.deps import Ids, Staff
-from identity.domain import DomainError, FieldError, InvalidInput
-from identity.problems import problem_for
+from identity.domain import FieldError, InvalidInput
 from identity.records import Customer
 from shared.servicekit.auth import Principal, any_principal, current_principal
 from shared.servicekit.http import PROBLEM_BASE, Problem
@@ -51,20 +50,17 @@ async def token(
     refresh_token: Annotated[str | None, Form(max_length=200)] = None,
 ) -> TokenAnswer:
     """OAuth2 password form (`username`, `password`), or `grant_type=refresh_token`."""
-    try:
-        if grant_type == "refresh_token":
-            if not refresh_token:
-                raise InvalidInput([FieldError("refresh_token", "is required")])
-            pair = await service.refresh(pool, ids, refresh_token)
-        else:
-            missing = [FieldError(f, "is required")
-                       for f, v in (("username", username), ("password", password)) if not v]
-            if missing:
-                raise InvalidInput(missing)
-            assert username is not None and password is not None
-            pair = await service.sign_in(pool, ids, username, password)
-    except DomainError as exc:
-        raise problem_for(exc) from None
+    if grant_type == "refresh_token":
+        if not refresh_token:
+            raise InvalidInput([FieldError("refresh_token", "is required")])
+        pair = await service.refresh(pool, ids, refresh_token)
+    else:
+        missing = [FieldError(f, "is required")
+                   for f, v in (("username", username), ("password", password)) if not v]
+        if missing:
+            raise InvalidInput(missing)
+        assert username is not None and password is not None
+        pair = await service.sign_in(pool, ids, username, password)
     return TokenAnswer(access_token=pair.access_token, expires_in=pair.expires_in,
                        refresh_token=pair.refresh_token or None,
                        password_change_required=pair.password_change_required)
@@ -80,10 +76,7 @@ async def me(
     from identity import repository as repo
 
     async with pool.acquire() as conn:
-        try:
-            await service.check_session(conn, str(principal.claims.get("sid", "")))
-        except DomainError as exc:
-            raise problem_for(exc) from None
+        await service.check_session(conn, str(principal.claims.get("sid", "")))
         account_id = uuid.UUID(principal.subject)
         if principal.kind == "staff":
             staff = await repo.get_staff(conn, account_id)
@@ -110,14 +103,11 @@ async def change_password(
     principal: Annotated[Principal, Depends(any_principal)],
 ) -> Response:
     """The one thing a temporary password's token may do."""
-    try:
-        async with pool.acquire() as conn:
-            await service.check_session(conn, str(principal.claims.get("sid", "")))
-        await service.change_password(
-            pool, ids, account_id=uuid.UUID(principal.subject), kind=principal.kind,
-            current_password=body.current_password, new_password=body.new_password)
-    except DomainError as exc:
-        raise problem_for(exc) from None
+    async with pool.acquire() as conn:
+        await service.check_session(conn, str(principal.claims.get("sid", "")))
+    await service.change_password(
+        pool, ids, account_id=uuid.UUID(principal.subject), kind=principal.kind,
+        current_password=body.current_password, new_password=body.new_password)
     return Response(status_code=204)
 
 
@@ -176,18 +166,13 @@ async def create_customer(
         raise Problem(422, "Idempotency-Key reused",
                       "this Idempotency-Key was used for a different request",
                       type_=PROBLEM_BASE + "idempotency-key-reused") from None
-    except DomainError as exc:
-        raise problem_for(exc) from None
     return created.body()
 
 
 @router.get("/v1/customers/{account_id}", tags=["customers"])
 async def get_customer(account_id: uuid.UUID, pool: Pool, staff: Staff) -> dict[str, Any]:
-    try:
-        customer = await customers.view_customer(
-            pool, account_id, staff_id=uuid.UUID(staff.subject))
-    except DomainError as exc:
-        raise problem_for(exc) from None
+    customer = await customers.view_customer(
+        pool, account_id, staff_id=uuid.UUID(staff.subject))
     return _customer_view(customer)
 
 
@@ -195,11 +180,8 @@ async def get_customer(account_id: uuid.UUID, pool: Pool, staff: Staff) -> dict[
 async def reset_password(
     account_id: uuid.UUID, pool: Pool, ids: Ids, staff: Staff
 ) -> dict[str, Any]:
-    try:
-        password, expires_at = await customers.reset_password_by_staff(
-            pool, ids, account_id, staff_id=uuid.UUID(staff.subject))
-    except DomainError as exc:
-        raise problem_for(exc) from None
+    password, expires_at = await customers.reset_password_by_staff(
+        pool, ids, account_id, staff_id=uuid.UUID(staff.subject))
     return {"id": str(account_id), "temporary_password": password,
             "password_expires_at": expires_at.isoformat()}
 
@@ -225,8 +207,5 @@ async def request_recovery(body: RecoveryRequest, pool: Pool, ids: Ids) -> dict[
 
 @router.post("/v1/password-recovery/complete", status_code=204, tags=["recovery"])
 async def complete_recovery(body: RecoveryCompletion, pool: Pool, ids: Ids) -> Response:
-    try:
-        await customers.complete_recovery(pool, ids, body.token, body.new_password)
-    except DomainError as exc:
-        raise problem_for(exc) from None
+    await customers.complete_recovery(pool, ids, body.token, body.new_password)
     return Response(status_code=204)

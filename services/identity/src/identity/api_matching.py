@@ -12,9 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from identity import matches, registration
 from identity.deps import Ids, Staff
-from identity.domain import DomainError, MatchFields, clean_match_fields
+from identity.domain import MatchFields, clean_match_fields
 from identity.matching import Match
-from identity.problems import problem_for
 from identity.repository.matches import DuplicatePair, PairAccount
 from identity.service import _now
 from shared.servicekit.http import PROBLEM_BASE, Problem
@@ -59,13 +58,10 @@ async def find_matches(body: MatchRequest, pool: Pool, ids: Ids, staff: Staff) -
     """At most five candidates, best first, each with the evidence for it."""
     fields = MatchFields(body.first_name, body.last_name, body.date_of_birth, body.ssn,
                          body.idoc_number, body.email)
-    try:
-        clean = clean_match_fields(fields, today=_now().date())
-        found = await matches.search(
-            pool, matches.Matcher(ids.vault, ids.thresholds), clean,
-            staff_id=uuid.UUID(staff.subject), account_id=body.account_id)
-    except DomainError as exc:
-        raise problem_for(exc) from None
+    clean = clean_match_fields(fields, today=_now().date())
+    found = await matches.search(
+        pool, matches.Matcher(ids.vault, ids.thresholds), clean,
+        staff_id=uuid.UUID(staff.subject), account_id=body.account_id)
     return {"candidates": [candidate_view(m) for m in found]}
 
 
@@ -78,11 +74,8 @@ class Confirmation(BaseModel):
 @router.post("/v1/matches/confirmations", status_code=204, tags=["matching"])
 async def confirm_match(body: Confirmation, pool: Pool, staff: Staff) -> Response:
     """Staff chose an existing account as the person; the rejected ones are remembered."""
-    try:
-        await matches.confirm(pool, body.account_id, rejected=body.rejected_account_ids,
-                              staff_id=uuid.UUID(staff.subject))
-    except DomainError as exc:
-        raise problem_for(exc) from None
+    await matches.confirm(pool, body.account_id, rejected=body.rejected_account_ids,
+                          staff_id=uuid.UUID(staff.subject))
     return Response(status_code=204)
 
 
@@ -109,8 +102,6 @@ async def register(body: RegistrationBody, pool: Pool, ids: Ids) -> dict[str, st
     except registration.AccountMayExist as exc:
         raise Problem(409, "An account may already exist", str(exc),
                       type_=PROBLEM_BASE + "account-may-exist") from None
-    except DomainError as exc:
-        raise problem_for(exc) from None
     return {"id": str(account_id), "username": username}
 
 
@@ -167,11 +158,8 @@ class MergeBody(BaseModel):
 @router.post("/v1/duplicates/{pair_id}/merge", tags=["duplicates"])
 async def merge(pair_id: PairId, body: MergeBody, pool: Pool, staff: Staff) -> dict[str, Any]:
     """Keep ``survivor_id``; the other account is disabled and kept, so this can be undone."""
-    try:
-        pair = await matches.merge(pool, pair_id, survivor_id=body.survivor_id,
-                                   staff_id=uuid.UUID(staff.subject))
-    except DomainError as exc:
-        raise problem_for(exc) from None
+    pair = await matches.merge(pool, pair_id, survivor_id=body.survivor_id,
+                               staff_id=uuid.UUID(staff.subject))
     merged = pair.b.id if body.survivor_id == pair.a.id else pair.a.id
     return {"pair_id": pair_id, "survivor_id": str(body.survivor_id), "merged_id": str(merged),
             "status": "merged"}
@@ -179,18 +167,12 @@ async def merge(pair_id: PairId, body: MergeBody, pool: Pool, staff: Staff) -> d
 
 @router.post("/v1/duplicates/{pair_id}/unmerge", status_code=204, tags=["duplicates"])
 async def unmerge(pair_id: PairId, pool: Pool, staff: Staff) -> Response:
-    try:
-        await matches.unmerge(pool, pair_id, staff_id=uuid.UUID(staff.subject))
-    except DomainError as exc:
-        raise problem_for(exc) from None
+    await matches.unmerge(pool, pair_id, staff_id=uuid.UUID(staff.subject))
     return Response(status_code=204)
 
 
 @router.post("/v1/duplicates/{pair_id}/dismiss", status_code=204, tags=["duplicates"])
 async def dismiss(pair_id: PairId, pool: Pool, staff: Staff) -> Response:
     """Two different people: off the queue and never proposed again."""
-    try:
-        await matches.dismiss(pool, pair_id, staff_id=uuid.UUID(staff.subject))
-    except DomainError as exc:
-        raise problem_for(exc) from None
+    await matches.dismiss(pool, pair_id, staff_id=uuid.UUID(staff.subject))
     return Response(status_code=204)

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from identity.api import router
 from identity.api_matching import router as matching_router
 from identity.handlers import SUBSCRIPTIONS
+from identity.problems import problem_for
 from identity.service import Identity, ensure_signing_key, load_keyring
 from identity.settings import IdentitySettings
 from shared.servicekit.auth import JwksVerifier
@@ -22,6 +23,7 @@ SPEC = ServiceSpec(
     subscriptions=SUBSCRIPTIONS,
     routers=(router, matching_router),
     title="Customer Support Center: identity",
+    problems=problem_for,
 )
 KEY_RELOAD_SECONDS = 30.0
 
