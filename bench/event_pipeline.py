@@ -48,11 +48,12 @@ class BenchThing(Event):
     committed_at: float = 0.0
 
 
-REGISTRY = {BenchThing.TYPE: BenchThing}
 OUTBOX = Outbox(producer="bench")
 
 
-async def apply_effect(conn: asyncpg.Connection, event: Any, envelope: Envelope) -> None:
+async def apply_effect(
+    conn: asyncpg.Connection, deps: Any, event: Any, envelope: Envelope
+) -> None:
     await conn.execute(
         "INSERT INTO effects (seq, applied_at) VALUES ($1, extract(epoch FROM clock_timestamp()))",
         event.seq,
@@ -84,8 +85,8 @@ async def _consumer_main(dsn: str, bootstrap: str, stop: Any) -> None:
     watch = BrokerWatch(_cfg(bootstrap, "consumer"), topics=[TOPIC, dlq_topic(TOPIC)])
     await watch.check()
     consumer = InboxConsumer(
-        "bench", pool, watch.cfg, watch, {BenchThing.TYPE: apply_effect},
-        mode="assign", registry=REGISTRY, batch_records=4000,
+        "bench", pool, watch.cfg, watch, {BenchThing: apply_effect},
+        mode="assign", batch_records=4000,
     )
     task = asyncio.create_task(consumer.run())
     while not stop.is_set():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
+from importlib.metadata import entry_points
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
@@ -19,11 +20,15 @@ dlq_app = typer.Typer(help="Dead-lettered events.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 
 
-def _service_commands() -> None:
-    """Each service may bring its own subcommands (`csc identity ...`)."""
-    from identity.cli import app as identity_app
+COMMANDS_GROUP = "csc.commands"
 
-    app.add_typer(identity_app, name="identity")
+
+def _service_commands() -> None:
+    """Each service brings its own subcommands (`csc identity ...`) through the
+    ``csc.commands`` entry points of the project (pyproject.toml): a name -> a Typer
+    app. shared/ imports no service."""
+    for entry in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        app.add_typer(entry.load(), name=entry.name)
 
 
 _service_commands()
@@ -139,17 +144,27 @@ def dlq_replay(
     service: ServiceOpt,
 ) -> None:
     """Apply a dead-lettered event again with the service's handler."""
+    from shared.servicekit.db import create_pool
     from shared.servicekit.dlq import ReplayError, replay
+    from shared.servicekit.runtime import build_deps
 
     info = _service(service)
     spec = info.spec()
 
     async def go() -> str:
-        conn = await asyncpg.connect(_dsn(info))
+        settings = spec.settings_cls()
+        pool = await create_pool(settings.database_url.get_secret_value(), min_size=1,
+                                 max_size=2)
         try:
-            return await replay(conn, dead_letter_id, spec.subscriptions)
+            deps = await build_deps(spec, settings, pool)
+            try:
+                async with pool.acquire() as conn:
+                    return await replay(conn, dead_letter_id, spec.subscriptions, deps)
+            finally:
+                if spec.stop_deps is not None:
+                    await spec.stop_deps(deps)
         finally:
-            await conn.close()
+            await pool.close()
 
     try:
         event_type = _run(go())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -18,6 +19,7 @@ import jwt
 from fastapi import Depends, Request
 from jwt import PyJWK
 
+from shared.servicekit.audit import Actor
 from shared.servicekit.http import PROBLEM_BASE, Problem
 
 ALLOWED_ALGORITHMS = ["RS256", "ES256", "EdDSA"]
@@ -37,6 +39,16 @@ class Principal:
     @property
     def is_staff(self) -> bool:
         return self.kind == "staff"
+
+    @property
+    def id(self) -> uuid.UUID:
+        """The account id the token was issued to."""
+        return uuid.UUID(self.subject)
+
+    @property
+    def actor(self) -> Actor:
+        """Who acts, for the audit log."""
+        return Actor(self.id, self.kind)
 
 
 class JwksVerifier:

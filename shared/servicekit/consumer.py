@@ -26,7 +26,6 @@ from pydantic import ValidationError
 
 from shared.schemas.base import Event
 from shared.schemas.envelope import Envelope
-from shared.schemas.registry import REGISTRY
 from shared.servicekit.aio import wait_event
 from shared.servicekit.broker import EPOCH_HEADER, BrokerWatch, KafkaConfig, new_consumer
 from shared.servicekit.db import Connection
@@ -36,7 +35,11 @@ from shared.servicekit.outbox import add_raw
 log = structlog.get_logger(__name__)
 
 Batch = Sequence[ConsumerRecord[bytes, bytes]]
-Handler = Callable[[Connection, Any, Envelope], Awaitable[None]]
+# ``async def h(conn, deps, event, envelope)``: runs inside the consumer's inbox
+# transaction with the service's deps, and calls the service's use cases.
+Handler = Callable[[Connection, Any, Any, Envelope], Awaitable[None]]
+# event class -> its handler: the consumer subscribes to exactly these types' topics
+Subscriptions = Mapping[type[Event], Handler]
 _DLQ_NS = uuid.UUID("5d7e1c1e-2b55-4a0e-9a53-6b1d1d0c2a10")
 
 
@@ -44,10 +47,20 @@ def dlq_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-def subscribed_topics(
-    subscriptions: Mapping[str, Handler], registry: Mapping[str, type[Event]] = REGISTRY
-) -> list[str]:
-    return sorted({registry[event_type].TOPIC for event_type in subscriptions})
+def subscribed_topics(subscriptions: Subscriptions) -> list[str]:
+    return sorted({event_class.TOPIC for event_class in subscriptions})
+
+
+@dataclass(frozen=True)
+class Route:
+    """What the consumer does with one event type: decode it, and apply it."""
+
+    event_class: type[Event]
+    handler: Handler
+
+
+def routes_of(subscriptions: Subscriptions) -> dict[str, Route]:
+    return {cls.TYPE: Route(cls, handler) for cls, handler in subscriptions.items()}
 
 
 class PoisonMessage(Exception):
@@ -81,18 +94,18 @@ class InboxConsumer:
         pool: asyncpg.Pool,
         cfg: KafkaConfig,
         watch: BrokerWatch,
-        subscriptions: Mapping[str, Handler],
+        subscriptions: Subscriptions,
         *,
+        deps: Any = None,
         mode: str = "group",
         max_attempts: int = 5,
         retry_base_seconds: float = 0.2,
         batch_records: int = 2000,
-        registry: Mapping[str, type[Event]] = REGISTRY,
     ) -> None:
         self.name, self.pool, self.cfg, self.watch = name, pool, cfg, watch
-        self.subscriptions = dict(subscriptions)
-        self.registry = registry
-        self.topics = subscribed_topics(self.subscriptions, registry)
+        self.routes = routes_of(subscriptions)
+        self.deps = deps
+        self.topics = subscribed_topics(subscriptions)
         self.mode = mode
         self.max_attempts = max_attempts
         self.retry_base = retry_base_seconds
@@ -141,14 +154,14 @@ class InboxConsumer:
             envelope = Envelope.from_bytes(record.value)
         except (ValueError, ValidationError) as exc:
             return Decoded(record, _record_event_id(record, self._epoch), poison=_reason(exc))
-        handler = self.subscriptions.get(envelope.type)
-        if handler is None:
+        route = self.routes.get(envelope.type)
+        if route is None:
             return None
         try:
-            payload = self.registry[envelope.type].model_validate(envelope.payload)
+            payload = route.event_class.model_validate(envelope.payload)
         except ValidationError as exc:
             return Decoded(record, envelope.event_id, envelope, poison=_reason(exc))
-        return Decoded(record, envelope.event_id, envelope, payload, handler)
+        return Decoded(record, envelope.event_id, envelope, payload, route.handler)
 
     # -- applying ----------------------------------------------------------------
 
@@ -167,7 +180,7 @@ class InboxConsumer:
             with bound_context(
                 request_id=item.envelope.correlation_id, cause=str(item.envelope.event_id)
             ):
-                await item.handler(conn, item.payload, item.envelope)
+                await item.handler(conn, self.deps, item.payload, item.envelope)
             self.applied += 1
 
     async def _apply_many(

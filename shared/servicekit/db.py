@@ -8,9 +8,11 @@ lock keeps two instances from migrating at once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,3 +146,11 @@ async def ensure_database(admin_dsn: str, name: str) -> bool:
         return True
     finally:
         await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def transaction(pool: asyncpg.Pool) -> AsyncIterator[Connection]:
+    """A pooled connection inside one transaction, for a route or a CLI command to
+    hand to a use case: commits when the block ends, rolls back when it raises."""
+    async with pool.acquire() as conn, conn.transaction():
+        yield conn

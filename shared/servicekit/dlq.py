@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from shared.schemas.base import Event
 from shared.schemas.envelope import Envelope
-from shared.schemas.registry import REGISTRY
-from shared.servicekit.consumer import Handler
+from shared.servicekit.consumer import Subscriptions, routes_of
 from shared.servicekit.db import Connection
 from shared.servicekit.logs import bound_context
 
@@ -47,8 +45,8 @@ async def list_dead_letters(
 async def replay(
     conn: Connection,
     dead_letter_id: int,
-    subscriptions: Mapping[str, Handler],
-    registry: Mapping[str, type[Event]] = REGISTRY,
+    subscriptions: Subscriptions,
+    deps: Any = None,
 ) -> str:
     """Apply a dead-lettered event with its consumer's handler, in one transaction.
 
@@ -65,14 +63,14 @@ async def replay(
             raise ReplayError(f"dead letter {dead_letter_id} was already replayed")
         try:
             envelope = Envelope.from_bytes(bytes(row["value"]))
-            handler = subscriptions[envelope.type]
-            payload = registry[envelope.type].model_validate(envelope.payload)
+            route = routes_of(subscriptions)[envelope.type]
+            payload = route.event_class.model_validate(envelope.payload)
         except Exception as exc:
             raise ReplayError(f"dead letter {dead_letter_id} cannot be read: {exc}") from exc
         try:
             with bound_context(request_id=envelope.correlation_id, cause=str(envelope.event_id)):
                 async with conn.transaction():
-                    await handler(conn, payload, envelope)
+                    await route.handler(conn, deps, payload, envelope)
         except Exception as exc:
             raise ReplayError(
                 f"dead letter {dead_letter_id} failed again: {type(exc).__name__}: {exc}"

@@ -16,7 +16,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.servicekit.errors import DomainError
+from shared.servicekit.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooManyRequests,
+)
 from shared.servicekit.logs import correlation_id, redact
 
 log = structlog.get_logger(__name__)
@@ -105,11 +112,32 @@ def _internal_error(path: str, exc: BaseException) -> JSONResponse:
     )
 
 
+def standard_problem(exc: DomainError) -> Problem | None:
+    """The kit's own domain errors as problems; None for a service's own kinds."""
+    if isinstance(exc, InvalidInput):
+        return Problem(422, "Invalid request", "One or more fields are invalid.",
+                       type_=PROBLEM_BASE + "validation",
+                       errors=[{"field": e.field, "reason": e.reason} for e in exc.errors])
+    if isinstance(exc, NotFound):
+        return Problem(404, "Not found", str(exc))
+    if isinstance(exc, Conflict):
+        return Problem(409, "Conflict", str(exc), type_=PROBLEM_BASE + exc.code,
+                       field=exc.field, **exc.extra)
+    if isinstance(exc, Forbidden):
+        return Problem(403, "Forbidden", exc.reason, type_=PROBLEM_BASE + exc.code)
+    if isinstance(exc, TooManyRequests):
+        return Problem(429, "Too many requests", exc.reason,
+                       type_=PROBLEM_BASE + "rate-limited",
+                       headers={"Retry-After": str(exc.retry_after)})
+    return None
+
+
 def install_problem_handlers(
-    app: FastAPI, domain: Callable[[DomainError], Problem] | None = None
+    app: FastAPI, domain: Callable[[DomainError], Problem | None] | None = None
 ) -> None:
-    """RFC 9457 answers for every error; ``domain`` turns a service's DomainError into
-    its Problem, so routes let domain errors rise instead of catching each one."""
+    """RFC 9457 answers for every error. A DomainError goes first to ``domain``, the
+    service's own map (None: not one of its kinds), then to :func:`standard_problem`,
+    so routes let domain errors rise instead of catching each one."""
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)
         return problem_response(
@@ -140,12 +168,14 @@ def install_problem_handlers(
         return _internal_error(request.url.path, exc)
 
     async def on_domain(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, DomainError) and domain is not None
-        return await on_problem(request, domain(exc))
+        assert isinstance(exc, DomainError)
+        problem = (domain(exc) if domain is not None else None) or standard_problem(exc)
+        if problem is None:
+            return _internal_error(request.url.path, exc)
+        return await on_problem(request, problem)
 
     app.add_exception_handler(Problem, on_problem)
-    if domain is not None:
-        app.add_exception_handler(DomainError, on_domain)
+    app.add_exception_handler(DomainError, on_domain)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,7 +21,8 @@ from fastapi.responses import JSONResponse
 from shared.schemas.registry import all_topics
 from shared.servicekit.auth import JwksVerifier
 from shared.servicekit.broker import BrokerWatch, KafkaConfig
-from shared.servicekit.consumer import Handler, InboxConsumer, Supervisor, dlq_topic
+from shared.servicekit.clock import Clock, SystemClock
+from shared.servicekit.consumer import InboxConsumer, Subscriptions, Supervisor, dlq_topic
 from shared.servicekit.db import KIT_MIGRATIONS, create_pool, migrate
 from shared.servicekit.errors import DomainError
 from shared.servicekit.http import (
@@ -31,10 +32,23 @@ from shared.servicekit.http import (
     problem_response,
 )
 from shared.servicekit.logs import configure_logging
-from shared.servicekit.outbox import OutboxRelay
+from shared.servicekit.outbox import Outbox, OutboxRelay
 from shared.servicekit.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class KitDeps:
+    """What every service's use cases get from the kit; a service's ``deps.Deps``
+    extends it with its own clients and settings."""
+
+    clock: Clock
+    outbox: Outbox
+
+
+# (settings, pool) -> the service's deps, built once at start-up (and by the CLI)
+DepsBuilder = Callable[[Any, asyncpg.Pool], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -42,11 +56,25 @@ class ServiceSpec:
     name: str
     settings_cls: type[ServiceSettings]
     migrations: Path
-    subscriptions: Mapping[str, Handler] = field(default_factory=dict)
+    subscriptions: Subscriptions = field(default_factory=dict)
     routers: tuple[APIRouter, ...] = ()
     title: str = ""
-    # the service's DomainError -> Problem (the one place that knows both)
-    problems: Callable[[DomainError], Problem] | None = None
+    # the service's own DomainError kinds -> Problem (None: let the kit map it)
+    problems: Callable[[DomainError], Problem | None] | None = None
+    # builds what use cases need once, from settings; handlers, routes, the CLI
+    # and DLQ replay all get the same object (default: the kit's clock and outbox)
+    build_deps: DepsBuilder | None = None
+    # closes what build_deps opened (HTTP clients, SMTP pools), after the consumers stop
+    stop_deps: Callable[[Any], Awaitable[None]] | None = None
+    # starts the service's own background work (runtime.spawn), once deps exist
+    on_start: Callable[[Runtime], Awaitable[None]] | None = None
+
+
+async def build_deps(spec: ServiceSpec, settings: ServiceSettings, pool: asyncpg.Pool) -> Any:
+    """The service's deps as its spec builds them (the kit's own by default)."""
+    if spec.build_deps is not None:
+        return await spec.build_deps(settings, pool)
+    return KitDeps(clock=SystemClock(settings.zone), outbox=Outbox(spec.name))
 
 
 def system_topics() -> list[str]:
@@ -84,6 +112,7 @@ class Runtime:
             self.kafka, topics=system_topics(), interval=settings.broker_check_interval
         )
         self.pool: asyncpg.Pool | None = None
+        self.deps: Any = None
         self.relay: OutboxRelay | None = None
         self.supervisor: Supervisor | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -96,6 +125,7 @@ class Runtime:
         self.pool = await create_pool(
             self.dsn, min_size=s.database_pool_min, max_size=s.database_pool_max
         )
+        self.deps = await build_deps(self.spec, s, self.pool)
         self.relay = OutboxRelay(
             self.dsn, self.pool, self.kafka, self.watch,
             batch_size=s.outbox_batch_size, lease_seconds=s.outbox_lease_seconds,
@@ -108,7 +138,8 @@ class Runtime:
             self.supervisor = Supervisor(
                 lambda: InboxConsumer(
                     self.spec.name, pool, self.kafka, self.watch, self.spec.subscriptions,
-                    mode=s.kafka_consumer_mode, max_attempts=s.consumer_max_attempts,
+                    deps=self.deps, mode=s.kafka_consumer_mode,
+                    max_attempts=s.consumer_max_attempts,
                     retry_base_seconds=s.consumer_retry_base_seconds,
                 ),
                 self.watch,
@@ -133,6 +164,11 @@ class Runtime:
         if pending:
             log.error("tasks_would_not_stop", tasks=[t.get_name() for t in pending])
         self._tasks.clear()
+        if self.deps is not None and self.spec.stop_deps is not None:
+            try:
+                await self.spec.stop_deps(self.deps)
+            except Exception as exc:
+                log.error("deps_would_not_stop", error=repr(exc))
         await self.watch.close()
         if self.pool is not None:
             await self.pool.close()
@@ -198,6 +234,8 @@ def build_app(
             cache_seconds=s.jwks_cache_seconds,
         )
         await runtime.start()
+        if spec.on_start is not None:
+            await spec.on_start(runtime)
         if on_start is not None:
             await on_start(runtime)
         log.info("service_started", service=spec.name)
@@ -224,3 +262,9 @@ async def get_pool(request: Request) -> asyncpg.Pool:
 
 
 Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
+
+
+async def get_deps(request: Request) -> Any:
+    """The service's deps (built once at start-up by its ServiceSpec.build_deps)."""
+    return request.app.state.runtime.deps
+

@@ -9,10 +9,21 @@ service refuses to start while any secret is empty or still has its default.
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, AliasPath, Field, SecretBytes, SecretStr, model_validator
+from pydantic import (
+    AliasChoices,
+    AliasPath,
+    Field,
+    SecretBytes,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.servicekit.clock import DEFAULT_PORTAL_TIMEZONE
 
 
 def _common(name: str) -> Any:
@@ -66,6 +77,10 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field("INFO", validation_alias=_common("log_level"))
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", validation_alias=_common("log_format")
+    )
+    # every business date of every service is taken in this zone (shared/servicekit/clock.py)
+    portal_timezone: str = Field(
+        DEFAULT_PORTAL_TIMEZONE, validation_alias=_common("portal_timezone")
     )
 
     host: str = "127.0.0.1"
@@ -125,6 +140,19 @@ class ServiceSettings(BaseSettings):
                 f"refusing to start with CSC_ENV={self.env}: " + "; ".join(problems)
             )
         return self
+
+    @field_validator("portal_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.portal_timezone)
 
     @property
     def bind_port(self) -> int:

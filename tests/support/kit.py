@@ -42,7 +42,9 @@ def event_type(topic: str, name: str = "ThingHappened") -> type[Event]:
     return ThingHappened
 
 
-async def record_effect(conn: asyncpg.Connection, event: Any, envelope: Envelope) -> None:
+async def record_effect(
+    conn: asyncpg.Connection, deps: Any, event: Any, envelope: Envelope
+) -> None:
     if event.poison:
         raise RuntimeError("this event can never be applied")
     await conn.execute(
@@ -110,8 +112,8 @@ class KitNode:
 
     def new_consumer(self) -> InboxConsumer:
         return InboxConsumer(
-            self.name, self.pool, self.cfg, self.watch, {self.Thing.TYPE: self.handler},
-            mode=self.mode, max_attempts=3, retry_base_seconds=0.05, registry=self.registry,
+            self.name, self.pool, self.cfg, self.watch, {self.Thing: self.handler},
+            mode=self.mode, max_attempts=3, retry_base_seconds=0.05,
         )
 
     async def start(self, *, relay: bool = True) -> None:

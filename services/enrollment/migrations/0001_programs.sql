@@ -102,28 +102,8 @@ CREATE TABLE enrollment_history (
 );
 CREATE INDEX enrollment_history_enrollment ON enrollment_history (enrollment_id, id);
 
--- Append-only: who saw or changed whose data, when, under which request.
-CREATE TABLE audit_log (
-    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    at            timestamptz NOT NULL DEFAULT now(),
-    actor_id      uuid,
-    actor_kind    text NOT NULL CHECK (actor_kind IN ('customer', 'staff', 'system')),
-    action        text NOT NULL,
-    enrollment_id uuid,
-    customer_id   uuid,
-    request_id    text,
-    details       jsonb NOT NULL DEFAULT '{}'
-);
-CREATE INDEX audit_log_customer ON audit_log (customer_id, at);
-CREATE INDEX audit_log_enrollment ON audit_log (enrollment_id, at);
-
-CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'audit_log is append-only';
-END $$;
-CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
-    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
-
+-- The audit log is the kit's (shared/servicekit/migrations/0003_audit.sql);
+-- 0004 adds the enrollment a row is about.
 -- Idempotency of Add Customer: 'matched' once the candidates were settled
 -- (so a retry goes straight to identity with the same key), 'done' once the
 -- enrollment is saved. The request hash leaves the SSN out; identity's own

@@ -1,4 +1,4 @@
--- Accounts, credentials, sessions, signing keys, idempotency and audit.
+-- Accounts, credentials, sessions, signing keys and idempotency.
 
 -- One namespace of usernames for customers and staff: sign-in takes a
 -- username and must find exactly one account.
@@ -107,22 +107,4 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (staff_id, key)
 );
 
--- Append-only: who did what to which account, when, under which request.
-CREATE TABLE audit_log (
-    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    at          timestamptz NOT NULL DEFAULT now(),
-    actor_id    uuid,
-    actor_kind  text NOT NULL CHECK (actor_kind IN ('customer', 'staff', 'system')),
-    action      text NOT NULL,
-    target_id   uuid,
-    request_id  text,
-    details     jsonb NOT NULL DEFAULT '{}'
-);
-CREATE INDEX audit_log_target ON audit_log (target_id, at);
-
-CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'audit_log is append-only';
-END $$;
-CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
-    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+-- The audit log is the kit's (shared/servicekit/migrations/0003_audit.sql).

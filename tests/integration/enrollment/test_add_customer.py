@@ -137,7 +137,7 @@ async def test_an_accurate_match_is_linked_and_no_account_is_made(stack: Stack) 
     assert "Use the password you already have" in linked["handout_html"]
     assert await identity_customers(stack) == 1
     confirmed = await stack.identity_pool.fetchval(
-        "SELECT count(*) FROM audit_log WHERE action = 'match.confirm' AND target_id = $1",
+        "SELECT count(*) FROM audit_log WHERE action = 'match.confirm' AND subject_id = $1",
         uuid.UUID(existing))
     assert confirmed == 1
     [env] = await events(stack.pool, "CustomerEnrolled")

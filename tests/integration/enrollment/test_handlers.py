@@ -61,7 +61,7 @@ async def test_a_merge_moves_enrollments_to_the_survivor_and_back(stack: Stack) 
     assert r.json()["history"][-1]["changes"] == {
         "customer_id": {"from": survivor_id, "to": merged_id}, "why": "accounts unmerged"}
     audit = await stack.pool.fetch(
-        "SELECT action, customer_id, details FROM audit_log"
+        "SELECT action, subject_id AS customer_id, details FROM audit_log"
         " WHERE action LIKE 'enrollment.moved%' ORDER BY id")
     assert [a["action"] for a in audit] == ["enrollment.moved_by_merge",
                                             "enrollment.moved_by_unmerge"]

@@ -102,7 +102,7 @@ async def test_each_view_of_offenses_is_audited_first(stack: Stack) -> None:
         r = await stack.client.get(path, headers=staff.headers)
         assert r.status_code == 200 and r.json()["offenses"] == ["burglary", "drug-possession"]
         rows = await stack.pool.fetch(
-            "SELECT actor_id, customer_id, at FROM audit_log"
+            "SELECT actor_id, subject_id AS customer_id, at FROM audit_log"
             " WHERE action = 'returning_citizen.view' AND enrollment_id = $1",
             uuid.UUID(added["enrollment_id"]))
         assert len(rows) == expected

@@ -59,7 +59,7 @@ async def test_an_exact_ssn_match_is_proposed_not_created(
     assert r.json()["id"] != existing
     assert await pool.fetchval("SELECT count(*) FROM customers") == 2
     audit = await pool.fetchval(
-        "SELECT details FROM audit_log WHERE action = 'customer.create' AND target_id = $1",
+        "SELECT details FROM audit_log WHERE action = 'customer.create' AND subject_id = $1",
         uuid.UUID(r.json()["id"]))
     assert existing in audit
     # rejecting some other account does not silence the real candidate
@@ -171,7 +171,7 @@ async def test_viewing_a_customer_is_audited_with_the_request_id(
     row = rows[0]
     assert row["request_id"] == "view-req-42"
     assert row["actor_id"] == staff_id and row["actor_kind"] == "staff"
-    assert str(row["target_id"]) == created["id"]
+    assert str(row["subject_id"]) == created["id"]
     async with pool.acquire() as conn:
         try:
             await conn.execute("DELETE FROM audit_log")

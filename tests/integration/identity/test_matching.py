@@ -179,8 +179,8 @@ async def test_confirming_a_candidate_links_and_is_audited(
     assert r.status_code == 204, r.text
     assert await pool.fetchval("SELECT count(*) FROM customers") == before
     audit = await pool.fetchrow(
-        "SELECT target_id, details FROM audit_log WHERE action = 'match.confirm'")
-    assert str(audit["target_id"]) == ids[0] and ids[1] in audit["details"]
+        "SELECT subject_id, details FROM audit_log WHERE action = 'match.confirm'")
+    assert str(audit["subject_id"]) == ids[0] and ids[1] in audit["details"]
     r = await identity.client.post("/v1/matches/confirmations", headers=bearer(staff), json={
         "account_id": str(uuid.uuid4())})
     assert r.status_code == 404

@@ -125,7 +125,7 @@ async def test_consumer_killed_mid_stream_resumes_from_its_stored_offset(
 ) -> None:
     applied_in_first_life = 0
 
-    async def slow_effect(conn: asyncpg.Connection, event, envelope) -> None:  # type: ignore[no-untyped-def]
+    async def slow_effect(conn: asyncpg.Connection, deps, event, envelope) -> None:  # type: ignore[no-untyped-def]
         nonlocal applied_in_first_life
         await conn.execute(
             "INSERT INTO effects (subject, seq, event_id) VALUES ($1, $2, $3)",

@@ -110,7 +110,7 @@ async def test_handler_events_carry_causation_and_correlation(
     follow_topic = unique_topic()
     Follow = event_type(follow_topic, name="FollowedUp")
 
-    async def follow_up(conn: Any, event: Any, envelope: Envelope) -> None:
+    async def follow_up(conn: Any, deps: Any, event: Any, envelope: Envelope) -> None:
         await OUTBOX.add(conn, Follow(thing_id=event.thing_id, seq=event.seq))
 
     node = KitNode(database, pool, servers.bootstrap, unique_topic(), handler=follow_up)

@@ -28,14 +28,14 @@ async def test_a_consumer_that_dies_is_recreated_and_nothing_is_applied_twice(
 ) -> None:
     crashes = 0
 
-    async def flaky(conn: asyncpg.Connection, event, envelope) -> None:  # type: ignore[no-untyped-def]
+    async def flaky(conn: asyncpg.Connection, deps, event, envelope) -> None:  # type: ignore[no-untyped-def]
         nonlocal crashes
         # one subject's event, so both crashes hit the same partition worker in
         # turn (a crash in each of two partitions at once is one restart)
         if event.thing_id == "s0" and event.seq == 5 and crashes < 2:
             crashes += 1
             raise ConnectionResetError("database went away")  # kills the consumer task
-        await record_effect(conn, event, envelope)
+        await record_effect(conn, deps, event, envelope)
 
     node = KitNode(database, pool, servers.bootstrap, unique_topic())
     node.handler = flaky
@@ -113,22 +113,22 @@ async def test_dead_letter_listed_and_replayed_once_fixed(
             assert len(letters) == 1 and letters[0].event_type == node.Thing.TYPE
             # still failing: the operator is told, nothing changes
             with pytest.raises(ReplayError, match="failed again"):
-                await replay(conn, letters[0].id, {node.Thing.TYPE: record_effect}, node.registry)
+                await replay(conn, letters[0].id, {node.Thing: record_effect})
             assert await _count(pool, "SELECT count(*) FROM effects") == 1
 
-            async def fixed(c: asyncpg.Connection, event, envelope) -> None:  # type: ignore[no-untyped-def]
+            async def fixed(c: asyncpg.Connection, deps, event, envelope) -> None:  # type: ignore[no-untyped-def]
                 await c.execute(
                     "INSERT INTO effects (subject, seq, event_id) VALUES ($1, $2, $3)",
                     event.thing_id, event.seq, envelope.event_id,
                 )
 
-            assert await replay(conn, letters[0].id, {node.Thing.TYPE: fixed}, node.registry) == (
+            assert await replay(conn, letters[0].id, {node.Thing: fixed}) == (
                 node.Thing.TYPE
             )
             with pytest.raises(ReplayError, match="already replayed"):
-                await replay(conn, letters[0].id, {node.Thing.TYPE: fixed}, node.registry)
+                await replay(conn, letters[0].id, {node.Thing: fixed})
             with pytest.raises(ReplayError, match="no dead letter"):
-                await replay(conn, 999_999, {node.Thing.TYPE: fixed}, node.registry)
+                await replay(conn, 999_999, {node.Thing: fixed})
             assert await list_dead_letters(conn) == []
             assert len(await list_dead_letters(conn, include_replayed=True)) == 1
         assert sorted(r["seq"] for r in await pool.fetch("SELECT seq FROM effects")) == [0, 1]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 from fastapi import FastAPI
 
@@ -16,16 +15,6 @@ from enrollment.identity_client import IdentityClient
 from enrollment.service import Context
 from enrollment.settings import EnrollmentSettings
 from shared.servicekit.runtime import Runtime, ServiceSpec, build_app
-
-SPEC = ServiceSpec(
-    name="enrollment",
-    settings_cls=EnrollmentSettings,
-    migrations=Path(__file__).resolve().parents[2] / "migrations",
-    subscriptions=SUBSCRIPTIONS,
-    routers=(returning_citizens_router, router),
-    title="Customer Support Center: enrollment",
-    problems=problem,
-)
 
 
 def identity_http(s: EnrollmentSettings) -> httpx.AsyncClient:
@@ -38,26 +27,32 @@ def identity_http(s: EnrollmentSettings) -> httpx.AsyncClient:
     )
 
 
+async def build_deps(s: EnrollmentSettings, pool: asyncpg.Pool) -> Context:
+    return Context.from_settings(s, IdentityClient(identity_http(s)))
+
+
+async def stop_deps(ctx: Context) -> None:
+    await ctx.identity.aclose()
+
+
+SPEC = ServiceSpec(
+    name="enrollment",
+    settings_cls=EnrollmentSettings,
+    migrations=Path(__file__).resolve().parents[2] / "migrations",
+    subscriptions=SUBSCRIPTIONS,
+    routers=(returning_citizens_router, router),
+    title="Customer Support Center: enrollment",
+    problems=problem,
+    build_deps=build_deps,
+    stop_deps=stop_deps,
+)
+
+
 def create_app(settings: EnrollmentSettings | None = None) -> FastAPI:
     app: FastAPI
 
     async def on_start(runtime: Runtime) -> None:
-        s = runtime.settings
-        assert isinstance(s, EnrollmentSettings)
-        app.state.context = Context.from_settings(s, IdentityClient(identity_http(s)))
+        app.state.context = runtime.deps
 
     app = build_app(SPEC, settings, on_start=on_start)
-    kit_lifespan = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with kit_lifespan(app):
-            try:
-                yield
-            finally:
-                context: Context | None = getattr(app.state, "context", None)
-                if context is not None:
-                    await context.identity.aclose()
-
-    app.router.lifespan_context = lifespan
     return app

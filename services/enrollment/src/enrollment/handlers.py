@@ -15,6 +15,7 @@ import structlog
 
 from enrollment.repository import enrollments as enr
 from enrollment.repository import programs as repo
+from enrollment.service import Context
 from shared.schemas.envelope import Envelope
 from shared.schemas.identity import (
     CustomerAccountCreated,
@@ -24,14 +25,15 @@ from shared.schemas.identity import (
     StaffAccountCreated,
     StaffAccountUpdated,
 )
-from shared.servicekit.consumer import Handler
+from shared.servicekit.consumer import Subscriptions
 from shared.servicekit.db import Connection
 
 log = structlog.get_logger(__name__)
 
 
 async def on_staff(
-    conn: Connection, event: StaffAccountCreated | StaffAccountUpdated, envelope: Envelope
+    conn: Connection, ctx: Context, event: StaffAccountCreated | StaffAccountUpdated,
+    envelope: Envelope,
 ) -> None:
     await repo.upsert_staff(
         conn, id=event.staff_id, username=event.username, name=event.name, email=event.email,
@@ -39,7 +41,7 @@ async def on_staff(
 
 
 async def on_customer_created(
-    conn: Connection, event: CustomerAccountCreated, envelope: Envelope
+    conn: Connection, ctx: Context, event: CustomerAccountCreated, envelope: Envelope
 ) -> None:
     await repo.upsert_customer(
         conn, id=event.account_id, username=event.username, first_name=event.first_name,
@@ -47,7 +49,7 @@ async def on_customer_created(
 
 
 async def on_customer_updated(
-    conn: Connection, event: CustomerAccountUpdated, envelope: Envelope
+    conn: Connection, ctx: Context, event: CustomerAccountUpdated, envelope: Envelope
 ) -> None:
     changes: dict[str, Any] = {
         k: getattr(event, k) for k in ("username", "first_name", "last_name", "email", "status")
@@ -58,7 +60,9 @@ async def on_customer_updated(
     await repo.update_customer(conn, event.account_id, changes)
 
 
-async def on_merged(conn: Connection, event: CustomerAccountsMerged, envelope: Envelope) -> None:
+async def on_merged(
+    conn: Connection, ctx: Context, event: CustomerAccountsMerged, envelope: Envelope
+) -> None:
     await repo.set_merged_into(conn, event.merged_id, event.survivor_id)
     moved = await enr.move_enrollments(conn, from_=event.merged_id, to=event.survivor_id)
     await _record_moves(conn, moved, "merge", from_=("merged_id", event.merged_id),
@@ -67,7 +71,7 @@ async def on_merged(conn: Connection, event: CustomerAccountsMerged, envelope: E
 
 
 async def on_unmerged(
-    conn: Connection, event: CustomerAccountsUnmerged, envelope: Envelope
+    conn: Connection, ctx: Context, event: CustomerAccountsUnmerged, envelope: Envelope
 ) -> None:
     await repo.set_merged_into(conn, event.merged_id, None)
     moved = await enr.move_back_enrollments(conn, survivor=event.survivor_id,
@@ -92,11 +96,11 @@ async def _record_moves(
                               "event_id": str(envelope.event_id)})
 
 
-SUBSCRIPTIONS: dict[str, Handler] = {
-    "StaffAccountCreated": on_staff,
-    "StaffAccountUpdated": on_staff,
-    "CustomerAccountCreated": on_customer_created,
-    "CustomerAccountUpdated": on_customer_updated,
-    "CustomerAccountsMerged": on_merged,
-    "CustomerAccountsUnmerged": on_unmerged,
+SUBSCRIPTIONS: Subscriptions = {
+    StaffAccountCreated: on_staff,
+    StaffAccountUpdated: on_staff,
+    CustomerAccountCreated: on_customer_created,
+    CustomerAccountUpdated: on_customer_updated,
+    CustomerAccountsMerged: on_merged,
+    CustomerAccountsUnmerged: on_unmerged,
 }

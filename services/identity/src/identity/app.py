@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import asyncpg
 from fastapi import FastAPI
 
 from identity.api import router
@@ -16,6 +17,14 @@ from identity.settings import IdentitySettings
 from shared.servicekit.auth import JwksVerifier
 from shared.servicekit.runtime import Runtime, ServiceSpec, build_app
 
+KEY_RELOAD_SECONDS = 30.0
+
+
+async def build_deps(s: IdentitySettings, pool: asyncpg.Pool) -> Identity:
+    # the signing keys are loaded by the app (on_start): handlers and replay need none
+    return Identity.from_settings(s)
+
+
 SPEC = ServiceSpec(
     name="identity",
     settings_cls=IdentitySettings,
@@ -24,8 +33,8 @@ SPEC = ServiceSpec(
     routers=(router, matching_router),
     title="Customer Support Center: identity",
     problems=problem_for,
+    build_deps=build_deps,
 )
-KEY_RELOAD_SECONDS = 30.0
 
 
 def create_app(settings: IdentitySettings | None = None) -> FastAPI:
@@ -33,8 +42,8 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
 
     async def on_start(runtime: Runtime) -> None:
         s = runtime.settings
+        ids: Identity = runtime.deps
         assert isinstance(s, IdentitySettings) and runtime.pool is not None
-        ids = Identity.from_settings(s)
         async with runtime.pool.acquire() as conn:
             ids.keyring = await ensure_signing_key(conn, ids.kek)
         app.state.identity = ids

@@ -5,6 +5,6 @@ The consumer subscribes to exactly these types' topics.
 
 from __future__ import annotations
 
-from shared.servicekit.consumer import Handler
+from shared.servicekit.consumer import Subscriptions
 
-SUBSCRIPTIONS: dict[str, Handler] = {}
+SUBSCRIPTIONS: Subscriptions = {}

@@ -283,7 +283,7 @@ async def audit(
     request_id: str | None = None, details: dict[str, Any] | None = None,
 ) -> None:
     await conn.execute(
-        "INSERT INTO audit_log (actor_id, actor_kind, action, enrollment_id, customer_id,"
+        "INSERT INTO audit_log (actor_id, actor_kind, action, enrollment_id, subject_id,"
         " request_id, details) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         actor_id, actor_kind, action, enrollment_id, customer_id, request_id, details or {},
     )

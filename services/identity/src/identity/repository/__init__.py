@@ -462,7 +462,7 @@ async def audit(
     details: dict[str, Any] | None = None,
 ) -> None:
     await conn.execute(
-        "INSERT INTO audit_log (actor_id, actor_kind, action, target_id, request_id, details)"
+        "INSERT INTO audit_log (actor_id, actor_kind, action, subject_id, request_id, details)"
         " VALUES ($1, $2, $3, $4, $5, $6::text::jsonb)",
         actor_id,
         actor_kind,
