@@ -6,16 +6,24 @@ Every command exits non-zero with a one-line reason on failure.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 from collections.abc import Coroutine
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import asyncpg
 import typer
 
 from shared.cli.services import SERVICES, ServiceInfo
+from shared.servicekit.logs import redact
 
-app = typer.Typer(help="Customer Support Center operators' commands.", no_args_is_help=True)
+app = typer.Typer(
+    help="Customer Support Center operators' commands.", no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 dlq_app = typer.Typer(help="Dead-lettered events.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 
@@ -32,6 +40,52 @@ def _service_commands() -> None:
 
 
 _service_commands()
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def dev_env_file() -> Path | None:
+    """The settings `make dev` left for a second terminal: $CSC_DEV_ENV, else
+    .local/dev.env in the current folder or in the project."""
+    named = os.environ.get("CSC_DEV_ENV")
+    if named:
+        return Path(named)
+    for root in (Path.cwd(), PROJECT_ROOT):
+        candidate = root / ".local" / "dev.env"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_dev_env() -> None:
+    """Settings given in the environment win; the dev stack's fill in the rest.
+    With no settings at all and no stack running, commands fail in one line."""
+    path = dev_env_file()
+    if path is None or not path.is_file():
+        return
+    from shared.devstack.stack import read_dev_env
+
+    for key, value in read_dev_env(path).items():
+        os.environ.setdefault(key, value)
+
+
+def main() -> None:
+    """The `csc` command: every failure is one line on stderr and a non-zero exit,
+    never a traceback."""
+    load_dev_env()
+    try:
+        app(standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        message = redact(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+        if dev_env_file() is None and "CSC_ENV" not in os.environ:
+            message += " (no settings given and no dev stack found: is `make dev` running?)"
+        typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+        sys.exit(1)
 
 T = TypeVar("T")
 ServiceOpt = Annotated[
@@ -72,6 +126,27 @@ def dev(
         DevStack.from_env(root).run()
     except StackError as exc:
         raise fail(str(exc)) from None
+
+
+@app.command("json")
+def json_field(
+    path: Annotated[str, typer.Argument(help="a dotted path, e.g. access_token or items.0.id")],
+) -> None:
+    """Print one field of the JSON read on standard input (for shell scripts:
+    `TOKEN=$(curl ... | csc json access_token)`)."""
+    text = sys.stdin.read()
+    try:
+        value: Any = json.loads(text)
+    except ValueError:
+        raise fail(f"standard input is not JSON: {redact(text.strip()[:200])}") from None
+    for part in path.split("."):
+        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
+            raise fail(f"no {path!r} in {redact(text.strip()[:200])}")
+    typer.echo(value if isinstance(value, str) else json.dumps(value))
 
 
 @app.command()

@@ -34,6 +34,43 @@ class StackError(RuntimeError):
     """One line saying why the stack could not start."""
 
 
+DEV_ENV_FILE = "dev.env"
+# a part that dies is restarted; after this many deaths in RESTART_WINDOW seconds, give up
+MAX_RESTARTS = 5
+RESTART_WINDOW = 300.0
+
+
+def write_dev_env(path: Path, values: dict[str, str]) -> None:
+    """What a second terminal's `csc` needs to reach this stack (read by shared/cli)."""
+    lines = ["# written by `csc dev` while the stack runs; removed when it stops"]
+    lines += [f"{k}={v}" for k, v in sorted(values.items())]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(path)
+
+
+def read_dev_env(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+@dataclass
+class Restarts:
+    """Deaths of one part within the window: restart until there are too many."""
+
+    times: list[float] = field(default_factory=list)
+
+    def allow(self, now: float) -> bool:
+        self.times = [t for t in self.times if now - t < RESTART_WINDOW]
+        self.times.append(now)
+        return len(self.times) <= MAX_RESTARTS
+
+
 def _port(var: str, default: int) -> int:
     return int(os.environ.get(var, default))
 
@@ -83,21 +120,25 @@ class DevStack:
             if not port_is_free(port):
                 raise StackError(f"{what}: port {port} is already in use")
 
+    def settings_env(self, pg: LocalPostgres) -> dict[str, str]:
+        """The settings of every service on this stack (also what `csc` reads)."""
+        env = {
+            "CSC_ENV": "dev",
+            "CSC_KAFKA_BOOTSTRAP": f"127.0.0.1:{self.broker_port}",
+            "CSC_KAFKA_CONSUMER_MODE": "assign",
+            "CSC_JWKS_URL": f"http://127.0.0.1:{self.services['identity'].port}"
+            "/.well-known/jwks.json",
+            "NOTIFY_SMTP_PORT": str(self.smtp_port),
+        }
+        for info in self.services.values():
+            env[f"{info.env_prefix}DATABASE_URL"] = pg.dsn(info.database)
+            env[f"{info.env_prefix}HOST"] = "127.0.0.1"
+            env[f"{info.env_prefix}PORT"] = str(info.port)
+        return env
+
     def _env(self, pg: LocalPostgres, info: ServiceInfo) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(
-            {
-                "CSC_ENV": "dev",
-                "CSC_KAFKA_BOOTSTRAP": f"127.0.0.1:{self.broker_port}",
-                "CSC_KAFKA_CONSUMER_MODE": "assign",
-                "CSC_JWKS_URL": f"http://127.0.0.1:{self.services['identity'].port}"
-            "/.well-known/jwks.json",
-                f"{info.env_prefix}DATABASE_URL": pg.dsn(info.database),
-                f"{info.env_prefix}HOST": "127.0.0.1",
-                f"{info.env_prefix}PORT": str(info.port),
-                "NOTIFY_SMTP_PORT": str(self.smtp_port),
-            }
-        )
+        env.update(self.settings_env(pg))
         return env
 
     async def _start_service(self, pg: LocalPostgres, info: ServiceInfo) -> None:
@@ -181,13 +222,15 @@ class DevStack:
             for info in self.services.values():
                 await self._start_service(pg, info)
             await self._wait_ready()
+            write_dev_env(self.root / DEV_ENV_FILE, self.settings_env(pg))
             self._print_ready(pg)
-            await self._serve_until(stop)
+            await self._serve_until(stop, pg, broker)
         except StartError as exc:
             raise StackError(str(exc)) from None
         except OSError as exc:
             raise StackError(str(exc).splitlines()[0]) from None
         finally:
+            (self.root / DEV_ENV_FILE).unlink(missing_ok=True)
             print("stopping...", flush=True)
             await self._stop_services()
             await sink.stop()
@@ -195,14 +238,35 @@ class DevStack:
             pg.stop()
             print("stopped.", flush=True)
 
-    async def _serve_until(self, stop: asyncio.Event) -> None:
+    async def _serve_until(
+        self, stop: asyncio.Event, pg: LocalPostgres, broker: LocalBroker
+    ) -> None:
+        """Watch everything started; restart what dies, with a line on the terminal,
+        and give up (one line, non-zero exit) only when a part keeps dying."""
+        restarts: dict[str, Restarts] = {}
+
+        def may_restart(what: str, code: int | None, where: str) -> None:
+            if not restarts.setdefault(what, Restarts()).allow(time.monotonic()):
+                raise StackError(
+                    f"{what} keeps stopping (code {code}, {MAX_RESTARTS} restarts in "
+                    f"{RESTART_WINDOW:.0f}s); giving up (see {where})"
+                )
+            print(f"{what} stopped (code {code}); restarting it", flush=True)
+
         while not stop.is_set():
-            for name, proc in self._procs.items():
+            if pg.proc is not None and pg.proc.poll() is not None:
+                may_restart("PostgreSQL", pg.proc.returncode, f"{pg.data_dir}.log")
+                await asyncio.to_thread(pg.start)
+            if broker.proc is not None and broker.proc.poll() is not None:
+                # memory storage: it comes back empty; the services notice the new
+                # epoch, recreate the topics and send again from their outboxes
+                may_restart("broker", broker.proc.returncode, "the terminal")
+                await asyncio.to_thread(broker.start)
+            for name, proc in list(self._procs.items()):
                 if proc.returncode is not None:
-                    raise StackError(
-                        f"{name} stopped unexpectedly with code {proc.returncode} "
-                        f"(see {self.root / 'logs' / (name + '.log')})"
-                    )
+                    log = self.root / "logs" / (name + ".log")
+                    may_restart(name, proc.returncode, str(log))
+                    await self._start_service(pg, self.services[name])
             await wait_event(stop, 0.5)
 
     def _print_ready(self, pg: LocalPostgres) -> None:

@@ -30,6 +30,22 @@ def _wait_for(proc: subprocess.Popen[str], text: str, timeout: float) -> str:
     raise AssertionError(f"{text!r} not printed; output so far:\n{seen}")
 
 
+def _wait_ready(url: str, timeout: float) -> None:
+    """Poll until the service answers ready (a condition, not a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(url, timeout=2)
+            if r.status_code == 200:
+                return
+            last = r.text
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(0.2)
+    raise AssertionError(f"{url} not ready after {timeout}s: {last}")
+
+
 @pytest.fixture
 def stack_env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
@@ -63,10 +79,12 @@ def test_dev_stack_starts_every_service_and_stops_on_ctrl_c(
             missing = httpx.get(f"http://127.0.0.1:{port}/v1/nothing-here")
             assert missing.status_code == 404
             assert missing.headers["content-type"].startswith("application/problem+json")
-        # identity over real HTTP: a staff member made with the CLI signs in, and the
-        # token verifies against the published key set.
-        env = {**stack_env, "CSC_ENV": "dev", "IDENTITY_DATABASE_URL":
-               f"postgresql://postgres@127.0.0.1:{stack_env['CSC_DEV_PG_PORT']}/identity"}
+        # a second terminal's `csc` needs no settings: the stack left them in dev.env
+        dev_env = tmp_path / "local" / "dev.env"
+        assert f"IDENTITY_PORT={stack_env['IDENTITY_PORT']}" in dev_env.read_text()
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("CSC_", "IDENTITY_", "GROUPS_", "ENROLLMENT_"))}
+        env["CSC_DEV_ENV"] = str(dev_env)
         made = subprocess.run(
             [str(csc), "identity", "create-staff", "--username", "e2e.admin", "--role", "admin",
              "--first-name", "Eve", "--last-name", "Tester", "--password-stdin"],
@@ -83,6 +101,16 @@ def test_dev_stack_starts_every_service_and_stops_on_ctrl_c(
         assert len(keys) == 1 and "d" not in keys[0]
         me = httpx.get(f"{identity}/v1/me", headers={"Authorization": f"Bearer {token}"})
         assert me.status_code == 200 and me.json()["roles"] == ["admin"]
+        # a part that dies is restarted with a line on the terminal, and serves again
+        groups_port = stack_env["GROUPS_PORT"]
+        pattern = f"groups.app:create_app.*--port {groups_port}"
+        subprocess.run(["pkill", "-KILL", "-f", pattern], check=True)
+        _wait_for(proc, "groups stopped (code -9); restarting it", 30)
+        _wait_ready(f"http://127.0.0.1:{groups_port}/readyz", 60)
+        broker = subprocess.run(["pkill", "-KILL", "-f", f":{stack_env['CSC_DEV_BROKER_PORT']}"])
+        assert broker.returncode == 0
+        _wait_for(proc, "broker stopped (code -9); restarting it", 30)
+        _wait_ready(f"http://127.0.0.1:{groups_port}/readyz", 60)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, out
@@ -91,8 +119,9 @@ def test_dev_stack_starts_every_service_and_stops_on_ctrl_c(
             port = int(stack_env[f"{info.env_prefix}PORT"])
             with pytest.raises(httpx.ConnectError):
                 httpx.get(f"http://127.0.0.1:{port}/healthz")
-        # data is kept under the root folder for the next start
+        # data is kept under the root folder for the next start; dev.env goes away
         assert (tmp_path / "local" / "pg" / "data" / "PG_VERSION").exists()
+        assert not dev_env.exists()
     finally:
         if proc.poll() is None:
             proc.kill()
