@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 import asyncpg
 import typer
 
+from shared.cli.keys import app as keys_app
 from shared.cli.services import SERVICES, ServiceInfo
 from shared.servicekit.logs import redact
 
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 dlq_app = typer.Typer(help="Dead-lettered events.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(keys_app, name="keys")
 
 
 COMMANDS_GROUP = "csc.commands"

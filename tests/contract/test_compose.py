@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from pathlib import Path
@@ -178,3 +179,56 @@ def test_dockerfile_is_multi_stage_and_runs_as_non_root() -> None:
 def test_dockerignore_keeps_secrets_and_venv_out() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".env", ".venv", ".git"} <= set(ignored)
+
+
+def _substitute(value: str, env: dict[str, str]) -> str:
+    """What compose makes of a value, given the .env (refusing what it would refuse)."""
+
+    def one(m: re.Match[str]) -> str:
+        name, op, arg = m.group(1), m.group(2), m.group(3)
+        got = env.get(name, "")
+        if op in (":?", "?") and not got:
+            raise AssertionError(f"{name} is required by compose but empty in .env.example")
+        if op in (":-", "-") and not got:
+            return arg
+        return got
+
+    return SUBST_RE.sub(one, value)
+
+
+@pytest.mark.parametrize("name", list(APPS))
+def test_each_service_starts_on_compose_settings_and_a_filled_env_example(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every setting a service needs in production is in compose or .env.example:
+    its settings load with CSC_ENV=prod (which refuses a default or empty secret)."""
+    from shared.cli.keys import fill_env
+    from shared.cli.services import SERVICES as KNOWN
+
+    dotenv = dict(
+        line.split("=", 1)
+        for line in fill_env((ROOT / "deploy" / ".env.example").read_text()).splitlines()
+        if line and not line.startswith("#")
+    )
+    for var in list(os.environ):
+        if var.startswith(("CSC_", *(info[2] for info in APPS.values()))):
+            monkeypatch.delenv(var)
+    for var, value in _env(name).items():
+        monkeypatch.setenv(var, _substitute(value, dotenv))
+    settings = KNOWN[name].spec().settings_cls()
+    assert settings.env == "prod"
+    assert settings.database_url.get_secret_value().startswith(f"postgresql://{APPS[name][3]}")
+
+
+def test_csc_keys_env_fills_every_secret_with_a_fresh_value() -> None:
+    from shared.cli.keys import fill_env
+
+    example = (ROOT / "deploy" / ".env.example").read_text()
+    first, second = fill_env(example), fill_env(example)
+    values = [line.split("=", 1)[1] for line in first.splitlines()
+              if line and not line.startswith("#")]
+    assert values and all(values)
+    assert first != second  # fresh each time
+    kid = dict(line.split("=", 1) for line in first.splitlines()
+               if line and not line.startswith("#"))
+    assert kid["IDENTITY_SSN_KEYS"].split(":", 1)[0] == kid["IDENTITY_SSN_ACTIVE_KEY"]
