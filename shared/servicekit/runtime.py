@@ -31,11 +31,14 @@ from shared.servicekit.http import (
     install_problem_handlers,
     problem_response,
 )
+from shared.servicekit.limits import BodyLimitMiddleware
 from shared.servicekit.logs import configure_logging
 from shared.servicekit.outbox import Outbox, OutboxRelay
 from shared.servicekit.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
+# routes that stream a feed's body check its size themselves
+FEED_PATHS = ("/v1/feeds/",)
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,7 @@ def build_app(
             log.info("service_stopped", service=spec.name)
 
     app = FastAPI(title=spec.title or spec.name, lifespan=lifespan)
+    app.add_middleware(BodyLimitMiddleware, exempt=FEED_PATHS)
     app.add_middleware(RequestIdMiddleware)
     install_problem_handlers(app, spec.problems)
     app.include_router(health_router)

@@ -78,6 +78,8 @@ class ServiceSettings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", validation_alias=_common("log_format")
     )
+    # a request body larger than this is refused with 413 (feed uploads set their own)
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
     # every business date of every service is taken in this zone (shared/servicekit/clock.py)
     portal_timezone: str = Field(
         DEFAULT_PORTAL_TIMEZONE, validation_alias=_common("portal_timezone")
