@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
+
 from shared.schemas.identity import StaffAccountUpdated
 from shared.servicekit.outbox import Outbox
 from tests.integration.enrollment.conftest import RC, Stack, Staffer, bearer, form
@@ -119,6 +121,30 @@ async def test_admins_grant_and_revoke_and_each_is_an_event(stack: Stack) -> Non
     assert r.status_code == 404
     r = await stack.client.put(f"/v1/programs/{RC}/staff/not-a-uuid", headers=admin.headers)
     assert r.status_code == 422
+
+
+async def test_a_program_one_may_not_see_looks_like_one_that_does_not_exist(
+    stack: Stack,
+) -> None:
+    """The 404 says nothing more than a missing program's does: same type, title, detail."""
+    worker = await stack.reentry_worker()
+    created = await enroll(stack, worker)
+    outsider = await stack.new_staff("outsider", "reentry")
+
+    def shape(r: httpx.Response) -> dict[str, object]:
+        body = dict(r.json())
+        body.pop("instance", None)  # the path asked for
+        body.pop("request_id", None)
+        return {"status": r.status_code, "content-type": r.headers["content-type"], **body}
+
+    for suffix in ("participants", f"participants/{created['enrollment_id']}"):
+        hidden = await stack.client.get(f"/v1/programs/{RC}/{suffix}",
+                                        headers=outsider.headers)
+        missing = await stack.client.get(f"/v1/programs/no-such-program/{suffix}",
+                                         headers=outsider.headers)
+        assert hidden.status_code == 404
+        assert shape(hidden) == shape(missing), suffix
+        assert created["account_id"] not in hidden.text
 
 
 async def test_a_disabled_staff_account_loses_access(stack: Stack) -> None:

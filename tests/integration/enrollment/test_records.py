@@ -117,6 +117,34 @@ async def test_each_view_of_offenses_is_audited_first(stack: Stack) -> None:
     assert r.status_code == 404
 
 
+async def test_a_view_whose_audit_row_fails_shows_nothing(stack: Stack) -> None:
+    """Audited first: when the audit row cannot be written, the offenses are not shown."""
+    staff = await stack.reentry_worker()
+    added = await enroll(stack, staff)
+    path = f"/v1/returning-citizens/{added['enrollment_id']}"
+    # a sequence is not rolled back with the failing transaction: only the first fails
+    await stack.pool.execute("""
+        CREATE SEQUENCE audit_attempts;
+        CREATE FUNCTION fail_audit_once() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF nextval('audit_attempts') = 1 THEN
+                RAISE EXCEPTION 'the audit log is unavailable';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER fail_audit_once BEFORE INSERT ON audit_log
+            FOR EACH ROW EXECUTE FUNCTION fail_audit_once();""")
+    r = await stack.client.get(path, headers=staff.headers)
+    assert r.status_code >= 500
+    assert "burglary" not in r.text and added["account_id"] not in r.text
+    # the failed attempt left no audit row; the next view is audited and answered
+    views = "SELECT count(*) FROM audit_log WHERE action = 'returning_citizen.view'"
+    assert await stack.pool.fetchval(views) == 0
+    r = await stack.client.get(path, headers=staff.headers)
+    assert r.status_code == 200 and r.json()["offenses"] == ["burglary", "drug-possession"]
+    assert await stack.pool.fetchval(views) == 1
+
+
 async def test_patch_keeps_who_changed_what(stack: Stack) -> None:
     staff = await stack.reentry_worker()
     colleague = await stack.reentry_worker("jlee")

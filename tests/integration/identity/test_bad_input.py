@@ -25,7 +25,11 @@ def fields_of(body: dict[str, Any]) -> list[str]:
 
 def _years_ago(years: int, days: int = 0) -> str:
     today = date.today()
-    return (today.replace(year=today.year - years) - timedelta(days=days)).isoformat()
+    try:
+        then = today.replace(year=today.year - years)
+    except ValueError:  # 29 February, in a year that has none
+        then = today.replace(year=today.year - years, day=28)
+    return (then - timedelta(days=days)).isoformat()
 
 
 # (case, changes to a good body, the field that must be named, SSN that must not be echoed)
