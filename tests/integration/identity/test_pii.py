@@ -15,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.schemas.identity import ACCOUNTS_TOPIC
+from shared.servicekit.consumer import dlq_topic
 from shared.servicekit.logs import configure_logging
 from tests.integration.identity.conftest import IdentityApp, bearer
 from tests.integration.identity.test_journey import STAFF_PASSWORD, make_staff
@@ -137,6 +138,19 @@ async def test_a_planted_ssn_never_comes_out(
 ) -> None:
     async with running_identity() as (ida, _):
         responses, account_id = await plant_everywhere(ida)
+        # the 500 path: a request holding the SSN meets an unexpected failure
+        await pool.execute("""
+            CREATE FUNCTION fail_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'storage failed for %', NEW.first_name; END $$;
+            CREATE TRIGGER fail_insert BEFORE INSERT ON customers
+                FOR EACH ROW EXECUTE FUNCTION fail_insert();""")
+        staff = bearer(await ida.token("rcaseworker", STAFF_PASSWORD))
+        failed = await ida.client.post("/v1/customers", headers=staff, json={
+            "first_name": "Zed", "last_name": "Quist", "date_of_birth": "1970-01-01",
+            "ssn": SSN, "rejected_account_ids": [account_id]})
+        assert failed.status_code == 500
+        responses.append(failed)
+        await pool.execute("DROP TRIGGER fail_insert ON customers")
 
         async def all_published() -> bool:
             return bool(await pool.fetchval(
@@ -169,6 +183,9 @@ async def test_a_planted_ssn_never_comes_out(
     assert stored["ssn_ciphertext"] is not None
 
     records = await read_topic(servers.bootstrap, ACCOUNTS_TOPIC)
+    dead = await read_topic(servers.bootstrap, dlq_topic(ACCOUNTS_TOPIC))
+    for record in dead:
+        assert not leaks(record.value)
     ours = [r for r in records if r.key == account_id.encode()]
     assert ours, "the customer's events were not found on the broker"
     assert any(b"CustomerAccountCreated" in r.value for r in ours)
@@ -180,15 +197,29 @@ async def test_a_planted_ssn_never_comes_out(
 
 
 async def test_an_ssn_as_request_id_is_not_carried_along(
-    identity: IdentityApp, pool: asyncpg.Pool
+    restore_logging: None, capsys: pytest.CaptureFixture[str],
+    identity_env: dict[str, str], pool: asyncpg.Pool,
 ) -> None:
-    await make_staff()
-    staff = await identity.token("rcaseworker", STAFF_PASSWORD)
-    r = await identity.client.post("/v1/customers", headers={**bearer(staff), "X-Request-ID": SSN},
-                                   json={"first_name": "Ann", "last_name": "Lee",
-                                         "date_of_birth": "1990-01-02"})
-    assert r.status_code == 201
-    assert not leaks(str(r.headers.raw))
+    async with running_identity() as (ida, _):
+        await make_staff()
+        staff = await ida.token("rcaseworker", STAFF_PASSWORD)
+        people = [("Ann", "Lee", "1990-01-02"), ("Bo", "Kowalczyk", "1972-11-23"),
+                  ("Cyrus", "Mendenhall", "2001-06-30")]
+        for rid, (first, last, born) in zip(FORMS, people, strict=True):
+            r = await ida.client.post(
+                "/v1/customers", headers={**bearer(staff), "X-Request-ID": rid},
+                json={"first_name": first, "last_name": last, "date_of_birth": born})
+            assert r.status_code == 201, r.text
+            assert not leaks(str(r.headers.raw))
+            assert r.headers["x-request-id"] and not leaks(r.headers["x-request-id"])
     outbox = await pool.fetch("SELECT value FROM outbox")
-    assert not [o for o in outbox if leaks(bytes(o["value"]))]
+    assert outbox and not [o for o in outbox if leaks(bytes(o["value"]))]
+    # the audit rows carry the id that replaced it, never the SSN
+    audit = await pool.fetch(
+        "SELECT request_id FROM audit_log WHERE action = 'customer.create'")
+    assert len(audit) == len(FORMS)
+    assert all(a["request_id"] and not leaks(a["request_id"]) for a in audit)
+    logs = capsys.readouterr().out
+    assert "service_started" in logs  # the capture works
+    assert not [line for line in logs.splitlines() if leaks(line)]
     await asyncio.sleep(0)
