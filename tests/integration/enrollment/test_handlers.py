@@ -90,3 +90,40 @@ async def test_account_changes_reach_the_list(stack: Stack) -> None:
     await wait_until(renamed, timeout=20)
     r = await stack.client.get("/v1/returning-citizens", headers=staff.headers)
     assert r.json()["items"][0]["username"] == "marcus.o"
+
+
+async def test_a_merge_of_two_people_each_enrolled_moves_both_enrollments(stack: Stack) -> None:
+    """Both accounts hold an open enrollment: both move to the survivor (only an IDOC
+    number is unique), and the unmerge gives each its own back."""
+    admin = await stack.admin()
+    staff = await stack.reentry_worker()
+    first = await enroll(stack, staff)
+    second = await enroll(stack, staff, idoc_number="K54321", idoc_number_confirmation="K54321",
+                          first_name="Lena", last_name="Park", ssn=None,
+                          date_of_birth="1990-03-03")
+    survivor, merged = first["account_id"], second["account_id"]
+    assert survivor != merged
+
+    await identity_says(stack, CustomerAccountsMerged(
+        survivor_id=uuid.UUID(survivor), merged_id=uuid.UUID(merged), by=admin.id))
+
+    async def owners() -> set[str]:
+        return {await owner_of(stack, first["enrollment_id"]),
+                await owner_of(stack, second["enrollment_id"])}
+
+    async def both_on_survivor() -> bool:
+        return await owners() == {survivor}
+
+    await wait_until(both_on_survivor, timeout=20)
+    statuses = await stack.pool.fetch(
+        "SELECT status FROM enrollments WHERE customer_id = $1", uuid.UUID(survivor))
+    assert [r["status"] for r in statuses] == ["enrolled", "enrolled"]  # both still open
+
+    await identity_says(stack, CustomerAccountsUnmerged(
+        survivor_id=uuid.UUID(survivor), merged_id=uuid.UUID(merged), by=admin.id))
+
+    async def each_its_own() -> bool:
+        return (await owner_of(stack, first["enrollment_id"]) == survivor
+                and await owner_of(stack, second["enrollment_id"]) == merged)
+
+    await wait_until(each_its_own, timeout=20)

@@ -101,9 +101,10 @@ async def test_new_accounts_are_queued_from_their_events_then_merged_and_unmerge
     identity: IdentityApp, pool: asyncpg.Pool
 ) -> None:
     staff = await staff_token(identity)
-    a = (await post_customer(identity, staff, {
+    made_a = (await post_customer(identity, staff, {
         "first_name": "Robert", "last_name": "Nguyen", "date_of_birth": "1975-06-15",
-        "identifiers": [{"kind": "idoc_number", "value": "B20001"}]})).json()["id"]
+        "identifiers": [{"kind": "idoc_number", "value": "B20001"}]})).json()
+    a = made_a["id"]
     b = (await post_customer(identity, staff, {
         "first_name": "Bob", "last_name": "Nguyen", "date_of_birth": "1975-06-15",
         "email": "bob@example.org", "rejected_account_ids": [a]})).json()["id"]
@@ -157,6 +158,12 @@ async def test_new_accounts_are_queued_from_their_events_then_merged_and_unmerge
     merged = await pool.fetchrow("SELECT status, merged_into FROM customers WHERE id = $1",
                                  uuid.UUID(a))
     assert merged["status"] == "disabled" and str(merged["merged_into"]) == d
+    # the merged account cannot sign in, and is told no more than a wrong password is
+    refused = await identity.sign_in(made_a["username"], made_a["temporary_password"])
+    wrong = await identity.sign_in(made_a["username"], "not the password at all")
+    assert refused.status_code == wrong.status_code == 401
+    assert "access_token" not in refused.text
+    assert refused.json()["detail"] == wrong.json()["detail"]
     assert await pool.fetchval(
         "SELECT account_id FROM customer_identifiers WHERE value = 'B20001'") == uuid.UUID(d)
     again = await identity.client.post(f"/v1/duplicates/{pair_id}/merge",
@@ -178,6 +185,9 @@ async def test_new_accounts_are_queued_from_their_events_then_merged_and_unmerge
     idents_after = sorted(tuple(r) for r in await pool.fetch(
         "SELECT account_id, kind, value FROM customer_identifiers"))
     assert idents_after == idents_before
+    # unmerged, it signs in again
+    back = await identity.sign_in(made_a["username"], made_a["temporary_password"])
+    assert back.status_code == 200 and back.json()["password_change_required"] is True
     assert (await _pair_for(pool, d, a))["status"] == "open"  # type: ignore[index]
     r = await identity.client.post(f"/v1/duplicates/{pair_id}/unmerge", headers=bearer(staff))
     assert r.status_code == 409
