@@ -17,7 +17,7 @@ from fastapi import APIRouter, FastAPI
 from typer.testing import CliRunner
 
 from shared.cli.main import app as csc
-from shared.devstack.processes import free_port
+from shared.devstack.processes import LocalBroker, free_port
 from shared.schemas.envelope import Envelope
 from shared.servicekit.outbox import Outbox
 from shared.servicekit.runtime import Pool, ServiceSpec, build_app
@@ -82,7 +82,9 @@ async def test_readiness_names_the_missing_broker(
     dead_broker = f"127.0.0.1:{free_port()}"
     app = _demo_app(database, dead_broker, unique_topic(), empty_migrations)
     async with _running(app) as client:
-        await asyncio.sleep(0.5)
+        # a look at the broker has surely been taken (not just the watch's first state)
+        assert await app.state.runtime.watch.check() is None
+        assert app.state.runtime.watch.reachable is False
         r = await client.get("/readyz")
         assert r.status_code == 503
         assert r.headers["content-type"].startswith("application/problem+json")
@@ -91,6 +93,31 @@ async def test_readiness_names_the_missing_broker(
         assert body["checks"]["database"] == "ok"
         assert "broker" in body["detail"]
         assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_a_broker_that_was_up_and_is_lost_makes_the_service_unready_until_back(
+    database: str, empty_migrations: Path, tmp_path: Path
+) -> None:
+    broker = LocalBroker(free_port())
+    broker.start()
+    try:
+        app = _demo_app(database, broker.bootstrap, unique_topic(), empty_migrations)
+        async with _running(app) as client:
+
+            async def ready_is(status: int) -> bool:
+                return (await client.get("/readyz")).status_code == status
+
+            await wait_until(lambda: ready_is(200), timeout=30)
+            broker.stop()
+            await wait_until(lambda: ready_is(503), timeout=30)
+            body = (await client.get("/readyz")).json()
+            assert body["checks"] == {"database": "ok", "broker": "unavailable"}
+            assert body["detail"] == "unavailable: broker"
+            assert (await client.get("/healthz")).status_code == 200
+            broker.start()  # back (empty: memory storage), and ready again
+            await wait_until(lambda: ready_is(200), timeout=60)
+    finally:
+        broker.stop()
 
 
 async def test_readiness_is_200_when_both_answer(
