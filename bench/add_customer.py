@@ -80,12 +80,13 @@ def decide(candidates: list[dict[str, Any]], enrolled: set[str]) -> dict[str, An
 
 
 async def setup_staff(identity_dsn: str, workers: int) -> None:
-    from identity.service import Identity, create_staff
+    from identity.deps import Deps
+    from identity.service import create_staff
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
 
     pool = await create_pool(identity_dsn)
-    ids = Identity.from_settings(IdentitySettings())
+    ids = Deps.from_settings(IdentitySettings())
     await create_staff(pool, ids, username="bench.admin", first_name="Ada", last_name="Min",
                        email=None, roles=["admin"], password=PASSWORD)
     for i in range(workers):

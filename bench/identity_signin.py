@@ -103,7 +103,8 @@ async def bench(args: argparse.Namespace, base_url: str, staff: list[str]) -> No
 
 async def make_staff(n: int) -> list[str]:
     from identity.app import SPEC
-    from identity.service import Identity, create_staff
+    from identity.deps import Deps
+    from identity.service import create_staff
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
     from shared.servicekit.runtime import migrate_database
@@ -112,7 +113,7 @@ async def make_staff(n: int) -> list[str]:
     dsn = settings.database_url.get_secret_value()
     await migrate_database(SPEC, dsn)
     pool = await create_pool(dsn)
-    ids = Identity.from_settings(settings)
+    ids = Deps.from_settings(settings)
     names = [f"bench.staff{i}" for i in range(n)]
     for name in names:
         await create_staff(pool, ids, username=name, first_name="Pat", last_name="Jones",

@@ -641,11 +641,11 @@ async def run_ours(dsn: str, data: Dataset) -> OurRun:
     from identity import matches
     from identity.app import SPEC
     from identity.blocking import query_keys
+    from identity.deps import Deps
     from identity.importer import import_customers
     from identity.matching import Person as MatchPerson
     from identity.matching import check_query, score
     from identity.repository import matches as mrepo
-    from identity.service import Identity
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
     from shared.servicekit.runtime import migrate_database
@@ -656,7 +656,7 @@ async def run_ours(dsn: str, data: Dataset) -> OurRun:
     try:
         t0 = time.perf_counter()
         summary = await import_customers(
-            pool, Identity.from_settings(settings),
+            pool, Deps.from_settings(settings),
             ((i + 2, p.row()) for i, p in enumerate(data.people)))
         import_seconds = time.perf_counter() - t0
         if summary.rejected:

@@ -74,12 +74,13 @@ async def prepare_service(dsn: str) -> str:
     """Staff to sign in as, and the import's events marked sent (see the docstring)."""
     import asyncpg
 
-    from identity.service import Identity, create_staff
+    from identity.deps import Deps
+    from identity.service import create_staff
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
 
     pool = await create_pool(dsn)
-    await create_staff(pool, Identity.from_settings(IdentitySettings()), username="bench.staff",
+    await create_staff(pool, Deps.from_settings(IdentitySettings()), username="bench.staff",
                        first_name="Pat", last_name="Jones", email=None, roles=["staff"],
                        password=PASSWORD)
     conn: asyncpg.Connection = await asyncpg.connect(dsn)

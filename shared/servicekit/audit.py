@@ -8,6 +8,7 @@ same transaction as the action, with the request id taken from the log context
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,19 +32,33 @@ class Actor:
         return cls(None, "system")
 
 
+_COLUMN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
 async def record(
     conn: Connection,
     actor: Actor,
     action: str,
     subject: UUID | None = None,
     details: Mapping[str, Any] | None = None,
+    **columns: UUID | None,
 ) -> None:
-    """Append one row; the caller's transaction decides whether it stays."""
+    """Append one row; the caller's transaction decides whether it stays.
+
+    ``columns`` fill a service's own extra columns of its audit_log (enrollment's
+    ``enrollment_id``); their names come from code, never from a request."""
+    names = list(columns)
+    if any(not _COLUMN.fullmatch(n) for n in names):
+        raise ValueError("not a plain column name")
+    extra = "".join(f", {n}" for n in names)
+    params = "".join(f", ${7 + i}" for i in range(len(names)))
+    # text, then jsonb: the same whether or not the connection has a jsonb codec
+    sql = (f"INSERT INTO audit_log (actor_id, actor_kind, action, subject_id,"  # noqa: S608
+           f" request_id, details{extra}) VALUES ($1, $2, $3, $4, $5, $6::text::jsonb{params})")
     await conn.execute(
-        "INSERT INTO audit_log (actor_id, actor_kind, action, subject_id, request_id, details)"
-        " VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+        sql,
         actor.id, actor.kind, action, subject, correlation_id.get(),
-        json.dumps(dict(details or {}), default=str),
+        json.dumps(dict(details or {}), default=str), *columns.values(),
     )
 
 
@@ -59,7 +74,7 @@ async def record_many(
         return
     await conn.execute(
         "INSERT INTO audit_log (actor_id, actor_kind, action, subject_id, request_id, details)"
-        " SELECT $1, $2, $3, s, $5, $6::jsonb FROM unnest($4::uuid[]) AS t(s)",
+        " SELECT $1, $2, $3, s, $5, $6::text::jsonb FROM unnest($4::uuid[]) AS t(s)",
         actor.id, actor.kind, action, subjects, correlation_id.get(),
         json.dumps(dict(details or {}), default=str),
     )

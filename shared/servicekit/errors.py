@@ -36,13 +36,15 @@ class NotFound(DomainError):
 
 
 class Conflict(DomainError):
-    """The request clashes with the current state (409); ``field`` names what clashes."""
+    """The request clashes with the current state (409); ``field`` names what clashes
+    (None: the request as a whole, ``reason`` is then the whole sentence); ``code``
+    is the problem type; ``extra`` goes into the answer as it is."""
 
-    def __init__(self, field: str, reason: str, *, code: str = "conflict",
+    def __init__(self, field: str | None, reason: str, *, code: str = "conflict",
                  **extra: Any) -> None:
         self.field, self.reason, self.code = field, reason, code
         self.extra = extra
-        super().__init__(f"{field} {reason}")
+        super().__init__(reason if field is None else f"{field} {reason}")
 
 
 class Forbidden(DomainError):

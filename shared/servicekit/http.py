@@ -121,8 +121,9 @@ def standard_problem(exc: DomainError) -> Problem | None:
     if isinstance(exc, NotFound):
         return Problem(404, "Not found", str(exc))
     if isinstance(exc, Conflict):
+        where: dict[str, Any] = {} if exc.field is None else {"field": exc.field}
         return Problem(409, "Conflict", str(exc), type_=PROBLEM_BASE + exc.code,
-                       field=exc.field, **exc.extra)
+                       **where, **exc.extra)
     if isinstance(exc, Forbidden):
         return Problem(403, "Forbidden", exc.reason, type_=PROBLEM_BASE + exc.code)
     if isinstance(exc, TooManyRequests):

@@ -12,6 +12,8 @@ import binascii
 import json
 from typing import Any
 
+from shared.servicekit.errors import FieldError, InvalidInput
+
 MAX_CURSOR_LENGTH = 512
 
 
@@ -20,7 +22,7 @@ class BadCursor(ValueError):
 
 
 def encode_cursor(*key: Any) -> str:
-    raw = json.dumps(list(key), separators=(",", ":")).encode()
+    raw = json.dumps(list(key), separators=(",", ":"), default=str).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -35,4 +37,17 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
         raise BadCursor("is not a cursor from this list") from None
     if not isinstance(key, list) or len(key) != arity:
         raise BadCursor("is not a cursor from this list")
+    if not all(isinstance(k, str | int | float) and not isinstance(k, bool) for k in key):
+        raise BadCursor("is not a cursor from this list")
     return key
+
+
+def cursor_key(
+    cursor: str, arity: int, *, field: str = "cursor",
+    reason: str = "is not a cursor from this list",
+) -> list[Any]:
+    """:func:`decode_cursor` for a use case: a bad cursor is InvalidInput naming ``field``."""
+    try:
+        return decode_cursor(cursor, arity)
+    except BadCursor:
+        raise InvalidInput([FieldError(field, reason)]) from None

@@ -26,7 +26,8 @@ from fastapi import FastAPI
 from enrollment.app import create_app as create_enrollment
 from enrollment.settings import EnrollmentSettings
 from identity.app import create_app as create_identity
-from identity.service import Identity, create_staff
+from identity.deps import Deps
+from identity.service import create_staff
 from identity.settings import IdentitySettings
 from shared.servicekit.db import KIT_MIGRATIONS, create_pool, migrate
 from tests.support.kit import wait_until
@@ -135,7 +136,7 @@ class Stack:
 
     async def new_staff(self, username: str, *roles: str, known: bool = True) -> Staffer:
         staff_id = await create_staff(
-            self.identity_pool, Identity.from_settings(self.identity_settings),
+            self.identity_pool, Deps.from_settings(self.identity_settings),
             username=username, first_name="Robin", last_name="Case", email=None,
             roles=list(roles), password=STAFF_PASSWORD)
         if known:

@@ -8,9 +8,12 @@ from typing import Any
 
 import asyncpg
 
+from shared.servicekit.clock import SystemClock
 from tests.integration.identity.conftest import IdentityApp, bearer
 from tests.integration.identity.test_journey import STAFF_PASSWORD, make_staff
 
+# the service's "today" is the portal's business date (CSC_PORTAL_TIMEZONE)
+BUSINESS_TODAY = SystemClock().today()
 GOOD: dict[str, Any] = {"first_name": "Dana", "last_name": "Reyes", "date_of_birth": "1985-06-01"}
 TABLES = ("customers", "usernames", "outbox", "customer_identifiers", "audit_log")
 
@@ -24,7 +27,7 @@ def fields_of(body: dict[str, Any]) -> list[str]:
 
 
 def _years_ago(years: int, days: int = 0) -> str:
-    today = date.today()
+    today = BUSINESS_TODAY
     try:
         then = today.replace(year=today.year - years)
     except ValueError:  # 29 February, in a year that has none
@@ -41,7 +44,7 @@ CASES: list[tuple[str, dict[str, Any], str, str | None]] = [
     ("last name 101 characters", {"last_name": "B" * 101}, "last_name", None),
     ("last name 500 characters", {"last_name": "B" * 500}, "last_name", None),
     ("date of birth tomorrow",
-     {"date_of_birth": (date.today() + timedelta(days=1)).isoformat()}, "date_of_birth", None),
+     {"date_of_birth": (BUSINESS_TODAY + timedelta(days=1)).isoformat()}, "date_of_birth", None),
     ("date of birth 121 years ago", {"date_of_birth": _years_ago(121)}, "date_of_birth", None),
     ("date of birth just over 120 years ago",
      {"date_of_birth": _years_ago(120, days=1)}, "date_of_birth", None),

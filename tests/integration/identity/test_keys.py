@@ -49,9 +49,9 @@ async def sign_with_service_key(
     """A token made exactly as identity makes one, with its own key, at ``now``."""
     async with pool.acquire() as conn:
         ring = await load_keyring(conn, base64.b64decode(ida.settings.data_key.get_secret_value()))
-    from identity.service import Identity
+    from identity.deps import Deps
 
-    tokens = Identity.from_settings(ida.settings).tokens
+    tokens = Deps.from_settings(ida.settings).tokens
     return issue_access_token(
         ring.signing_key(), subject=claims["sub"], kind=claims["kind"], roles=claims["roles"],
         session_id=claims["sid"], now=now, settings=tokens)

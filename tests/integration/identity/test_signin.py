@@ -43,7 +43,7 @@ async def running_identity(
 async def quick(identity_env: dict[str, str]) -> AsyncIterator[IdentityApp]:
     """The service with the production lock-out rule but millisecond slow-downs."""
     async with running_identity() as (ida, app):
-        app.state.identity.lockout = LockoutPolicy(
+        app.state.runtime.deps.lockout = LockoutPolicy(
             max_failures=5, lock_minutes=15, base_delay_seconds=0.001, max_delay_seconds=0.002)
         yield ida
 

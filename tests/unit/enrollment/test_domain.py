@@ -16,9 +16,9 @@ from enrollment.domain import (
     check_questions,
     check_reference_entry,
     check_status_change,
-    decode_cursor,
-    encode_cursor,
 )
+from shared.servicekit.paging import cursor_key as decode_cursor
+from shared.servicekit.paging import encode_cursor
 
 TODAY = date(2026, 12, 1)
 QUESTIONS = [

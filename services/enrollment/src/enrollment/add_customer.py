@@ -25,8 +25,17 @@ from typing import Any
 import asyncpg
 
 from enrollment import handout
-from enrollment.domain import RETURNING_CITIZENS, Conflict, FieldError, Forbidden, InvalidInput
-from enrollment.identity_client import Candidate, CreatedAccount
+from enrollment.deps import Deps
+from enrollment.domain import (
+    RETURNING_CITIZENS,
+    Conflict,
+    FieldError,
+    Forbidden,
+    IdempotencyKeyReused,
+    InvalidInput,
+    PossibleDuplicates,
+)
+from enrollment.identity_client import Candidate, CreatedCustomer
 from enrollment.intake import (
     Decision,
     Intake,
@@ -40,10 +49,12 @@ from enrollment.records import IntakeRequest, ReturningCitizen
 from enrollment.repository import enrollments as enr
 from enrollment.repository import programs as repo
 from enrollment.repository import returning_citizens as rc_repo
-from enrollment.service import OUTBOX, Actor, Context, require_program_access
+from enrollment.service import Actor, require_program_access
+from shared.contracts.identity import CustomerCreate
+from shared.contracts.identity import Identifier as ContractIdentifier
 from shared.schemas.enrollment import CustomerEnrolled, Identifier
+from shared.servicekit import audit
 from shared.servicekit.db import Connection
-from shared.servicekit.logs import correlation_id
 
 RC = RETURNING_CITIZENS
 REENTRY_ROLE = "reentry"
@@ -67,23 +78,22 @@ class Matches:
     enrollments: list[ReturningCitizen]  # with the same IDOC number, the open one first
 
 
-async def match(pool: asyncpg.Pool, ctx: Context, actor: Actor, raw: dict[str, Any]) -> Matches:
+async def match(conn: Connection, deps: Deps, actor: Actor, raw: dict[str, Any]) -> Matches:
     """Step 1. The IDOC number is looked up while identity matches; nothing is written
     unless identity answered (the audit row, in the transaction that read)."""
-    async with pool.acquire() as conn, conn.transaction():
-        await authorize_adding(conn, actor)
-        intake = check_form(raw, today=ctx.today(), known=await known_codes(conn, raw))
-        asking = asyncio.create_task(ctx.identity.match(actor.token, intake.match_query()))
-        try:
-            same_idoc = await rc_repo.by_idoc(conn, intake.idoc_number)
-        except BaseException:
-            asking.cancel()
-            raise
-        candidates = await asking
-        await repo.audit(conn, actor_id=actor.id, actor_kind="staff",
-                         action="returning_citizen.match", request_id=correlation_id.get(),
-                         details={"candidates": [str(c.account_id) for c in candidates],
-                                  "enrollments": [str(e.enrollment_id) for e in same_idoc]})
+    await authorize_adding(conn, actor)
+    intake = check_form(raw, today=deps.clock.today(), known=await known_codes(conn, raw))
+    asking = asyncio.create_task(deps.identity.match(actor.token, intake.match_query()))
+    try:
+        same_idoc = await rc_repo.by_idoc(conn, intake.idoc_number)
+    except BaseException:
+        asking.cancel()
+        raise
+    candidates = await asking
+    await audit.record(
+        conn, audit.Actor(actor.id, "staff"), "returning_citizen.match", None,
+        {"candidates": [str(c.account_id) for c in candidates],
+         "enrollments": [str(e.enrollment_id) for e in same_idoc]})
     return Matches(candidates, same_idoc)
 
 
@@ -104,16 +114,12 @@ def identity_key(key: str | None) -> str | None:
     return f"returning-citizens:{key}" if key else None
 
 
-def account_request(intake: Intake, decision: Decision) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "first_name": intake.first_name, "last_name": intake.last_name,
-        "date_of_birth": intake.date_of_birth.isoformat(),
-        "identifiers": [{"kind": "idoc_number", "value": intake.idoc_number}],
-        "rejected_account_ids": [str(a) for a in decision.rejected_account_ids],
-    }
-    if intake.ssn:
-        body["ssn"] = intake.ssn
-    return body
+def account_request(intake: Intake, decision: Decision) -> CustomerCreate:
+    return CustomerCreate(
+        first_name=intake.first_name, last_name=intake.last_name,
+        date_of_birth=intake.date_of_birth, ssn=intake.ssn or None,
+        identifiers=[ContractIdentifier(kind="idoc_number", value=intake.idoc_number)],
+        rejected_account_ids=list(decision.rejected_account_ids))
 
 
 def settle(candidates: list[Candidate], decision: Decision) -> Candidate | None:
@@ -127,27 +133,26 @@ def settle(candidates: list[Candidate], decision: Decision) -> Candidate | None:
                 "link_account_id", "is not among this person's candidate accounts")])
     left = unsettled(by_id, decision)
     if left:
-        raise Conflict("possible-duplicates",
-                       f"{len(left)} candidate account(s) were neither linked nor rejected",
-                       candidates=[by_id[a] for a in left])
+        raise PossibleDuplicates(
+            f"{len(left)} candidate account(s) were neither linked nor rejected",
+            [by_id[a] for a in left])
     return linked
 
 
-def _reused() -> Conflict:
-    return Conflict("idempotency-key-reused",
-                    "this Idempotency-Key was used for a different request")
+def _reused() -> IdempotencyKeyReused:
+    return IdempotencyKeyReused()
 
 
 async def _idoc_free(conn: Connection, idoc_number: str) -> None:
     owner = await rc_repo.open_idoc_owner(conn, idoc_number)
     if owner is not None:
-        raise Conflict("idoc-number-enrolled",
-                       f"IDOC number {idoc_number} already has open Returning Citizens "
-                       f"enrollment {owner}", existing_enrollment_id=str(owner))
+        raise Conflict(None, f"IDOC number {idoc_number} already has open Returning Citizens "
+                       f"enrollment {owner}", code="idoc-number-enrolled",
+                       existing_enrollment_id=str(owner))
 
 
 async def submit(
-    pool: asyncpg.Pool, ctx: Context, actor: Actor, raw: dict[str, Any], key: str | None
+    conn: Connection, deps: Deps, actor: Actor, raw: dict[str, Any], key: str | None
 ) -> Submitted:
     """Step 2: link or create, then save the enrollment.
 
@@ -155,22 +160,25 @@ async def submit(
     happens under a lock on the IDOC number, on one connection: a second intake of
     the same number at the same moment waits, then replays the first (same key) or
     is refused (another key) before identity makes an account that no enrollment
-    would hold."""
-    async with pool.acquire() as conn:
-        await authorize_adding(conn, actor)
-        intake, decision = check_submission(
-            raw, today=ctx.today(), known=await known_codes(conn, raw))
-        request_hash = fingerprint(intake, decision)
-        async with _idoc_lock(conn, intake.idoc_number):
-            earlier = await enr.get_intake_request(conn, actor.id, key) if key else None
-            if earlier is not None and earlier.request_hash != request_hash:
-                raise _reused()
-            if earlier is not None and earlier.state == "done":
-                done = await _replay(ctx, actor, intake, decision, earlier, key)
-            else:
-                done = await _link_or_create(conn, ctx, actor, intake, decision, key,
-                                             request_hash, earlier)
-    return await with_handout(pool, ctx, intake, done)
+    would hold.
+
+    The one use case that takes a connection outside a transaction: the key's
+    ``matched`` state must be committed before identity is asked to make the
+    account, so that a retry after a failure finishes the first request."""
+    await authorize_adding(conn, actor)
+    intake, decision = check_submission(
+        raw, today=deps.clock.today(), known=await known_codes(conn, raw))
+    request_hash = fingerprint(intake, decision)
+    async with _idoc_lock(conn, intake.idoc_number):
+        earlier = await enr.get_intake_request(conn, actor.id, key) if key else None
+        if earlier is not None and earlier.request_hash != request_hash:
+            raise _reused()
+        if earlier is not None and earlier.state == "done":
+            done = await _replay(deps, actor, intake, decision, earlier, key)
+        else:
+            done = await _link_or_create(conn, deps, actor, intake, decision, key,
+                                         request_hash, earlier)
+    return await with_handout(conn, deps, intake, done)
 
 
 @contextlib.asynccontextmanager
@@ -178,9 +186,8 @@ async def _idoc_lock(conn: Connection, idoc_number: str) -> AsyncIterator[None]:
     try:
         await rc_repo.lock_idoc(conn, idoc_number, wait_ms=IDOC_LOCK_WAIT_MS)
     except asyncpg.LockNotAvailableError:
-        raise Conflict("idoc-number-busy",
-                       f"another Add Customer for IDOC number {idoc_number} is still "
-                       "running; try again in a moment") from None
+        raise Conflict(None, f"another Add Customer for IDOC number {idoc_number} is still "
+                       "running; try again in a moment", code="idoc-number-busy") from None
     try:
         yield
     finally:  # the pool's reset on release unlocks too, should this not run
@@ -188,7 +195,7 @@ async def _idoc_lock(conn: Connection, idoc_number: str) -> AsyncIterator[None]:
 
 
 async def _link_or_create(
-    conn: Connection, ctx: Context, actor: Actor, intake: Intake, decision: Decision,
+    conn: Connection, deps: Deps, actor: Actor, intake: Intake, decision: Decision,
     key: str | None, request_hash: bytes, earlier: IntakeRequest | None,
 ) -> Submitted:
     if earlier is None:
@@ -197,33 +204,33 @@ async def _link_or_create(
     # A retry of a create whose candidates were settled goes straight to identity:
     # the account it may have made would otherwise be a candidate now.
     if earlier is None or decision.link_account_id is not None:
-        linked = settle(await ctx.identity.match(actor.token, intake.match_query()), decision)
+        linked = settle(await deps.identity.match(actor.token, intake.match_query()), decision)
         if (key and earlier is None
                 and not await enr.start_intake_request(conn, actor.id, key, request_hash)):
             other = await enr.get_intake_request(conn, actor.id, key)
             if other is not None and other.request_hash != request_hash:
                 raise _reused()
 
-    account: CreatedAccount | None = None
+    account: CreatedCustomer | None = None
     try:
         if linked is not None:
-            await ctx.identity.confirm_match(actor.token, linked.account_id,
+            await deps.identity.confirm_match(actor.token, linked.account_id,
                                              list(decision.rejected_account_ids))
             account_id, username = linked.account_id, linked.username
         else:
-            account = await ctx.identity.create_customer(
+            account = await deps.identity.create_customer(
                 actor.token, account_request(intake, decision), identity_key(key))
             account_id, username = account.id, account.username
     except (Conflict, InvalidInput):
         if key:  # identity refused and made nothing: the key is free for a corrected submit
             await enr.drop_intake_request(conn, actor.id, key)
         raise
-    return await _save(conn, actor, intake, decision, key, request_hash, account_id,
+    return await _save(conn, deps, actor, intake, decision, key, request_hash, account_id,
                        username, account)
 
 
 async def _replay(
-    ctx: Context, actor: Actor, intake: Intake, decision: Decision, earlier: IntakeRequest,
+    deps: Deps, actor: Actor, intake: Intake, decision: Decision, earlier: IntakeRequest,
     key: str | None,
 ) -> Submitted:
     """The first result again; a created account's temporary password comes from identity's
@@ -232,30 +239,29 @@ async def _replay(
     if not earlier.account_created:
         return Submitted(earlier.enrollment_id, earlier.account_id, False, earlier.username,
                          replayed=True)
-    account = await ctx.identity.create_customer(
+    account = await deps.identity.create_customer(
         actor.token, account_request(intake, decision), identity_key(key))
     return Submitted(earlier.enrollment_id, account.id, True, account.username,
                      account.temporary_password, account.password_expires_at, replayed=True)
 
 
 async def with_handout(
-    pool: asyncpg.Pool, ctx: Context, intake: Intake, done: Submitted
+    conn: Connection, deps: Deps, intake: Intake, done: Submitted
 ) -> Submitted:
     """The printable hand-out for this answer (the temporary password only in it)."""
-    async with pool.acquire() as conn:
-        names = await repo.reference_names(conn, [("institutions", intake.institution)])
+    names = await repo.reference_names(conn, [("institutions", intake.institution)])
     html = handout.render(
         first_name=intake.first_name, last_name=intake.last_name, username=done.username,
         temporary_password=done.temporary_password,
-        password_expires_at=done.password_expires_at, signin_url=ctx.signin_url,
+        password_expires_at=done.password_expires_at, signin_url=deps.signin_url,
         institution=names.get(f"institutions:{intake.institution}", intake.institution))
     return replace(done, handout_html=html)
 
 
 async def _save(
-    conn: Connection, actor: Actor, intake: Intake, decision: Decision, key: str | None,
+    conn: Connection, deps: Deps, actor: Actor, intake: Intake, decision: Decision, key: str | None,
     request_hash: bytes, account_id: uuid.UUID, username: str | None,
-    account: CreatedAccount | None,
+    account: CreatedCustomer | None,
 ) -> Submitted:
     created = account is not None
     password = account.temporary_password if account else None
@@ -268,7 +274,7 @@ async def _save(
                     # a simultaneous submit with the same key saved it first
                     return Submitted(row.enrollment_id, account_id, created, username,
                                      password, expires, replayed=True)
-            enrollment_id = await _enroll(conn, actor, intake, decision, account_id,
+            enrollment_id = await _enroll(conn, deps, actor, intake, decision, account_id,
                                           username, created)
             if key:
                 await enr.finish_intake_request(
@@ -282,7 +288,7 @@ async def _save(
 
 
 async def _enroll(
-    conn: Connection, actor: Actor, intake: Intake, decision: Decision,
+    conn: Connection, deps: Deps, actor: Actor, intake: Intake, decision: Decision,
     account_id: uuid.UUID, username: str | None, created: bool,
 ) -> uuid.UUID:
     """The enrollment, its facts, history, audit row and CustomerEnrolled (no offenses)."""
@@ -290,9 +296,9 @@ async def _enroll(
     await enr.lock_participation(conn, RC, account_id)
     existing = await enr.open_enrollment(conn, RC, account_id)
     if existing is not None:
-        raise Conflict("already-enrolled",
-                       f"this customer already has open Returning Citizens enrollment "
-                       f"{existing.id}", existing_enrollment_id=str(existing.id))
+        raise Conflict(None, f"this customer already has open Returning Citizens enrollment "
+                       f"{existing.id}", code="already-enrolled",
+                       existing_enrollment_id=str(existing.id))
     enrollment_id = uuid.uuid4()
     await enr.insert_enrollment(
         conn, id=enrollment_id, program=RC, customer_id=account_id, status="enrolled",
@@ -313,12 +319,12 @@ async def _enroll(
         "offenses": list(intake.offenses),
         "enrollment_date": intake.enrollment_date.isoformat(),
         "account": "created" if created else "linked"})
-    await repo.audit(
-        conn, actor_id=actor.id, actor_kind="staff", action="returning_citizen.create",
-        enrollment_id=enrollment_id, customer_id=account_id, request_id=correlation_id.get(),
-        details={"account_created": created,
-                 "rejected_account_ids": [str(a) for a in decision.rejected_account_ids]})
-    await OUTBOX.add(conn, CustomerEnrolled(
+    await audit.record(
+        conn, audit.Actor(actor.id, "staff"), "returning_citizen.create", account_id,
+        {"account_created": created,
+         "rejected_account_ids": [str(a) for a in decision.rejected_account_ids]},
+        enrollment_id=enrollment_id)
+    await deps.outbox.add(conn, CustomerEnrolled(
         enrollment_id=enrollment_id, program=RC, customer_id=account_id, staff_id=actor.id,
         enrolled_on=intake.enrollment_date,
         identifiers=[Identifier(kind="idoc_number", value=intake.idoc_number)],

@@ -11,25 +11,26 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from enrollment import participants, service
+from enrollment.deps import Deps
 from enrollment.domain import (
     DEFAULT_LIMIT,
     MAX_CURSOR,
     MAX_LIMIT,
-    Conflict,
     DomainError,
     FieldError,
-    Forbidden,
+    IdempotencyKeyReused,
     InvalidInput,
-    NotFound,
+    PossibleDuplicates,
     ReferenceKind,
 )
 from enrollment.identity_client import Candidate, IdentityUnauthorized, IdentityUnavailable
 from enrollment.records import Application, Authorization, Enrollment, HistoryEntry, Program
 from enrollment.records import ReferenceEntry as Entry
-from enrollment.service import Actor, Context
+from enrollment.service import Actor
 from shared.servicekit.auth import Principal, current_principal, require_customer, require_staff
+from shared.servicekit.db import transaction
 from shared.servicekit.http import PROBLEM_BASE, Problem
-from shared.servicekit.runtime import Pool
+from shared.servicekit.runtime import Pool, get_deps
 
 router = APIRouter()
 
@@ -66,38 +67,20 @@ async def customer_actor(
     return _actor(principal, request)
 
 
-async def get_context(request: Request) -> Context:
-    # async: FastAPI runs a plain ``def`` dependency in a worker thread, every request
-    ctx: Context = request.app.state.context
-    return ctx
-
-
 Staff = Annotated[Actor, Depends(staff_actor)]
 Admin = Annotated[Actor, Depends(admin_actor)]
 Customer = Annotated[Actor, Depends(customer_actor)]
-Ctx = Annotated[Context, Depends(get_context)]
+AppDeps = Annotated[Deps, Depends(get_deps)]
 JsonObject = Annotated[dict[str, Any], Body()]
 
 
-def problem(exc: DomainError) -> Problem:
-    """Domain errors as HTTP answers (the only place that knows both)."""
-    if isinstance(exc, InvalidInput):
-        return Problem(422, "Invalid request", "One or more fields are invalid.",
-                       type_=PROBLEM_BASE + "validation",
-                       errors=[{"field": e.field, "reason": e.reason} for e in exc.errors])
-    if isinstance(exc, NotFound):
-        return Problem(404, "Not found", str(exc))
-    if isinstance(exc, Forbidden):
-        return Problem(403, "Forbidden", str(exc), type_=PROBLEM_BASE + "forbidden")
-    if isinstance(exc, Conflict):
-        extra = {k: [c.as_dict() for c in v] if k == "candidates" else v
-                 for k, v in exc.extra.items()}
-        if exc.kind == "idempotency-key-reused":
-            return Problem(422, "Idempotency-Key reused", exc.detail,
-                           type_=PROBLEM_BASE + exc.kind)
-        answer = Problem(409, "Conflict", exc.detail, type_=PROBLEM_BASE + exc.kind)
-        answer.extra.update(extra)
-        return answer
+def problem(exc: DomainError) -> Problem | None:
+    """Enrollment's own domain errors as HTTP answers; None: the kit maps the standard ones."""
+    if isinstance(exc, IdempotencyKeyReused):
+        return Problem(422, "Idempotency-Key reused", exc.reason, type_=PROBLEM_BASE + exc.code)
+    if isinstance(exc, PossibleDuplicates):
+        return Problem(409, "Conflict", exc.reason, type_=PROBLEM_BASE + exc.code,
+                       candidates=[candidate_view(c) for c in exc.candidates])
     if isinstance(exc, IdentityUnavailable):
         return Problem(503, "Identity unavailable",
                        f"The identity service is unavailable ({exc}); nothing was saved. "
@@ -107,7 +90,7 @@ def problem(exc: DomainError) -> Problem:
         return Problem(401, "Unauthorized", "identity refused the token; sign in again",
                        type_=PROBLEM_BASE + "unauthorized",
                        headers={"WWW-Authenticate": "Bearer"})
-    return Problem(400, "Bad request", str(exc))
+    return None
 
 
 def page(items: list[dict[str, Any]], next_cursor: str | None) -> dict[str, Any]:
@@ -162,7 +145,7 @@ def authorization_view(a: Authorization) -> dict[str, Any]:
 
 
 def candidate_view(c: Candidate) -> dict[str, Any]:
-    return c.as_dict()
+    return c.model_dump(mode="json")
 
 
 # -- programs --------------------------------------------------------------------------
@@ -173,7 +156,8 @@ async def list_programs(
     pool: Pool, _: Annotated[Principal, Depends(current_principal)],
     limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
 ) -> dict[str, Any]:
-    found = await service.list_programs(pool, cursor, limit)
+    async with transaction(pool) as conn:
+        found = await service.list_programs(conn, cursor, limit)
     return page([program_view(p) for p in found.items], found.next_cursor)
 
 
@@ -181,7 +165,8 @@ async def list_programs(
 async def get_program(
     code: ProgramCode, pool: Pool, _: Annotated[Principal, Depends(current_principal)]
 ) -> dict[str, Any]:
-    return program_view(await service.get_program(pool, code))
+    async with transaction(pool) as conn:
+        return program_view(await service.get_program(conn, code))
 
 
 class ProgramBody(BaseModel):
@@ -205,7 +190,8 @@ def _doc(model: type[BaseModel]) -> dict[str, Any]:
 async def put_program(
     code: ProgramCode, body: JsonObject, pool: Pool, admin: Admin, response: Response
 ) -> dict[str, Any]:
-    program, created = await service.put_program(pool, code, body, admin)
+    async with transaction(pool) as conn:
+        program, created = await service.put_program(conn, code, body, admin)
     response.status_code = 201 if created else 200
     return program_view(program)
 
@@ -214,24 +200,28 @@ async def put_program(
 async def list_program_staff(
     code: ProgramCode, pool: Pool, _: Admin, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> dict[str, Any]:
-    found = await service.list_program_staff(pool, code, cursor, limit)
+    async with transaction(pool) as conn:
+        found = await service.list_program_staff(conn, code, cursor, limit)
     return page([authorization_view(a) for a in found.items], found.next_cursor)
 
 
 @router.put("/v1/programs/{code}/staff/{staff_id}", tags=["authorization"])
 async def authorize_staff(
-    code: ProgramCode, staff_id: uuid.UUID, pool: Pool, admin: Admin, response: Response
+    code: ProgramCode, staff_id: uuid.UUID, pool: Pool, deps: AppDeps, admin: Admin,
+    response: Response,
 ) -> dict[str, Any]:
-    created = await service.authorize_staff(pool, code, staff_id, admin)
+    async with transaction(pool) as conn:
+        created = await service.authorize_staff(conn, deps, code, staff_id, admin)
     response.status_code = 201 if created else 200
     return {"program": code, "staff_id": str(staff_id), "authorized": True}
 
 
 @router.delete("/v1/programs/{code}/staff/{staff_id}", status_code=204, tags=["authorization"])
 async def revoke_staff(
-    code: ProgramCode, staff_id: uuid.UUID, pool: Pool, admin: Admin
+    code: ProgramCode, staff_id: uuid.UUID, pool: Pool, deps: AppDeps, admin: Admin
 ) -> Response:
-    await service.revoke_staff(pool, code, staff_id, admin)
+    async with transaction(pool) as conn:
+        await service.revoke_staff(conn, deps, code, staff_id, admin)
     return Response(status_code=204)
 
 
@@ -243,12 +233,13 @@ class ApplicationBody(BaseModel):
 @router.post("/v1/programs/{code}/applications", status_code=201, tags=["applications"],
              openapi_extra=_doc(ApplicationBody))
 async def apply(
-    code: ProgramCode, body: JsonObject, pool: Pool, ctx: Ctx, customer: Customer
+    code: ProgramCode, body: JsonObject, pool: Pool, deps: AppDeps, customer: Customer
 ) -> dict[str, Any]:
     if set(body) - {"answers"}:
         raise InvalidInput([FieldError("body", "only answers may be sent")])
-    application_id, enrollment = await participants.apply(
-        pool, ctx, code, customer, body.get("answers"))
+    async with transaction(pool) as conn:
+        application_id, enrollment = await participants.apply(
+            conn, deps, code, customer, body.get("answers"))
     return {"application_id": str(application_id), **enrollment_view(enrollment)}
 
 
@@ -260,11 +251,12 @@ class InviteBody(BaseModel):
 
 @router.post("/v1/programs/{code}/participants", status_code=201, tags=["participants"])
 async def invite(
-    code: ProgramCode, body: InviteBody, pool: Pool, ctx: Ctx, staff: Staff
+    code: ProgramCode, body: InviteBody, pool: Pool, deps: AppDeps, staff: Staff
 ) -> dict[str, Any]:
     """A case worker adds a customer, who can then complete the application."""
-    enrollment = await participants.invite(
-        pool, ctx, code, body.customer_id, staff, body.reason)
+    async with transaction(pool) as conn:
+        enrollment = await participants.invite(
+            conn, deps, code, body.customer_id, staff, body.reason)
     return enrollment_view(enrollment)
 
 
@@ -274,8 +266,9 @@ async def list_participants(
     status: Annotated[str | None, Query(pattern="^(invited|applied|enrolled|exited)$")] = None,
     limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
 ) -> dict[str, Any]:
-    found = await participants.list_participants(pool, code, staff, status=status,
-                                            cursor=cursor, limit=limit)
+    async with transaction(pool) as conn:
+        found = await participants.list_participants(conn, code, staff, status=status,
+                                                cursor=cursor, limit=limit)
     return page([enrollment_view(e) for e in found.items], found.next_cursor)
 
 
@@ -283,8 +276,9 @@ async def list_participants(
 async def get_participant(
     code: ProgramCode, enrollment_id: uuid.UUID, pool: Pool, staff: Staff
 ) -> dict[str, Any]:
-    e, applications, history = await participants.get_participant(pool, code, enrollment_id,
-                                                              staff)
+    async with transaction(pool) as conn:
+        e, applications, history = await participants.get_participant(conn, code, enrollment_id,
+                                                                  staff)
     return {**enrollment_view(e), "applications": [application_view(a) for a in applications],
             "history": [history_view(h) for h in history]}
 
@@ -300,10 +294,11 @@ class StatusBody(BaseModel):
 @router.post("/v1/programs/{code}/participants/{enrollment_id}/status", tags=["participants"],
              openapi_extra=_doc(StatusBody))
 async def change_status(
-    code: ProgramCode, enrollment_id: uuid.UUID, body: JsonObject, pool: Pool, ctx: Ctx,
+    code: ProgramCode, enrollment_id: uuid.UUID, body: JsonObject, pool: Pool, deps: AppDeps,
     staff: Staff,
 ) -> dict[str, Any]:
-    e = await participants.change_status(pool, ctx, code, enrollment_id, body, staff)
+    async with transaction(pool) as conn:
+        e = await participants.change_status(conn, deps, code, enrollment_id, body, staff)
     return enrollment_view(e)
 
 
@@ -312,7 +307,8 @@ async def my_enrollments(
     pool: Pool, customer: Customer, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> dict[str, Any]:
     """The customer's own invitations, applications and enrollments."""
-    found = await participants.my_enrollments(pool, customer, cursor, limit)
+    async with transaction(pool) as conn:
+        found = await participants.my_enrollments(conn, customer, cursor, limit)
     return page([enrollment_view(e) for e in found.items], found.next_cursor)
 
 
@@ -325,8 +321,9 @@ async def list_reference(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = MAX_LIMIT, cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Entries offered for new records (with ``include_retired``, the retired ones too)."""
-    found = await service.list_reference(pool, kind, include_retired=include_retired,
-                                         cursor=cursor, limit=limit)
+    async with transaction(pool) as conn:
+        found = await service.list_reference(conn, kind, include_retired=include_retired,
+                                             cursor=cursor, limit=limit)
     return page([entry_view(e) for e in found.items], found.next_cursor)
 
 
@@ -341,6 +338,7 @@ async def put_reference(
     kind: ReferenceKind, code: Annotated[str, Path(max_length=64)], body: JsonObject,
     pool: Pool, admin: Admin, response: Response,
 ) -> dict[str, Any]:
-    entry, created = await service.put_reference(pool, kind, code, body, admin)
+    async with transaction(pool) as conn:
+        entry, created = await service.put_reference(conn, kind, code, body, admin)
     response.status_code = 201 if created else 200
     return entry_view(entry)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from enrollment import add_customer, returning_citizens
 from enrollment.api import (
-    Ctx,
+    AppDeps,
     Cursor,
     JsonObject,
     Limit,
@@ -24,6 +24,7 @@ from enrollment.api import (
 )
 from enrollment.domain import DEFAULT_LIMIT
 from enrollment.records import ReturningCitizen
+from shared.servicekit.db import transaction
 from shared.servicekit.runtime import Pool
 
 router = APIRouter(tags=["returning citizens"])
@@ -105,29 +106,31 @@ def record_view(r: returning_citizens.Record) -> dict[str, Any]:
 
 
 @router.post("/v1/returning-citizens/matches", openapi_extra=_doc(AddCustomerForm))
-async def match(body: JsonObject, pool: Pool, ctx: Ctx, staff: Staff) -> dict[str, Any]:
+async def match(body: JsonObject, pool: Pool, deps: AppDeps, staff: Staff) -> dict[str, Any]:
     """Step 1: check the whole form and find the person's existing accounts (and any
     Returning Citizens enrollment with the same IDOC number)."""
-    found = await add_customer.match(pool, ctx, staff, body)
+    async with transaction(pool) as conn:
+        found = await add_customer.match(conn, deps, staff, body)
     open_one = next((e for e in found.enrollments if e.status != "exited"), None)
     return {
         "candidates": [candidate_view(c) for c in found.candidates],
         "idoc_enrollments": [citizen_view(e) for e in found.enrollments],
         "open_enrollment_id": str(open_one.enrollment_id) if open_one else None,
-        "offender_search_url": ctx.offender_search_url,
+        "offender_search_url": deps.offender_search_url,
     }
 
 
 @router.post("/v1/returning-citizens", status_code=201, openapi_extra=_doc(AddCustomerSubmit))
 async def submit(
-    body: JsonObject, pool: Pool, ctx: Ctx, staff: Staff, response: Response,
+    body: JsonObject, pool: Pool, deps: AppDeps, staff: Staff, response: Response,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=100)] = None,
 ) -> dict[str, Any]:
     """Step 2: link the accurate match (``link_account_id``) or create an account after
     rejecting every candidate (``rejected_account_ids``); then enroll. The temporary
     password is in this answer only (and in the hand-out it carries)."""
     response.headers.update(NO_STORE)
-    done = await add_customer.submit(pool, ctx, staff, body, idempotency_key)
+    async with pool.acquire() as conn:  # submit commits its own steps (see its docstring)
+        done = await add_customer.submit(conn, deps, staff, body, idempotency_key)
     answer: dict[str, Any] = {
         "enrollment_id": str(done.enrollment_id), "account_id": str(done.account_id),
         "account_created": done.account_created, "username": done.username,
@@ -158,34 +161,38 @@ async def list_citizens(
     params = {"institution": institution, "msr_county": msr_county, "msr_from": msr_from,
               "msr_to": msr_to, "enrolled_from": enrolled_from, "enrolled_to": enrolled_to,
               "q": q, "status": status, "sort": sort}
-    found = await returning_citizens.list_citizens(pool, staff, params, cursor, limit)
+    async with transaction(pool) as conn:
+        found = await returning_citizens.list_citizens(conn, staff, params, cursor, limit)
     return page([citizen_view(r) for r in found.items], found.next_cursor)
 
 
 @router.get("/v1/returning-citizens/{enrollment_id}")
 async def get_citizen(enrollment_id: uuid.UUID, pool: Pool, staff: Staff) -> dict[str, Any]:
     """The record with its offenses and history (this view is audited)."""
-    return record_view(await returning_citizens.view(pool, staff, enrollment_id))
+    async with transaction(pool) as conn:
+        return record_view(await returning_citizens.view(conn, staff, enrollment_id))
 
 
 @router.patch("/v1/returning-citizens/{enrollment_id}",
               openapi_extra=_doc(ReturningCitizenPatch))
 async def patch_citizen(
-    enrollment_id: uuid.UUID, body: JsonObject, pool: Pool, ctx: Ctx, staff: Staff
+    enrollment_id: uuid.UUID, body: JsonObject, pool: Pool, deps: AppDeps, staff: Staff
 ) -> dict[str, Any]:
     """Change the enrollment's facts; who changed what stays in the history."""
-    return record_view(await returning_citizens.patch(pool, ctx, staff, enrollment_id, body))
+    async with transaction(pool) as conn:
+        return record_view(await returning_citizens.patch(conn, deps, staff, enrollment_id, body))
 
 
 @router.post("/v1/returning-citizens/{enrollment_id}/handout", response_class=HTMLResponse)
 async def handout(
-    enrollment_id: uuid.UUID, pool: Pool, ctx: Ctx, staff: Staff,
+    enrollment_id: uuid.UUID, pool: Pool, deps: AppDeps, staff: Staff,
     body: HandoutBody | None = None,
 ) -> HTMLResponse:
     """A printable hand-out again (e.g. after identity reset the password): give the
     temporary password to print it; without one it tells how to sign in."""
     body = body or HandoutBody()
-    html = await returning_citizens.handout(
-        pool, ctx, staff, enrollment_id, temporary_password=body.temporary_password,
-        password_expires_at=body.password_expires_at)
+    async with transaction(pool) as conn:
+        html = await returning_citizens.handout(
+            conn, deps, staff, enrollment_id, temporary_password=body.temporary_password,
+            password_expires_at=body.password_expires_at)
     return HTMLResponse(html, headers=NO_STORE)

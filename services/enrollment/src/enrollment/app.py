@@ -5,34 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import asyncpg
-import httpx
 from fastapi import FastAPI
 
 from enrollment.api import problem, router
 from enrollment.api_returning_citizens import router as returning_citizens_router
+from enrollment.deps import Deps
 from enrollment.handlers import SUBSCRIPTIONS
 from enrollment.identity_client import IdentityClient
-from enrollment.service import Context
 from enrollment.settings import EnrollmentSettings
-from shared.servicekit.runtime import Runtime, ServiceSpec, build_app
+from shared.servicekit.runtime import ServiceSpec, build_app
 
 
-def identity_http(s: EnrollmentSettings) -> httpx.AsyncClient:
-    """One pooled client for the life of the process, with a short timeout: a person waits."""
-    return httpx.AsyncClient(
-        base_url=s.identity_base_url,
-        timeout=httpx.Timeout(s.identity_timeout_seconds),
-        limits=httpx.Limits(max_connections=s.identity_max_connections,
-                            max_keepalive_connections=s.identity_max_connections),
-    )
+async def build_deps(s: EnrollmentSettings, pool: asyncpg.Pool) -> Deps:
+    # one pooled client for the life of the process, with a short timeout: a person waits
+    identity = IdentityClient(s.identity_base_url, timeout=s.identity_timeout_seconds,
+                              max_connections=s.identity_max_connections)
+    return Deps.from_settings(s, identity)
 
 
-async def build_deps(s: EnrollmentSettings, pool: asyncpg.Pool) -> Context:
-    return Context.from_settings(s, IdentityClient(identity_http(s)))
-
-
-async def stop_deps(ctx: Context) -> None:
-    await ctx.identity.aclose()
+async def stop_deps(deps: Deps) -> None:
+    await deps.identity.aclose()
 
 
 SPEC = ServiceSpec(
@@ -49,10 +41,4 @@ SPEC = ServiceSpec(
 
 
 def create_app(settings: EnrollmentSettings | None = None) -> FastAPI:
-    app: FastAPI
-
-    async def on_start(runtime: Runtime) -> None:
-        app.state.context = runtime.deps
-
-    app = build_app(SPEC, settings, on_start=on_start)
-    return app
+    return build_app(SPEC, settings)

@@ -7,9 +7,6 @@ The Add Customer form's rules are in ``enrollment.intake``.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -17,31 +14,39 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal, get_args
 
+from shared.rules.text import CONTROL_REASON, has_control_characters
 from shared.schemas.enrollment import ExitReason
 
 # re-exported: the service's modules take them from here
+from shared.servicekit.errors import Conflict as Conflict
 from shared.servicekit.errors import DomainError as DomainError
 from shared.servicekit.errors import FieldError as FieldError
+from shared.servicekit.errors import Forbidden as Forbidden
 from shared.servicekit.errors import InvalidInput as InvalidInput
+from shared.servicekit.errors import NotFound as NotFound
+from shared.servicekit.paging import MAX_CURSOR_LENGTH
 
 # --- Errors ----------------------------------------------------------------------
 
 
-class NotFound(DomainError):
-    """Missing, or not visible to the caller (a program's people are hidden from
-    staff not authorized for it)."""
+# NotFound (also: not visible to the caller, a program's people are hidden from staff
+# not authorized for it), Forbidden and Conflict are the kit's (shared.servicekit.errors).
 
 
-class Forbidden(DomainError):
-    """Visible, but the caller may not do this."""
+class PossibleDuplicates(Conflict):
+    """identity knows accounts that may be this person: link one, or reject each."""
+
+    def __init__(self, reason: str, candidates: Sequence[Any]) -> None:
+        super().__init__(None, reason, code="possible-duplicates")
+        self.candidates = list(candidates)
 
 
-class Conflict(DomainError):
-    """The request collides with the current state; ``kind`` names the problem type."""
+class IdempotencyKeyReused(Conflict):
+    """The Idempotency-Key was used before for a different request (answered 422)."""
 
-    def __init__(self, kind: str, detail: str, **extra: Any) -> None:
-        super().__init__(detail)
-        self.kind, self.detail, self.extra = kind, detail, extra
+    def __init__(self) -> None:
+        super().__init__(None, "this Idempotency-Key was used for a different request",
+                         code="idempotency-key-reused")
 
 
 # --- Statuses --------------------------------------------------------------------
@@ -96,7 +101,6 @@ def check_status_change(
 # --- Small parsers shared by the rules ---------------------------------------------
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def parse_date(value: Any, name: str, errors: list[FieldError], *, required: bool) -> date | None:
@@ -117,12 +121,6 @@ def parse_date(value: Any, name: str, errors: list[FieldError], *, required: boo
         return None
 
 
-def has_control_characters(text: str) -> bool:
-    return any(
-        unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") or c in _BIDI_CONTROLS for c in text
-    )
-
-
 def clean_text(
     value: Any, name: str, errors: list[FieldError], max_length: int, *, required: bool = True
 ) -> str | None:
@@ -139,7 +137,7 @@ def clean_text(
         errors.append(FieldError(name, f"must be at most {max_length} characters"))
         return None
     if has_control_characters(text):
-        errors.append(FieldError(name, "must not contain control characters"))
+        errors.append(FieldError(name, CONTROL_REASON))
         return None
     return text
 
@@ -361,26 +359,4 @@ def check_program(
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-MAX_CURSOR = 512
-
-
-def encode_cursor(*key: Any) -> str:
-    """An opaque cursor holding the sort key of a page's last row (not a secret)."""
-    raw = json.dumps(list(key), separators=(",", ":"), default=str).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, arity: int, name: str = "cursor") -> list[Any]:
-    """The key in a cursor; InvalidInput unless it is one of ours with ``arity`` values."""
-    bad = InvalidInput([FieldError(name, "is not a cursor from this list")])
-    if len(cursor) > MAX_CURSOR:
-        raise bad
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError):
-        raise bad from None
-    if not isinstance(key, list) or len(key) != arity:
-        raise bad
-    if not all(isinstance(k, str | int | float) and not isinstance(k, bool) for k in key):
-        raise bad
-    return key
+MAX_CURSOR = MAX_CURSOR_LENGTH

@@ -24,6 +24,10 @@ from enrollment.domain import (
     clean_text,
     parse_date,
 )
+from shared.rules.dates import date_of_birth_reason
+from shared.rules.ssn import SSN_FORMAT_REASON as SSN_FORMAT_REASON
+from shared.rules.ssn import SSN_UNISSUED_REASON as SSN_UNISSUED_REASON
+from shared.rules.ssn import ssn_issuable
 from shared.servicekit.logs import redact
 
 FORM_FIELDS: tuple[str, ...] = (
@@ -39,15 +43,12 @@ PATCH_FIELDS: tuple[str, ...] = (
     "msr_date", "msr_county", "offenses", "enrollment_date",
 )
 NAME_MAX = 100
-MAX_AGE_YEARS = 120
 MAX_COUNTIES = 102
 MAX_OFFENSES = 50
 MAX_REJECTED = 20
 _IDOC = re.compile(r"[A-Za-z][0-9]{5}")
 _SSN = re.compile(r"([0-9]{3})-([0-9]{2})-([0-9]{4})")
 IDOC_REASON = "must be one letter followed by five digits, e.g. R12345"
-SSN_FORMAT_REASON = "must be in the format XXX-XX-XXXX"
-SSN_UNISSUED_REASON = "is not a number the SSA issues"
 # (kind, code) -> retired?
 Known = Mapping[tuple[str, str], bool]
 
@@ -69,7 +70,7 @@ class Intake:
     ssn: str | None = field(default=None, repr=False)
 
     def match_query(self) -> dict[str, Any]:
-        """What identity's matcher is asked (the SSN only when given)."""
+        """What identity's matcher is asked (the SSN only when given), as sent."""
         query: dict[str, Any] = {
             "first_name": self.first_name, "last_name": self.last_name,
             "date_of_birth": self.date_of_birth.isoformat(), "idoc_number": self.idoc_number,
@@ -101,16 +102,9 @@ def check_ssn(value: str) -> str:
     if match is None:
         raise ValueError(SSN_FORMAT_REASON)
     area, group, serial = match.groups()
-    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+    if not ssn_issuable(area + group + serial):
         raise ValueError(SSN_UNISSUED_REASON)
     return f"{area}-{group}-{serial}"
-
-
-def _years_before(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year - years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year - years, day=28)
 
 
 def blank(value: Any) -> bool:
@@ -253,12 +247,8 @@ def check_form(
     last = _name(raw, "last_name", errors)
     ssn = _ssn(raw, errors)
     birth = parse_date(raw.get("date_of_birth"), "date_of_birth", errors, required=True)
-    if birth is not None and birth > today:
-        errors.append(FieldError("date_of_birth", "must not be in the future"))
-        birth = None
-    elif birth is not None and birth < _years_before(today, MAX_AGE_YEARS):
-        errors.append(FieldError(
-            "date_of_birth", f"must not be more than {MAX_AGE_YEARS} years ago"))
+    if birth is not None and (reason := date_of_birth_reason(birth, today)) is not None:
+        errors.append(FieldError("date_of_birth", reason))
         birth = None
     counties = offered_codes(raw.get("counties_of_commitment"), "counties_of_commitment",
                              "counties", known, errors, required=True, max_items=MAX_COUNTIES)

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-import asyncpg
-
 from enrollment import handout as handout_page
 from enrollment.add_customer import RC, known_codes
 from enrollment.corrections import Facts, check_patch
+from enrollment.deps import Deps
 from enrollment.domain import (
     DEFAULT_LIMIT,
     STATUSES,
@@ -25,8 +24,6 @@ from enrollment.domain import (
     FieldError,
     InvalidInput,
     NotFound,
-    decode_cursor,
-    encode_cursor,
     parse_date,
 )
 from enrollment.intake import normalize_idoc
@@ -34,9 +31,11 @@ from enrollment.records import HistoryEntry, ReturningCitizen
 from enrollment.repository import enrollments as enr
 from enrollment.repository import programs as repo
 from enrollment.repository import returning_citizens as rc_repo
-from enrollment.service import OUTBOX, Actor, Context, Page, require_program_access
+from enrollment.service import Actor, Page, require_program_access
 from shared.schemas.enrollment import EnrollmentUpdated, Identifier
-from shared.servicekit.logs import correlation_id
+from shared.servicekit import audit
+from shared.servicekit.db import Connection
+from shared.servicekit.paging import cursor_key, encode_cursor
 
 LIST_FILTERS = ("institution", "msr_county", "msr_from", "msr_to", "enrolled_from",
                 "enrolled_to", "q", "status", "sort")
@@ -82,32 +81,31 @@ def parse_filters(params: dict[str, str | None]) -> tuple[rc_repo.ListFilter, st
 
 
 async def list_citizens(
-    pool: asyncpg.Pool, actor: Actor, params: dict[str, str | None], cursor: str | None,
+    conn: Connection, actor: Actor, params: dict[str, str | None], cursor: str | None,
     limit: int = DEFAULT_LIMIT,
 ) -> Page:
-    async with pool.acquire() as conn, conn.transaction():
-        await require_program_access(conn, RC, actor)
-        filters, sort, descending = parse_filters(params)
-        spec = f"-{sort}" if descending else sort
-        after = None
-        if cursor:
-            key = decode_cursor(cursor, 1 + len(rc_repo.SORTS[sort]))
-            try:
-                if key[0] != spec:
-                    raise ValueError("another sort")
-                after = rc_repo.parse_key(sort, key[1:])
-            except ValueError:
-                raise InvalidInput([FieldError(
-                    "cursor", "is not a cursor from this list and sort")]) from None
-        rows = await rc_repo.list_page(conn, filters, sort=sort, descending=descending,
-                                       after=after, limit=limit + 1)
-        items = rows[:limit]
-        next_cursor = None
-        if len(rows) > limit and items:
-            next_cursor = encode_cursor(spec, *rc_repo.sort_key(items[-1], sort))
-        await repo.audit(conn, actor_id=actor.id, actor_kind="staff",
-                         action="returning_citizen.list", request_id=correlation_id.get(),
-                         details={"enrollment_ids": [str(r.enrollment_id) for r in items]})
+    await require_program_access(conn, RC, actor)
+    filters, sort, descending = parse_filters(params)
+    spec = f"-{sort}" if descending else sort
+    after = None
+    if cursor:
+        key = cursor_key(cursor, 1 + len(rc_repo.SORTS[sort]))
+        try:
+            if key[0] != spec:
+                raise ValueError("another sort")
+            after = rc_repo.parse_key(sort, key[1:])
+        except ValueError:
+            raise InvalidInput([FieldError(
+                "cursor", "is not a cursor from this list and sort")]) from None
+    rows = await rc_repo.list_page(conn, filters, sort=sort, descending=descending,
+                                   after=after, limit=limit + 1)
+    items = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit and items:
+        next_cursor = encode_cursor(spec, *rc_repo.sort_key(items[-1], sort))
+    await audit.record(
+        conn, audit.Actor(actor.id, "staff"), "returning_citizen.list", None,
+        {"enrollment_ids": [str(r.enrollment_id) for r in items]})
     return Page(items, next_cursor)
 
 
@@ -124,9 +122,9 @@ async def _record(conn: Any, actor: Actor, enrollment_id: uuid.UUID, action: str
     rc = await rc_repo.get(conn, enrollment_id)
     if rc is None:
         raise NotFound("no such Returning Citizens enrollment")
-    await repo.audit(conn, actor_id=actor.id, actor_kind="staff", action=action,
-                     enrollment_id=enrollment_id, customer_id=rc.customer_id,
-                     request_id=correlation_id.get(), details={"offenses_shown": True})
+    await audit.record(
+        conn, audit.Actor(actor.id, "staff"), action, rc.customer_id, {"offenses_shown": True},
+        enrollment_id=enrollment_id)
     offenses = await rc_repo.offenses(conn, enrollment_id)
     history = await enr.history(conn, enrollment_id)
     pairs = [("institutions", rc.institution), *(("counties", c) for c in rc.counties),
@@ -136,10 +134,9 @@ async def _record(conn: Any, actor: Actor, enrollment_id: uuid.UUID, action: str
     return Record(rc, offenses, history, await repo.reference_names(conn, pairs))
 
 
-async def view(pool: asyncpg.Pool, actor: Actor, enrollment_id: uuid.UUID) -> Record:
-    async with pool.acquire() as conn, conn.transaction():
-        await require_program_access(conn, RC, actor)
-        return await _record(conn, actor, enrollment_id, "returning_citizen.view")
+async def view(conn: Connection, actor: Actor, enrollment_id: uuid.UUID) -> Record:
+    await require_program_access(conn, RC, actor)
+    return await _record(conn, actor, enrollment_id, "returning_citizen.view")
 
 
 # form field name -> (the Facts attribute, how it goes into the history)
@@ -159,46 +156,43 @@ def _plain(value: Any) -> Any:
 
 
 async def patch(
-    pool: asyncpg.Pool, ctx: Context, actor: Actor, enrollment_id: uuid.UUID,
+    conn: Connection, deps: Deps, actor: Actor, enrollment_id: uuid.UUID,
     raw: dict[str, Any],
 ) -> Record:
     """Change the enrollment's facts; who changed what is kept in its history."""
-    async with pool.acquire() as conn, conn.transaction():
-        await require_program_access(conn, RC, actor)
-        rc = await rc_repo.get(conn, enrollment_id, for_update=True)
-        if rc is None:
-            raise NotFound("no such Returning Citizens enrollment")
-        current = Facts(rc.institution, rc.idoc_number, rc.counties, rc.msr_date,
-                        rc.msr_county, await rc_repo.offenses(conn, enrollment_id),
-                        rc.enrollment_date)
-        changes = check_patch(raw, current, today=ctx.today(),
-                              known=await known_codes(conn, raw),
-                              date_of_birth=rc.date_of_birth)
-        if "idoc_number" in changes and rc.status != "exited":
-            owner = await rc_repo.open_idoc_owner(conn, changes["idoc_number"])
-            if owner is not None and owner != enrollment_id:
-                raise Conflict("idoc-number-enrolled",
-                               f"IDOC number {changes['idoc_number']} already has open "
-                               f"Returning Citizens enrollment {owner}",
-                               existing_enrollment_id=str(owner))
-        if changes:
-            await rc_repo.update(conn, enrollment_id, changes)
-            if "offenses" in changes:
-                await rc_repo.set_offenses(conn, enrollment_id, changes["offenses"])
-            if "enrollment_date" in changes:
-                await enr.set_enrolled_on(conn, enrollment_id, changes["enrollment_date"])
-            await enr.add_history(conn, enrollment_id, actor_id=actor.id, action="updated",
-                                  changes={_HISTORY_NAMES[k]: {
-                                      "from": _plain(getattr(current, k)), "to": _plain(v)}
-                                      for k, v in changes.items()})
-            await repo.audit(conn, actor_id=actor.id, actor_kind="staff",
-                             action="returning_citizen.update", enrollment_id=enrollment_id,
-                             customer_id=rc.customer_id, request_id=correlation_id.get(),
-                             details={"fields": sorted(_HISTORY_NAMES[k] for k in changes)})
-            event = _updated_event(rc, changes, actor.id)
-            if event is not None:
-                await OUTBOX.add(conn, event)
-        return await _record(conn, actor, enrollment_id, "returning_citizen.view")
+    await require_program_access(conn, RC, actor)
+    rc = await rc_repo.get(conn, enrollment_id, for_update=True)
+    if rc is None:
+        raise NotFound("no such Returning Citizens enrollment")
+    current = Facts(rc.institution, rc.idoc_number, rc.counties, rc.msr_date,
+                    rc.msr_county, await rc_repo.offenses(conn, enrollment_id),
+                    rc.enrollment_date)
+    changes = check_patch(raw, current, today=deps.clock.today(),
+                          known=await known_codes(conn, raw),
+                          date_of_birth=rc.date_of_birth)
+    if "idoc_number" in changes and rc.status != "exited":
+        owner = await rc_repo.open_idoc_owner(conn, changes["idoc_number"])
+        if owner is not None and owner != enrollment_id:
+            raise Conflict(None, f"IDOC number {changes['idoc_number']} already has open "
+                           f"Returning Citizens enrollment {owner}", code="idoc-number-enrolled",
+                           existing_enrollment_id=str(owner))
+    if changes:
+        await rc_repo.update(conn, enrollment_id, changes)
+        if "offenses" in changes:
+            await rc_repo.set_offenses(conn, enrollment_id, changes["offenses"])
+        if "enrollment_date" in changes:
+            await enr.set_enrolled_on(conn, enrollment_id, changes["enrollment_date"])
+        await enr.add_history(conn, enrollment_id, actor_id=actor.id, action="updated",
+                              changes={_HISTORY_NAMES[k]: {
+                                  "from": _plain(getattr(current, k)), "to": _plain(v)}
+                                  for k, v in changes.items()})
+        await audit.record(
+            conn, audit.Actor(actor.id, "staff"), "returning_citizen.update", rc.customer_id,
+            {"fields": sorted(_HISTORY_NAMES[k] for k in changes)}, enrollment_id=enrollment_id)
+        event = _updated_event(rc, changes, actor.id)
+        if event is not None:
+            await deps.outbox.add(conn, event)
+    return await _record(conn, actor, enrollment_id, "returning_citizen.view")
 
 
 def _updated_event(
@@ -222,21 +216,20 @@ def _updated_event(
 
 
 async def handout(
-    pool: asyncpg.Pool, ctx: Context, actor: Actor, enrollment_id: uuid.UUID, *,
+    conn: Connection, deps: Deps, actor: Actor, enrollment_id: uuid.UUID, *,
     temporary_password: str | None, password_expires_at: str | None,
 ) -> str:
     """The printable hand-out for the customer (the password only if the caller has it)."""
-    async with pool.acquire() as conn, conn.transaction():
-        await require_program_access(conn, RC, actor)
-        rc = await rc_repo.get(conn, enrollment_id)
-        if rc is None:
-            raise NotFound("no such Returning Citizens enrollment")
-        names = await repo.reference_names(conn, [("institutions", rc.institution)])
-        await repo.audit(conn, actor_id=actor.id, actor_kind="staff",
-                         action="returning_citizen.handout", enrollment_id=enrollment_id,
-                         customer_id=rc.customer_id, request_id=correlation_id.get())
+    await require_program_access(conn, RC, actor)
+    rc = await rc_repo.get(conn, enrollment_id)
+    if rc is None:
+        raise NotFound("no such Returning Citizens enrollment")
+    names = await repo.reference_names(conn, [("institutions", rc.institution)])
+    await audit.record(
+        conn, audit.Actor(actor.id, "staff"), "returning_citizen.handout", rc.customer_id,
+        enrollment_id=enrollment_id)
     return handout_page.render(
         first_name=rc.first_name, last_name=rc.last_name, username=rc.username,
         temporary_password=temporary_password, password_expires_at=password_expires_at,
-        signin_url=ctx.signin_url,
+        signin_url=deps.signin_url,
         institution=names.get(f"institutions:{rc.institution}", rc.institution))

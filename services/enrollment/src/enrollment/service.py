@@ -12,13 +12,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import asyncpg
-
-from enrollment import identity_client
+from enrollment.deps import Deps
 from enrollment.domain import (
     Conflict,
     FieldError,
@@ -27,19 +23,15 @@ from enrollment.domain import (
     ReferenceKind,
     check_program,
     check_reference_entry,
-    decode_cursor,
-    encode_cursor,
 )
 from enrollment.records import Authorization, Program
 from enrollment.records import ReferenceEntry as Entry
 from enrollment.repository import programs as repo
-from enrollment.settings import EnrollmentSettings
 from shared.schemas.enrollment import ProgramStaffAuthorized, ProgramStaffRevoked
+from shared.servicekit import audit
 from shared.servicekit.db import Connection
 from shared.servicekit.logs import correlation_id
-from shared.servicekit.outbox import Outbox
-
-OUTBOX = Outbox(producer="enrollment")
+from shared.servicekit.paging import cursor_key, encode_cursor
 
 
 @dataclass(frozen=True)
@@ -50,28 +42,6 @@ class Actor:
     kind: Literal["staff", "customer"]
     roles: frozenset[str] = frozenset()
     token: str = field(default="", repr=False)
-
-
-@dataclass
-class Context:
-    """The service's collaborators, built once at start-up."""
-
-    identity: identity_client.IdentityClient
-    tz: tzinfo
-    signin_url: str
-    offender_search_url: str
-
-    @classmethod
-    def from_settings(cls, s: EnrollmentSettings, identity: identity_client.IdentityClient
-                      ) -> Context:
-        try:
-            tz: tzinfo = ZoneInfo(s.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            tz = UTC
-        return cls(identity, tz, s.signin_url, s.offender_search_url)
-
-    def today(self) -> date:
-        return datetime.now(self.tz).date()
 
 
 @dataclass(frozen=True)
@@ -103,23 +73,21 @@ async def require_program_access(conn: Connection, program: str, actor: Actor) -
 # -- programs ---------------------------------------------------------------------------------
 
 
-async def list_programs(pool: asyncpg.Pool, cursor: str | None, limit: int) -> Page:
-    after = str(decode_cursor(cursor, 1)[0]) if cursor else None
-    async with pool.acquire() as conn:
-        rows = await repo.list_programs(conn, after, limit + 1)
+async def list_programs(conn: Connection, cursor: str | None, limit: int) -> Page:
+    after = str(cursor_key(cursor, 1)[0]) if cursor else None
+    rows = await repo.list_programs(conn, after, limit + 1)
     return page_of(rows, limit, lambda p: [p.code])
 
 
-async def get_program(pool: asyncpg.Pool, code: str) -> Program:
-    async with pool.acquire() as conn:
-        program = await repo.get_program(conn, code)
+async def get_program(conn: Connection, code: str) -> Program:
+    program = await repo.get_program(conn, code)
     if program is None:
         raise NotFound("no such program")
     return program
 
 
 async def put_program(
-    pool: asyncpg.Pool, code: str, raw: dict[str, Any], actor: Actor
+    conn: Connection, code: str, raw: dict[str, Any], actor: Actor
 ) -> tuple[Program, bool]:
     """Create or change a program; changed questions become the next version."""
     unknown = [FieldError(str(k)[:64], "is not a field of a program") for k in raw
@@ -133,22 +101,21 @@ async def put_program(
         raise InvalidInput([*unknown, *exc.errors]) from None
     if unknown:
         raise InvalidInput(unknown)
-    async with pool.acquire() as conn, conn.transaction():
-        current = await repo.lock_program(conn, code)
-        if current is None:
-            await repo.insert_program(conn, code, change.name, change.description,
-                                      change.open_for_applications, change.questions or (),
-                                      actor.id)
-        else:
-            questions = change.questions
-            if questions is not None and questions == current.questions:
-                questions = None  # the same list again is no new version
-            await repo.update_program(conn, code, change.name, change.description,
-                                      change.open_for_applications, questions, actor.id)
-        await repo.audit(conn, actor_id=actor.id, actor_kind="staff",
-                         action="program.create" if current is None else "program.update",
-                         request_id=request_id(), details={"program": code})
-        program = await repo.get_program(conn, code)
+    current = await repo.lock_program(conn, code)
+    if current is None:
+        await repo.insert_program(conn, code, change.name, change.description,
+                                  change.open_for_applications, change.questions or (),
+                                  actor.id)
+    else:
+        questions = change.questions
+        if questions is not None and questions == current.questions:
+            questions = None  # the same list again is no new version
+        await repo.update_program(conn, code, change.name, change.description,
+                                  change.open_for_applications, questions, actor.id)
+    await audit.record(
+        conn, audit.Actor(actor.id, "staff"),
+        "program.create" if current is None else "program.update", None, {"program": code})
+    program = await repo.get_program(conn, code)
     assert program is not None
     return program, current is None
 
@@ -157,21 +124,20 @@ async def put_program(
 
 
 async def list_reference(
-    pool: asyncpg.Pool, kind: ReferenceKind, *, include_retired: bool, cursor: str | None,
+    conn: Connection, kind: ReferenceKind, *, include_retired: bool, cursor: str | None,
     limit: int,
 ) -> Page:
     after = None
     if cursor:
-        key = decode_cursor(cursor, 2)
+        key = cursor_key(cursor, 2)
         after = (str(key[0]), str(key[1]))
-    async with pool.acquire() as conn:
-        rows = await repo.list_reference(conn, kind, include_retired=include_retired,
-                                         after=after, limit=limit + 1)
+    rows = await repo.list_reference(conn, kind, include_retired=include_retired,
+                                     after=after, limit=limit + 1)
     return page_of(rows, limit, lambda e: [e.name.lower(), e.code])
 
 
 async def put_reference(
-    pool: asyncpg.Pool, kind: ReferenceKind, code: str, raw: dict[str, Any], actor: Actor
+    conn: Connection, kind: ReferenceKind, code: str, raw: dict[str, Any], actor: Actor
 ) -> tuple[Entry, bool]:
     unknown = [FieldError(str(k)[:64], "is not a field of a reference entry") for k in raw
                if k not in ("name", "retired")]
@@ -181,16 +147,13 @@ async def put_reference(
         raise InvalidInput([*unknown, *exc.errors]) from None
     if unknown:
         raise InvalidInput(unknown)
-    async with pool.acquire() as conn, conn.transaction():
-        before = await repo.get_reference(conn, kind, code)
-        await repo.put_reference(conn, kind, code, change.name, change.retired, actor.id)
-        await repo.audit(conn, actor_id=actor.id, actor_kind="staff", action="reference.put",
-                         request_id=request_id(), details={
-                             "kind": kind, "code": code, "name": change.name,
-                             "retired": change.retired,
-                             "before": {"name": before.name, "retired": before.retired}
-                             if before else None})
-        entry = await repo.get_reference(conn, kind, code)
+    before = await repo.get_reference(conn, kind, code)
+    await repo.put_reference(conn, kind, code, change.name, change.retired, actor.id)
+    await audit.record(
+        conn, audit.Actor(actor.id, "staff"), "reference.put", None,
+        {"kind": kind, "code": code, "name": change.name, "retired": change.retired,
+         "before": {"name": before.name, "retired": before.retired} if before else None})
+    entry = await repo.get_reference(conn, kind, code)
     assert entry is not None
     return entry, before is None
 
@@ -199,53 +162,51 @@ async def put_reference(
 
 
 async def authorize_staff(
-    pool: asyncpg.Pool, program: str, staff_id: uuid.UUID, actor: Actor
+    conn: Connection, deps: Deps, program: str, staff_id: uuid.UUID, actor: Actor
 ) -> bool:
     """Grant; True when new (then ProgramStaffAuthorized). The staff member must be known
     from identity's events and active."""
-    async with pool.acquire() as conn, conn.transaction():
-        if await repo.get_program(conn, program) is None:
-            raise NotFound("no such program")
-        staff = await repo.get_staff(conn, staff_id)
-        if staff is None:
-            raise NotFound("no such staff member")
-        if staff.status != "active":
-            raise Conflict("staff-not-active", "the staff member's account is not active")
-        created = await repo.grant(conn, program, staff_id, actor.id)
-        if created:
-            await repo.audit(conn, actor_id=actor.id, actor_kind="staff",
-                             action="program.staff_authorized", request_id=request_id(),
-                             details={"program": program, "staff_id": str(staff_id)})
-            await OUTBOX.add(conn, ProgramStaffAuthorized(
-                program=program, staff_id=staff_id, by=actor.id))
+    if await repo.get_program(conn, program) is None:
+        raise NotFound("no such program")
+    staff = await repo.get_staff(conn, staff_id)
+    if staff is None:
+        raise NotFound("no such staff member")
+    if staff.status != "active":
+        raise Conflict(None, "the staff member's account is not active", code="staff-not-active")
+    created = await repo.grant(conn, program, staff_id, actor.id)
+    if created:
+        await audit.record(
+            conn, audit.Actor(actor.id, "staff"), "program.staff_authorized", None,
+            {"program": program, "staff_id": str(staff_id)})
+        await deps.outbox.add(conn, ProgramStaffAuthorized(
+            program=program, staff_id=staff_id, by=actor.id))
     return created
 
 
-async def revoke_staff(pool: asyncpg.Pool, program: str, staff_id: uuid.UUID, actor: Actor
-                       ) -> None:
-    async with pool.acquire() as conn, conn.transaction():
-        if await repo.get_program(conn, program) is None:
-            raise NotFound("no such program")
-        if await repo.revoke(conn, program, staff_id):
-            await repo.audit(conn, actor_id=actor.id, actor_kind="staff",
-                             action="program.staff_revoked", request_id=request_id(),
-                             details={"program": program, "staff_id": str(staff_id)})
-            await OUTBOX.add(conn, ProgramStaffRevoked(
-                program=program, staff_id=staff_id, by=actor.id))
+async def revoke_staff(
+    conn: Connection, deps: Deps, program: str, staff_id: uuid.UUID, actor: Actor
+) -> None:
+    if await repo.get_program(conn, program) is None:
+        raise NotFound("no such program")
+    if await repo.revoke(conn, program, staff_id):
+        await audit.record(
+            conn, audit.Actor(actor.id, "staff"), "program.staff_revoked", None,
+            {"program": program, "staff_id": str(staff_id)})
+        await deps.outbox.add(conn, ProgramStaffRevoked(
+            program=program, staff_id=staff_id, by=actor.id))
 
 
 async def list_program_staff(
-    pool: asyncpg.Pool, program: str, cursor: str | None, limit: int
+    conn: Connection, program: str, cursor: str | None, limit: int
 ) -> Page:
     after = None
     if cursor:
         try:
-            after = uuid.UUID(str(decode_cursor(cursor, 1)[0]))
+            after = uuid.UUID(str(cursor_key(cursor, 1)[0]))
         except ValueError:
             raise InvalidInput([FieldError("cursor", "is not a cursor from this list")]) from None
-    async with pool.acquire() as conn:
-        if await repo.get_program(conn, program) is None:
-            raise NotFound("no such program")
-        rows: list[Authorization] = await repo.list_authorizations(conn, program, after,
-                                                                    limit + 1)
+    if await repo.get_program(conn, program) is None:
+        raise NotFound("no such program")
+    rows: list[Authorization] = await repo.list_authorizations(conn, program, after,
+                                                                limit + 1)
     return page_of(rows, limit, lambda a: [str(a.staff_id)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -25,11 +26,21 @@ class EnrollmentSettings(ServiceSettings):
     identity_timeout_seconds: float = Field(2.5, gt=0, le=30)
     identity_max_connections: int = Field(50, ge=1)
 
-    # "today" for the rules on dates (enrollment date not in the future...)
-    timezone: str = "America/Chicago"
+    # the old name of the kit's CSC_PORTAL_TIMEZONE, still read when set
+    timezone: str | None = None
     # printed on the customer's hand-out
     signin_url: str = "http://127.0.0.1:8100/signin"
     offender_search_url: str = "https://www2.illinois.gov/idoc/Offender/Pages/InmateSearch.aspx"
+
+    @property
+    def business_zone(self) -> ZoneInfo:
+        """The zone of "today" (CSC_PORTAL_TIMEZONE; ENROLLMENT_TIMEZONE if still set)."""
+        if self.timezone:
+            try:
+                return ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                pass
+        return self.zone
 
     @property
     def identity_base_url(self) -> str:

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Header, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from identity import customers, service
-from identity.api_matching import candidate_view
-from identity.deps import Ids, Staff
+from identity.api_deps import Ids, Staff
 from identity.domain import FieldError, InvalidInput
 from identity.records import Customer
+from shared.contracts.identity import CreatedCustomer, CustomerCreate
 from shared.servicekit.auth import Principal, any_principal, current_principal
-from shared.servicekit.http import PROBLEM_BASE, Problem
+from shared.servicekit.db import transaction
+from shared.servicekit.http import Problem
 from shared.servicekit.runtime import Pool
 
 router = APIRouter()
@@ -77,7 +77,7 @@ async def me(
 
     async with pool.acquire() as conn:
         await service.check_session(conn, str(principal.claims.get("sid", "")))
-        account_id = uuid.UUID(principal.subject)
+        account_id = principal.id
         if principal.kind == "staff":
             staff = await repo.get_staff(conn, account_id)
             if staff is None:
@@ -106,28 +106,12 @@ async def change_password(
     async with pool.acquire() as conn:
         await service.check_session(conn, str(principal.claims.get("sid", "")))
     await service.change_password(
-        pool, ids, account_id=uuid.UUID(principal.subject), kind=principal.kind,
+        pool, ids, account_id=principal.id, kind=principal.kind,
         current_password=body.current_password, new_password=body.new_password)
     return Response(status_code=204)
 
 
 # -- customers (staff) -----------------------------------------------------------------------
-
-
-class Identifier(BaseModel):
-    kind: Literal["idoc_number", "iwds_person_id"]
-    value: str = Field(min_length=1, max_length=40)
-
-
-class CustomerCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    first_name: str = Field(max_length=200)
-    last_name: str = Field(max_length=200)
-    date_of_birth: date
-    ssn: str | None = Field(default=None, max_length=20)
-    email: str | None = Field(default=None, max_length=320)
-    identifiers: list[Identifier] = Field(default_factory=list, max_length=10)
-    rejected_account_ids: list[uuid.UUID] = Field(default_factory=list, max_length=20)
 
 
 def _customer_view(c: Customer) -> dict[str, Any]:
@@ -145,34 +129,22 @@ def _customer_view(c: Customer) -> dict[str, Any]:
 async def create_customer(
     body: CustomerCreate, pool: Pool, ids: Ids, staff: Staff,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> dict[str, Any]:
+) -> CreatedCustomer:
     cmd = customers.NewCustomer(
         first_name=body.first_name, last_name=body.last_name, date_of_birth=body.date_of_birth,
         ssn=body.ssn, email=body.email,
         identifiers=[(i.kind, i.value) for i in body.identifiers],
         rejected_account_ids=body.rejected_account_ids,
     )
-    try:
-        created = await customers.create_customer(
-            pool, ids, cmd, staff_id=uuid.UUID(staff.subject), idempotency_key=idempotency_key)
-    except customers.PossibleDuplicates as dup:
-        raise Problem(
-            409, "Possible existing account",
-            "This person may already have an account: link it, or reject each candidate "
-            "with rejected_account_ids.", type_=PROBLEM_BASE + "possible-duplicates",
-            candidates=[candidate_view(m) for m in dup.candidates],
-        ) from None
-    except customers.IdempotencyMismatch:
-        raise Problem(422, "Idempotency-Key reused",
-                      "this Idempotency-Key was used for a different request",
-                      type_=PROBLEM_BASE + "idempotency-key-reused") from None
-    return created.body()
+    created = await customers.create_customer(
+        pool, ids, cmd, staff_id=staff.id, idempotency_key=idempotency_key)
+    return CreatedCustomer.model_validate(created.body())
 
 
 @router.get("/v1/customers/{account_id}", tags=["customers"])
 async def get_customer(account_id: uuid.UUID, pool: Pool, staff: Staff) -> dict[str, Any]:
-    customer = await customers.view_customer(
-        pool, account_id, staff_id=uuid.UUID(staff.subject))
+    async with transaction(pool) as conn:
+        customer = await customers.view_customer(conn, account_id, staff_id=staff.id)
     return _customer_view(customer)
 
 
@@ -181,7 +153,7 @@ async def reset_password(
     account_id: uuid.UUID, pool: Pool, ids: Ids, staff: Staff
 ) -> dict[str, Any]:
     password, expires_at = await customers.reset_password_by_staff(
-        pool, ids, account_id, staff_id=uuid.UUID(staff.subject))
+        pool, ids, account_id, staff_id=staff.id)
     return {"id": str(account_id), "temporary_password": password,
             "password_expires_at": expires_at.isoformat()}
 
@@ -201,7 +173,8 @@ class RecoveryCompletion(BaseModel):
 @router.post("/v1/password-recovery", status_code=202, tags=["recovery"])
 async def request_recovery(body: RecoveryRequest, pool: Pool, ids: Ids) -> dict[str, str]:
     """The same answer whether or not the email is known."""
-    await customers.request_recovery(pool, ids, body.email)
+    async with transaction(pool) as conn:
+        await customers.request_recovery(conn, ids, body.email)
     return {"status": "if the email belongs to an account, a link is on its way"}
 
 

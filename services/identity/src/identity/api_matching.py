@@ -11,71 +11,57 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from identity import matches, registration
-from identity.deps import Ids, Staff
-from identity.domain import MatchFields, clean_match_fields
+from identity.api_deps import Ids, Staff
+from identity.domain import FieldError, InvalidInput, MatchFields, clean_match_fields
 from identity.matching import Match
 from identity.repository.matches import DuplicatePair, PairAccount
-from identity.service import _now
-from shared.servicekit.http import PROBLEM_BASE, Problem
-from shared.servicekit.paging import BadCursor, decode_cursor, encode_cursor
+from shared.contracts.identity import (
+    Candidate,
+    Evidence,
+    MatchAnswer,
+    MatchConfirmation,
+    MatchQuery,
+)
+from shared.servicekit.paging import cursor_key, encode_cursor
 from shared.servicekit.runtime import Pool
 
 router = APIRouter()
 PairId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-def candidate_view(m: Match) -> dict[str, Any]:
+def candidate_view(m: Match) -> Candidate:
     """A candidate as staff see it: the SSN as its last four digits only."""
     p = m.candidate.person
-    return {
-        "account_id": str(m.candidate.account_id),
-        "username": m.candidate.username,
-        "first_name": p.first_name,
-        "last_name": p.last_name,
-        "date_of_birth": p.date_of_birth.isoformat() if p.date_of_birth else None,
-        "ssn_last4": p.ssn_last4,
-        "score": round(m.probability, 4),
-        "band": m.band,
-        "evidence": matches.evidence_of(m),
-    }
-
-
-class MatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    first_name: str | None = Field(default=None, max_length=200)
-    last_name: str | None = Field(default=None, max_length=200)
-    date_of_birth: date | None = None
-    ssn: str | None = Field(default=None, max_length=20)
-    idoc_number: str | None = Field(default=None, max_length=20)
-    email: str | None = Field(default=None, max_length=320)
-    account_id: uuid.UUID | None = Field(
-        default=None, description="Match for this account: itself and the accounts "
-        "remembered as other people are left out.")
+    return Candidate(
+        account_id=m.candidate.account_id,
+        username=m.candidate.username,
+        first_name=p.first_name,
+        last_name=p.last_name,
+        date_of_birth=p.date_of_birth,
+        ssn_last4=p.ssn_last4,
+        score=round(m.probability, 4),
+        band=m.band,
+        evidence=[Evidence.model_validate(e) for e in matches.evidence_of(m)],
+    )
 
 
 @router.post("/v1/matches", tags=["matching"])
-async def find_matches(body: MatchRequest, pool: Pool, ids: Ids, staff: Staff) -> dict[str, Any]:
+async def find_matches(body: MatchQuery, pool: Pool, ids: Ids, staff: Staff) -> MatchAnswer:
     """At most five candidates, best first, each with the evidence for it."""
     fields = MatchFields(body.first_name, body.last_name, body.date_of_birth, body.ssn,
                          body.idoc_number, body.email)
-    clean = clean_match_fields(fields, today=_now().date())
+    clean = clean_match_fields(fields, today=ids.clock.today())
     found = await matches.search(
         pool, matches.Matcher(ids.vault, ids.thresholds), clean,
-        staff_id=uuid.UUID(staff.subject), account_id=body.account_id)
-    return {"candidates": [candidate_view(m) for m in found]}
-
-
-class Confirmation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    account_id: uuid.UUID
-    rejected_account_ids: list[uuid.UUID] = Field(default_factory=list, max_length=20)
+        staff_id=staff.id, account_id=body.account_id)
+    return MatchAnswer(candidates=[candidate_view(m) for m in found])
 
 
 @router.post("/v1/matches/confirmations", status_code=204, tags=["matching"])
-async def confirm_match(body: Confirmation, pool: Pool, staff: Staff) -> Response:
+async def confirm_match(body: MatchConfirmation, pool: Pool, staff: Staff) -> Response:
     """Staff chose an existing account as the person; the rejected ones are remembered."""
     await matches.confirm(pool, body.account_id, rejected=body.rejected_account_ids,
-                          staff_id=uuid.UUID(staff.subject))
+                          staff_id=staff.id)
     return Response(status_code=204)
 
 
@@ -97,11 +83,7 @@ async def register(body: RegistrationBody, pool: Pool, ids: Ids) -> dict[str, st
         username=body.username, password=body.password, first_name=body.first_name,
         last_name=body.last_name, date_of_birth=body.date_of_birth, email=body.email,
         ssn=body.ssn)
-    try:
-        account_id, username = await registration.register(pool, ids, reg)
-    except registration.AccountMayExist as exc:
-        raise Problem(409, "An account may already exist", str(exc),
-                      type_=PROBLEM_BASE + "account-may-exist") from None
+    account_id, username = await registration.register(pool, ids, reg)
     return {"id": str(account_id), "username": username}
 
 
@@ -135,14 +117,12 @@ async def list_duplicates(
     """Open pairs of accounts that may be one person, best first."""
     after: tuple[float, int] | None = None
     if cursor:
+        reason = "is not a cursor of this list"
+        score, last_id = cursor_key(cursor, 2, reason=reason)
         try:
-            score, last_id = decode_cursor(cursor, 2)
             after = (float(score), int(last_id))
-        except (BadCursor, TypeError, ValueError):
-            raise Problem(422, "Invalid request", "One or more fields are invalid.",
-                          type_=PROBLEM_BASE + "validation",
-                          errors=[{"field": "cursor", "reason": "is not a cursor of this list"}],
-                          ) from None
+        except ValueError:
+            raise InvalidInput([FieldError("cursor", reason)]) from None
     pairs = await matches.duplicates(pool, limit=limit, after=after)
     next_cursor = (
         encode_cursor(pairs[-1].score, pairs[-1].id) if len(pairs) == limit else None
@@ -159,7 +139,7 @@ class MergeBody(BaseModel):
 async def merge(pair_id: PairId, body: MergeBody, pool: Pool, staff: Staff) -> dict[str, Any]:
     """Keep ``survivor_id``; the other account is disabled and kept, so this can be undone."""
     pair = await matches.merge(pool, pair_id, survivor_id=body.survivor_id,
-                               staff_id=uuid.UUID(staff.subject))
+                               staff_id=staff.id)
     merged = pair.b.id if body.survivor_id == pair.a.id else pair.a.id
     return {"pair_id": pair_id, "survivor_id": str(body.survivor_id), "merged_id": str(merged),
             "status": "merged"}
@@ -167,12 +147,12 @@ async def merge(pair_id: PairId, body: MergeBody, pool: Pool, staff: Staff) -> d
 
 @router.post("/v1/duplicates/{pair_id}/unmerge", status_code=204, tags=["duplicates"])
 async def unmerge(pair_id: PairId, pool: Pool, staff: Staff) -> Response:
-    await matches.unmerge(pool, pair_id, staff_id=uuid.UUID(staff.subject))
+    await matches.unmerge(pool, pair_id, staff_id=staff.id)
     return Response(status_code=204)
 
 
 @router.post("/v1/duplicates/{pair_id}/dismiss", status_code=204, tags=["duplicates"])
 async def dismiss(pair_id: PairId, pool: Pool, staff: Staff) -> Response:
     """Two different people: off the queue and never proposed again."""
-    await matches.dismiss(pool, pair_id, staff_id=uuid.UUID(staff.subject))
+    await matches.dismiss(pool, pair_id, staff_id=staff.id)
     return Response(status_code=204)

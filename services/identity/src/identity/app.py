@@ -10,9 +10,10 @@ from fastapi import FastAPI
 
 from identity.api import router
 from identity.api_matching import router as matching_router
+from identity.deps import Deps
 from identity.handlers import SUBSCRIPTIONS
 from identity.problems import problem_for
-from identity.service import Identity, ensure_signing_key, load_keyring
+from identity.service import ensure_signing_key, load_keyring
 from identity.settings import IdentitySettings
 from shared.servicekit.auth import JwksVerifier
 from shared.servicekit.runtime import Runtime, ServiceSpec, build_app
@@ -20,9 +21,9 @@ from shared.servicekit.runtime import Runtime, ServiceSpec, build_app
 KEY_RELOAD_SECONDS = 30.0
 
 
-async def build_deps(s: IdentitySettings, pool: asyncpg.Pool) -> Identity:
+async def build_deps(s: IdentitySettings, pool: asyncpg.Pool) -> Deps:
     # the signing keys are loaded by the app (on_start): handlers and replay need none
-    return Identity.from_settings(s)
+    return Deps.from_settings(s)
 
 
 SPEC = ServiceSpec(
@@ -42,11 +43,10 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
 
     async def on_start(runtime: Runtime) -> None:
         s = runtime.settings
-        ids: Identity = runtime.deps
+        ids: Deps = runtime.deps
         assert isinstance(s, IdentitySettings) and runtime.pool is not None
         async with runtime.pool.acquire() as conn:
-            ids.keyring = await ensure_signing_key(conn, ids.kek)
-        app.state.identity = ids
+            ids.keyring = await ensure_signing_key(conn, ids)
         # identity verifies its own tokens with its own keys, no HTTP round trip
         verifier = JwksVerifier.from_jwks(
             ids.keyring.jwks(), issuer=s.jwt_issuer, audience=s.jwt_audience)
@@ -57,7 +57,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
     return app
 
 
-async def _reload_keys(runtime: Runtime, ids: Identity, verifier: JwksVerifier) -> None:
+async def _reload_keys(runtime: Runtime, ids: Deps, verifier: JwksVerifier) -> None:
     """Pick up keys rotated by another instance or by `csc identity rotate-keys`."""
     assert runtime.pool is not None
     while True:

@@ -28,6 +28,8 @@ from typing import Literal
 import jellyfish
 from nicknames import NickNamer
 
+from shared.rules.ssn import ssn_issuable
+
 SsnRelation = Literal["equal", "one_digit", "transposed", "last4_equal", "different"]
 
 # --- Normalisation and blocking keys ---------------------------------------------
@@ -224,12 +226,6 @@ def ssn_variants(digits: str) -> list[str]:
         if digits[i] != digits[i + 1]
     ]
     return out
-
-
-def ssn_issuable(digits: str) -> bool:
-    """Nine digits the SSA issues: area not 000, 666 or 9xx, group not 00, serial not 0000."""
-    area, group, serial = digits[:3], digits[3:5], digits[5:]
-    return not (area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000")
 
 
 def ssn_slips(digits: str) -> list[tuple[str, SsnRelation]]:

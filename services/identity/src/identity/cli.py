@@ -33,11 +33,12 @@ def create_staff(
         "--password-stdin", help="read the password from standard input")] = False,
 ) -> None:
     """Create a staff account. The password comes on standard input, never as an argument."""
+    from identity.deps import Deps
     from identity.domain import InvalidInput
-    from identity.service import Conflict, Identity
     from identity.service import create_staff as create
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
+    from shared.servicekit.errors import Conflict
 
     if not password_stdin:
         raise _fail("pass --password-stdin and give the password on standard input")
@@ -48,7 +49,7 @@ def create_staff(
         pool = await create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
         try:
             staff_id = await create(
-                pool, Identity.from_settings(settings), username=username,
+                pool, Deps.from_settings(settings), username=username,
                 first_name=first_name, last_name=last_name, email=email, roles=role,
                 password=password,
             )
@@ -70,22 +71,21 @@ def create_staff(
 @app.command("rotate-keys")
 def rotate_keys() -> None:
     """Start signing with a new key; the previous one stays published until the next rotation."""
-    import base64
-
     import asyncpg
 
+    from identity.deps import Deps
     from identity.service import ensure_signing_key
     from identity.service import rotate_keys as rotate
     from identity.settings import IdentitySettings
 
     settings = IdentitySettings()
-    kek = base64.b64decode(settings.data_key.get_secret_value())
+    ids = Deps.from_settings(settings)
 
     async def go() -> str:
         conn = await asyncpg.connect(settings.database_url.get_secret_value())
         try:
-            await ensure_signing_key(conn, kek)
-            return await rotate(conn, kek)
+            await ensure_signing_key(conn, ids)
+            return await rotate(conn, ids)
         finally:
             await conn.close()
 
@@ -114,9 +114,9 @@ def import_customers(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from identity.deps import Deps
     from identity.importer import BadFile, read_csv
     from identity.importer import import_customers as run_import
-    from identity.service import Identity
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
 
@@ -132,7 +132,7 @@ def import_customers(
         try:
             with file.open(newline="", encoding="utf-8-sig") as f:
                 return await run_import(
-                    pool, Identity.from_settings(settings), read_csv(f), batch_rows=batch_rows,
+                    pool, Deps.from_settings(settings), read_csv(f), batch_rows=batch_rows,
                     progress=lambda n: progress.advance(task, n))
         finally:
             await pool.close()

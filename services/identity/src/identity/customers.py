@@ -9,7 +9,7 @@ import json
 import os
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -19,8 +19,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from identity import matches
 from identity import repository as repo
 from identity.blocking import index_keys
+from identity.deps import Deps
 from identity.domain import (
     CustomerInput,
+    DomainError,
     FieldError,
     InvalidInput,
     check_password,
@@ -31,7 +33,7 @@ from identity.domain import (
 from identity.matching import Match, Person
 from identity.records import Customer
 from identity.repository import matches as mrepo
-from identity.service import OUTBOX, Conflict, Identity, InvalidCredentials, NotFound, _now
+from identity.service import InvalidCredentials, replace_password
 from identity.service import temporary_password as new_temporary_password
 from identity.tokens import hash_token, new_recovery_token
 from shared.schemas.identity import (
@@ -40,8 +42,9 @@ from shared.schemas.identity import (
     PasswordRecoveryRequested,
     PasswordResetByStaff,
 )
+from shared.servicekit import audit
 from shared.servicekit.db import Connection
-from shared.servicekit.logs import correlation_id
+from shared.servicekit.errors import Conflict, NotFound
 
 
 @dataclass(frozen=True)
@@ -71,14 +74,15 @@ class Created:
         }
 
 
-@dataclass(frozen=True)
-class PossibleDuplicates(Exception):
+class PossibleDuplicates(DomainError):
     """The person may already have an account: staff must link or reject each."""
 
-    candidates: list[Match] = field(default_factory=list)
+    def __init__(self, candidates: list[Match]) -> None:
+        super().__init__("possible duplicates")
+        self.candidates = candidates
 
 
-class IdempotencyMismatch(Exception):
+class IdempotencyMismatch(DomainError):
     """The Idempotency-Key was used before for a different request."""
 
 
@@ -108,7 +112,7 @@ def _request_hash(cmd: NewCustomer, key: bytes) -> bytes:
     return hmac.new(key, doc.encode(), hashlib.sha256).digest()
 
 
-def _clean(cmd: NewCustomer) -> tuple[Any, list[tuple[str, str]]]:
+def _clean(cmd: NewCustomer, today: date) -> tuple[Any, list[tuple[str, str]]]:
     errors: list[FieldError] = []
     try:
         clean = validate_customer(
@@ -117,7 +121,7 @@ def _clean(cmd: NewCustomer) -> tuple[Any, list[tuple[str, str]]]:
             cmd.date_of_birth,
             cmd.email,
             cmd.ssn,
-            today=_now().date(),
+            today=today,
         )
     except InvalidInput as exc:
         errors += exc.errors
@@ -138,7 +142,7 @@ def _clean(cmd: NewCustomer) -> tuple[Any, list[tuple[str, str]]]:
 
 async def insert_account(
     conn: Connection,
-    ids: Identity,
+    ids: Deps,
     clean: CustomerInput,
     identifiers: Sequence[tuple[str, str]],
     *,
@@ -191,14 +195,14 @@ async def insert_account(
 
 async def create_customer(
     pool: asyncpg.Pool,
-    ids: Identity,
+    ids: Deps,
     cmd: NewCustomer,
     *,
     staff_id: uuid.UUID,
     idempotency_key: str | None = None,
 ) -> Created:
     """Match first; create only when no unrejected candidate remains."""
-    clean, identifiers = _clean(cmd)
+    clean, identifiers = _clean(cmd, ids.clock.today())
     password, expires_at = new_temporary_password(ids)
     password_hash = await ids.passwords.hash(password)
     request_hash = _request_hash(cmd, ids.kek)
@@ -231,16 +235,10 @@ async def create_customer(
             password_hash=password_hash, temporary=True, expires_at=expires_at,
         )
         await mrepo.remember_different(conn, account_id, sorted(rejected), staff_id)
-        await repo.audit(
-            conn,
-            actor_id=staff_id,
-            actor_kind="staff",
-            action="customer.create",
-            target_id=account_id,
-            request_id=correlation_id.get(),
-            details={"rejected_account_ids": sorted(map(str, rejected))},
-        )
-        await OUTBOX.add(
+        await audit.record(
+            conn, audit.Actor(staff_id, "staff"), "customer.create", account_id,
+            {"rejected_account_ids": sorted(map(str, rejected))})
+        await ids.outbox.add(
             conn,
             CustomerAccountCreated(
                 account_id=account_id,
@@ -267,25 +265,17 @@ async def create_customer(
 
 
 async def view_customer(
-    pool: asyncpg.Pool, account_id: uuid.UUID, *, staff_id: uuid.UUID
+    conn: Connection, account_id: uuid.UUID, *, staff_id: uuid.UUID
 ) -> Customer:
-    async with pool.acquire() as conn, conn.transaction():
-        customer = await repo.get_customer(conn, account_id)
-        if customer is None:
-            raise NotFound("customer not found")
-        await repo.audit(
-            conn,
-            actor_id=staff_id,
-            actor_kind="staff",
-            action="customer.view",
-            target_id=account_id,
-            request_id=correlation_id.get(),
-        )
+    customer = await repo.get_customer(conn, account_id)
+    if customer is None:
+        raise NotFound("customer not found")
+    await audit.record(conn, audit.Actor(staff_id, "staff"), "customer.view", account_id)
     return customer
 
 
 async def reset_password_by_staff(
-    pool: asyncpg.Pool, ids: Identity, account_id: uuid.UUID, *, staff_id: uuid.UUID
+    pool: asyncpg.Pool, ids: Deps, account_id: uuid.UUID, *, staff_id: uuid.UUID
 ) -> tuple[str, datetime]:
     """A new temporary password, shown once; earlier sessions end."""
     password, expires_at = new_temporary_password(ids)
@@ -294,52 +284,37 @@ async def reset_password_by_staff(
         customer = await repo.lock_customer(conn, account_id)
         if customer is None or customer.status == "disabled":
             raise NotFound("customer not found")
-        await repo.set_customer_password(
-            conn, account_id, password_hash, temporary=True, expires_at=expires_at
-        )
-        await repo.revoke_sessions(conn, account_id)
-        await repo.audit(
-            conn,
-            actor_id=staff_id,
-            actor_kind="staff",
-            action="password.reset",
-            target_id=account_id,
-            request_id=correlation_id.get(),
-        )
-        await OUTBOX.add(conn, PasswordResetByStaff(account_id=account_id, staff_id=staff_id))
+        await replace_password(
+            conn, ids, account_id, "customer", password_hash,
+            by=audit.Actor(staff_id, "staff"), action="password.reset",
+            event=PasswordResetByStaff(account_id=account_id, staff_id=staff_id),
+            temporary=True, expires_at=expires_at)
     return password, expires_at
 
 
-async def request_recovery(pool: asyncpg.Pool, ids: Identity, email: str) -> None:
+async def request_recovery(conn: Connection, ids: Deps, email: str) -> None:
     """Send a single-use link when the email is known; say nothing either way."""
-    async with pool.acquire() as conn, conn.transaction():
-        customer = await repo.customer_by_email(conn, email.strip())
-        if customer is None or customer.status != "active" or customer.email is None:
-            return
-        token, token_hash = new_recovery_token()
-        expires_at = _now() + ids.recovery_ttl
-        await repo.add_recovery_token(conn, token_hash, customer.id, expires_at)
-        await repo.audit(
-            conn,
-            actor_id=customer.id,
-            actor_kind="customer",
-            action="password.recovery_requested",
-            target_id=customer.id,
-            request_id=correlation_id.get(),
-        )
-        await OUTBOX.add(
-            conn,
-            PasswordRecoveryRequested(
-                account_id=customer.id,
-                email=customer.email,
-                link_token=token,
-                expires_at=expires_at,
-            ),
-        )
+    customer = await repo.customer_by_email(conn, email.strip())
+    if customer is None or customer.status != "active" or customer.email is None:
+        return
+    token, token_hash = new_recovery_token()
+    expires_at = ids.clock.now() + ids.recovery_ttl
+    await repo.add_recovery_token(conn, token_hash, customer.id, expires_at)
+    await audit.record(
+        conn, audit.Actor(customer.id, "customer"), "password.recovery_requested", customer.id)
+    await ids.outbox.add(
+        conn,
+        PasswordRecoveryRequested(
+            account_id=customer.id,
+            email=customer.email,
+            link_token=token,
+            expires_at=expires_at,
+        ),
+    )
 
 
 async def complete_recovery(
-    pool: asyncpg.Pool, ids: Identity, token: str, new_password: str
+    pool: asyncpg.Pool, ids: Deps, token: str, new_password: str
 ) -> None:
     async with pool.acquire() as conn:
         pending = await repo.pending_recovery(conn, hash_token(token))
@@ -355,16 +330,15 @@ async def complete_recovery(
     async with pool.acquire() as conn, conn.transaction():
         if await repo.use_recovery_token(conn, hash_token(token)) != customer.id:
             raise InvalidCredentials("the link is not valid or has expired")
-        await repo.set_customer_password(
-            conn, customer.id, password_hash, temporary=False, expires_at=None
-        )
-        await repo.revoke_sessions(conn, customer.id)
-        await repo.audit(
-            conn,
-            actor_id=customer.id,
-            actor_kind="customer",
-            action="password.recovered",
-            target_id=customer.id,
-            request_id=correlation_id.get(),
-        )
-        await OUTBOX.add(conn, PasswordChanged(account_id=customer.id, via="recovery"))
+        await replace_password(
+            conn, ids, customer.id, "customer", password_hash,
+            by=audit.Actor(customer.id, "customer"), action="password.recovered",
+            event=PasswordChanged(account_id=customer.id, via="recovery"))
+
+
+async def add_program_identifiers(
+    conn: Connection, customer_id: uuid.UUID, pairs: Sequence[tuple[str, str]]
+) -> None:
+    """A program's identifiers (an IDOC number) help find the person next time."""
+    if pairs and await repo.get_customer(conn, customer_id) is not None:
+        await repo.add_identifiers(conn, customer_id, list(pairs))

@@ -1,20 +1,83 @@
-"""Route dependencies shared by identity's routers."""
+"""What identity's use cases get (clock, outbox, vault, hashing, keys, policies),
+built once at start-up from the settings: ``deps.Deps``."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import base64
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from datetime import timedelta
 
-from fastapi import Depends, Request
+from identity.domain import LockoutPolicy
+from identity.matching import DEFAULT_THRESHOLDS, Thresholds
+from identity.passwords import Passwords
+from identity.settings import IdentitySettings
+from identity.ssn import SsnVault
+from identity.tokens import KeyRing, TokenSettings
+from shared.servicekit.clock import Clock, SystemClock
+from shared.servicekit.outbox import Outbox
 
-from identity.service import Identity
-from shared.servicekit.auth import Principal, require_staff
+OUTBOX = Outbox(producer="identity")
 
 
-async def get_identity(request: Request) -> Identity:
-    # async: FastAPI runs a plain ``def`` dependency in a worker thread, every request
-    ids: Identity = request.app.state.identity
-    return ids
+@dataclass
+class Deps:
+    """What identity's use cases get, built once at start-up from the settings."""
+
+    clock: Clock
+    outbox: Outbox
+
+    vault: SsnVault
+    passwords: Passwords
+    kek: bytes
+    tokens: TokenSettings
+    lockout: LockoutPolicy
+    temporary_password_ttl: timedelta
+    recovery_ttl: timedelta
+    keyring: KeyRing | None = None
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
+    # Failed sign-ins per unknown username (bounded, per process), so an unknown
+    # name slows down exactly as a real account does and timing tells nothing.
+    unknown_failures: dict[str, int] = dataclass_field(default_factory=dict)
+
+    def note_unknown_failure(self, username: str, limit: int = 10_000) -> int:
+        key = username.strip().lower()
+        failures = self.unknown_failures.pop(key, 0) + 1
+        self.unknown_failures[key] = failures
+        if len(self.unknown_failures) > limit:  # forget the least recently tried
+            del self.unknown_failures[next(iter(self.unknown_failures))]
+        return failures
+
+    @classmethod
+    def from_settings(cls, s: IdentitySettings, clock: Clock | None = None) -> Deps:
+        return cls(
+            clock=clock or SystemClock(s.zone),
+            outbox=OUTBOX,
+            vault=SsnVault.from_settings(
+                s.ssn_keys.get_secret_value(), s.ssn_active_key, s.ssn_hmac_key.get_secret_value()
+            ),
+            passwords=Passwords(
+                memory_cost=s.argon2_memory_kib,
+                time_cost=s.argon2_time_cost,
+                parallelism=s.argon2_parallelism,
+                threads=s.password_hash_threads,
+            ),
+            kek=base64.b64decode(s.data_key.get_secret_value()),
+            tokens=TokenSettings(
+                issuer=s.jwt_issuer,
+                audience=s.jwt_audience,
+                access_ttl=timedelta(minutes=s.access_token_minutes),
+                refresh_ttl=timedelta(days=s.refresh_token_days),
+            ),
+            lockout=LockoutPolicy(
+                max_failures=s.signin_max_failures, lock_minutes=s.signin_lock_minutes
+            ),
+            temporary_password_ttl=timedelta(days=s.temporary_password_days),
+            recovery_ttl=timedelta(minutes=s.recovery_link_minutes),
+            thresholds=thresholds_from(s),
+        )
 
 
-Ids = Annotated[Identity, Depends(get_identity)]
-Staff = Annotated[Principal, require_staff()]
+def thresholds_from(s: IdentitySettings) -> Thresholds:
+    return Thresholds(strong=s.match_strong, possible=s.match_possible)
+

@@ -18,8 +18,13 @@ from typing import Literal
 
 from email_validator import EmailNotValidError, validate_email
 
-from identity.blocking import ssn_issuable
 from identity.matching import QUERY_REASON
+from shared.rules.dates import MAX_AGE_YEARS as MAX_AGE_YEARS
+from shared.rules.dates import date_of_birth_reason
+from shared.rules.ssn import SSN_FORMAT_REASON as SSN_FORMAT_REASON
+from shared.rules.ssn import SSN_UNISSUED_REASON as SSN_UNISSUED_REASON
+from shared.rules.ssn import ssn_issuable
+from shared.rules.text import CONTROL_REASON, has_control_characters
 
 # re-exported: the service's modules take them from here
 from shared.servicekit.errors import DomainError as DomainError
@@ -28,8 +33,6 @@ from shared.servicekit.errors import InvalidInput as InvalidInput
 
 # --- SSN -------------------------------------------------------------------------
 
-SSN_FORMAT_REASON = "must be in the format XXX-XX-XXXX"
-SSN_UNISSUED_REASON = "is not a number the SSA issues"
 _SSN_DASHED = re.compile(r"([0-9]{3})-([0-9]{2})-([0-9]{4})")
 _SSN_BARE = re.compile(r"([0-9]{3})([0-9]{2})([0-9]{4})")
 
@@ -57,9 +60,6 @@ def ssn_last4(digits: str) -> str:
 # --- Customer input --------------------------------------------------------------
 
 NAME_MAX = 100
-MAX_AGE_YEARS = 120
-# Bidirectional overrides and isolates let a name display differently from what it is.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 @dataclass(frozen=True)
@@ -79,20 +79,9 @@ def _clean_name(value: str) -> tuple[str, str | None]:
         return name, "is required"
     if len(name) > NAME_MAX:
         return name, f"must be at most {NAME_MAX} characters"
-    if name.isascii() and name.isprintable():  # the common case: nothing to look for
-        return name, None
-    if any(
-        unicodedata.category(c) in ("Cc", "Cs", "Co", "Cn") or c in _BIDI_CONTROLS for c in name
-    ):
-        return name, "must not contain control characters"
+    if has_control_characters(name):
+        return name, CONTROL_REASON
     return name, None
-
-
-def _years_before(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year - years)
-    except ValueError:  # 29 February in a year that has none
-        return day.replace(year=day.year - years, day=28)
 
 
 # Plain ASCII addresses (dot-atom local part, letters-digits-hyphens domain): the
@@ -156,12 +145,8 @@ def validate_customer(
     if date_of_birth is None:
         if require_dob:
             errors.append(FieldError("date_of_birth", "is required"))
-    elif date_of_birth > today:
-        errors.append(FieldError("date_of_birth", "must not be in the future"))
-    elif date_of_birth < _years_before(today, MAX_AGE_YEARS):
-        errors.append(
-            FieldError("date_of_birth", f"must not be more than {MAX_AGE_YEARS} years ago")
-        )
+    elif (reason := date_of_birth_reason(date_of_birth, today)) is not None:
+        errors.append(FieldError("date_of_birth", reason))
 
     clean_email: str | None = None
     if email is not None and email.strip():

@@ -7,9 +7,8 @@ slows the request that created it.
 
 from __future__ import annotations
 
-from identity import matches
-from identity import repository as repo
-from identity.service import Identity
+from identity import customers, matches
+from identity.deps import Deps
 from shared.schemas.enrollment import CustomerEnrolled
 from shared.schemas.envelope import Envelope
 from shared.schemas.identity import CustomerAccountCreated, CustomerAccountUpdated
@@ -17,29 +16,27 @@ from shared.servicekit.consumer import Subscriptions
 from shared.servicekit.db import Connection
 
 
-def _matcher(ids: Identity) -> matches.Matcher:
+def _matcher(ids: Deps) -> matches.Matcher:
     return matches.Matcher(ids.vault, ids.thresholds)
 
 
 async def on_account_created(
-    conn: Connection, ids: Identity, event: CustomerAccountCreated, envelope: Envelope
+    conn: Connection, ids: Deps, event: CustomerAccountCreated, envelope: Envelope
 ) -> None:
     await matches.refresh_duplicates(conn, _matcher(ids), event.account_id, replace=False)
 
 
 async def on_account_updated(
-    conn: Connection, ids: Identity, event: CustomerAccountUpdated, envelope: Envelope
+    conn: Connection, ids: Deps, event: CustomerAccountUpdated, envelope: Envelope
 ) -> None:
     await matches.refresh_duplicates(conn, _matcher(ids), event.account_id, replace=True)
 
 
 async def on_customer_enrolled(
-    conn: Connection, ids: Identity, event: CustomerEnrolled, envelope: Envelope
+    conn: Connection, ids: Deps, event: CustomerEnrolled, envelope: Envelope
 ) -> None:
-    """A program's identifiers (an IDOC number) help find the person next time."""
-    pairs = [(i.kind, i.value.upper()) for i in event.identifiers]
-    if pairs and await repo.get_customer(conn, event.customer_id) is not None:
-        await repo.add_identifiers(conn, event.customer_id, pairs)
+    await customers.add_program_identifiers(
+        conn, event.customer_id, [(i.kind, i.value.upper()) for i in event.identifiers])
 
 
 SUBSCRIPTIONS: Subscriptions = {

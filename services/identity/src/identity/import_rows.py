@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from identity.domain import (
-    MAX_AGE_YEARS,
     _clean_name,
-    _years_before,
     normalize_email,
     normalize_ssn,
     validate_username,
 )
+from shared.rules.dates import date_of_birth_reason
 
 COLUMNS = ("username", "first_name", "last_name", "date_of_birth", "ssn", "email")
 
@@ -88,11 +87,8 @@ def parse_row(line: int, raw: dict[str, str | None], *, today: date) -> ImportRo
         except ValueError as exc:
             errors.append(RowError(line, "date_of_birth", str(exc)))
         else:
-            if dob > today:
-                errors.append(RowError(line, "date_of_birth", "must not be in the future"))
-            elif dob < _years_before(today, MAX_AGE_YEARS):
-                errors.append(RowError(
-                    line, "date_of_birth", f"must not be more than {MAX_AGE_YEARS} years ago"))
+            if (reason := date_of_birth_reason(dob, today)) is not None:
+                errors.append(RowError(line, "date_of_birth", reason))
 
     cleaned: dict[str, str | None] = {}
     for name, clean in (("ssn", normalize_ssn), ("email", normalize_email),

@@ -22,13 +22,13 @@ from typing import IO, Any
 
 import asyncpg
 
-from identity import repository as repo
 from identity.blocking import index_keys
+from identity.deps import OUTBOX, Deps
 from identity.domain import username_candidates
 from identity.import_rows import ImportRow, RowError, check_columns, import_key, parse_row
 from identity.repository import imports as irepo
-from identity.service import OUTBOX, Identity, _now
 from shared.schemas.identity import CustomerAccountCreated
+from shared.servicekit import audit
 
 BATCH_ROWS = 5_000
 _USERNAME_TRIES = 8
@@ -95,7 +95,7 @@ class Prepared:
 
 
 def prepare(
-    chunk: list[tuple[int, dict[str, str | None]]], today: date, ids: Identity
+    chunk: list[tuple[int, dict[str, str | None]]], today: date, ids: Deps
 ) -> tuple[list[Prepared], list[RowError]]:
     """Check each row and do its per-row crypto and block keys (no I/O)."""
     good: list[Prepared] = []
@@ -160,17 +160,15 @@ async def _load_batch(
         ))
     await irepo.copy_customers(conn, records)
     await OUTBOX.add_many(conn, events)
-    await repo.audit(
-        conn, actor_id=None, actor_kind="system", action="customer.import", target_id=None,
-        request_id=None,
-        details={"accounts": len(records), "lines": [accepted[0].row.line, accepted[-1].row.line]},
-    )
+    await audit.record(
+        conn, audit.Actor.system(), "customer.import", None,
+        {"accounts": len(records), "lines": [accepted[0].row.line, accepted[-1].row.line]})
     summary.imported += len(records)
 
 
 async def import_customers(
     pool: asyncpg.Pool,
-    ids: Identity,
+    ids: Deps,
     rows: Iterable[tuple[int, dict[str, str | None]]],
     *,
     batch_rows: int = BATCH_ROWS,
@@ -178,7 +176,7 @@ async def import_customers(
 ) -> ImportSummary:
     """Load ``rows`` (from :func:`read_csv`); one transaction per batch."""
     summary = ImportSummary()
-    today = _now().date()
+    today = ids.clock.today()
     usernames = _Usernames()
     source = iter(rows)
     while chunk := list(islice(source, batch_rows)):

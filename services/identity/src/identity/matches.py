@@ -12,14 +12,15 @@ import asyncpg
 
 from identity import repository as repo
 from identity.blocking import SsnRelation, query_keys, ssn_slips
+from identity.deps import OUTBOX, thresholds_from
 from identity.domain import FieldError, InvalidInput, MatchFields
 from identity.matching import Match, Person, Thresholds, rank
 from identity.repository import matches as mrepo
-from identity.service import OUTBOX, Conflict, NotFound, thresholds_from
 from identity.settings import IdentitySettings
 from identity.ssn import SsnVault
 from shared.schemas.identity import CustomerAccountsMerged, CustomerAccountsUnmerged
 from shared.servicekit.db import Connection
+from shared.servicekit.errors import Conflict, NotFound
 from shared.servicekit.logs import correlation_id
 
 

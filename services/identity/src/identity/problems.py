@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
-from identity import service
-from identity.domain import InvalidInput
+from identity import customers, registration, service
+from identity.api_matching import candidate_view
+from identity.domain import DomainError
+from identity.ssn import SsnUnavailable
 from shared.servicekit.http import PROBLEM_BASE, Problem
 
 
-def problem_for(exc: Exception) -> Problem:
-    """Domain errors as HTTP answers (the only place that knows both)."""
-    if isinstance(exc, InvalidInput):
-        return Problem(422, "Invalid request", "One or more fields are invalid.",
-                       type_=PROBLEM_BASE + "validation",
-                       errors=[{"field": e.field, "reason": e.reason} for e in exc.errors])
+def problem_for(exc: DomainError) -> Problem | None:
+    """Identity's own domain errors as HTTP answers; None: the kit maps the standard ones."""
+    if isinstance(exc, customers.PossibleDuplicates):
+        return Problem(
+            409, "Possible existing account",
+            "This person may already have an account: link it, or reject each candidate "
+            "with rejected_account_ids.", type_=PROBLEM_BASE + "possible-duplicates",
+            candidates=[candidate_view(m) for m in exc.candidates],
+        )
+    if isinstance(exc, customers.IdempotencyMismatch):
+        return Problem(422, "Idempotency-Key reused",
+                       "this Idempotency-Key was used for a different request",
+                       type_=PROBLEM_BASE + "idempotency-key-reused")
     if isinstance(exc, service.InvalidCredentials):
         return Problem(401, "Unauthorized", str(exc), type_=PROBLEM_BASE + "invalid-credentials")
-    if isinstance(exc, service.Conflict):
-        return Problem(409, "Conflict", f"{exc.field} {exc.reason}",
-                       type_=PROBLEM_BASE + "conflict", field=exc.field)
-    if isinstance(exc, service.NotFound):
-        return Problem(404, "Not found", str(exc))
     if isinstance(exc, service.SessionRevoked):
         return Problem(401, "Unauthorized", "the session has ended",
                        type_=PROBLEM_BASE + "session-ended")
-    return Problem(400, "Bad request", str(exc))
+    if isinstance(exc, registration.AccountMayExist):
+        return Problem(409, "An account may already exist", str(exc),
+                       type_=PROBLEM_BASE + "account-may-exist")
+    if isinstance(exc, SsnUnavailable):
+        return Problem(400, "Bad request", str(exc))
+    return None

@@ -12,6 +12,7 @@ import asyncpg
 from identity import matches
 from identity import repository as repo
 from identity.customers import insert_account
+from identity.deps import Deps
 from identity.domain import (
     CustomerInput,
     DomainError,
@@ -23,9 +24,8 @@ from identity.domain import (
 )
 from identity.matching import Person
 from identity.repository import matches as mrepo
-from identity.service import OUTBOX, Identity, _now
 from shared.schemas.identity import CustomerAccountCreated
-from shared.servicekit.logs import correlation_id
+from shared.servicekit import audit
 
 MAY_EXIST = (
     "An account may already exist for you: recover it with your email address,"
@@ -51,12 +51,12 @@ class Registration:
     ssn: str | None = field(default=None, repr=False)
 
 
-def _validate(reg: Registration) -> tuple[str, CustomerInput]:
+def _validate(reg: Registration, today: date) -> tuple[str, CustomerInput]:
     errors: list[FieldError] = []
     clean: CustomerInput | None
     try:
         clean = validate_customer(reg.first_name, reg.last_name, reg.date_of_birth, reg.email,
-                                  reg.ssn, today=_now().date())
+                                  reg.ssn, today=today)
     except InvalidInput as exc:
         errors += exc.errors
         clean = None
@@ -73,14 +73,14 @@ def _validate(reg: Registration) -> tuple[str, CustomerInput]:
     return username, clean
 
 
-async def register(pool: asyncpg.Pool, ids: Identity, reg: Registration) -> tuple[uuid.UUID, str]:
+async def register(pool: asyncpg.Pool, ids: Deps, reg: Registration) -> tuple[uuid.UUID, str]:
     """Create the account unless it may already exist.
 
     A strong match (or an email already on an account) answers AccountMayExist and
     writes nothing; a possible match creates the account and queues the pair for
     staff to look at.
     """
-    username, clean = _validate(reg)
+    username, clean = _validate(reg, ids.clock.today())
     password_hash = await ids.passwords.hash(reg.password)  # before matching: same timing
     person = Person(clean.first_name, clean.last_name, clean.date_of_birth, clean.ssn,
                     email=clean.email)
@@ -99,12 +99,10 @@ async def register(pool: asyncpg.Pool, ids: Identity, reg: Registration) -> tupl
                             matches.evidence_of(m))
             for m in found
         ])
-        await repo.audit(
-            conn, actor_id=account_id, actor_kind="customer", action="customer.register",
-            target_id=account_id, request_id=correlation_id.get(),
-            details={"possible_matches": len(found)},
-        )
-        await OUTBOX.add(conn, CustomerAccountCreated(
+        await audit.record(
+            conn, audit.Actor(account_id, "customer"), "customer.register", account_id,
+            {"possible_matches": len(found)})
+        await ids.outbox.add(conn, CustomerAccountCreated(
             account_id=account_id, username=username, first_name=clean.first_name,
             last_name=clean.last_name, email=clean.email, source="self",
         ))

@@ -12,30 +12,24 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from dataclasses import field as dataclass_field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import asyncpg
 
 from identity import repository as repo
+from identity.deps import Deps
 from identity.domain import (
     STAFF_ROLES,
     DomainError,
     FieldError,
     InvalidInput,
-    LockoutPolicy,
     check_password,
     generate_temporary_password,
     validate_username,
 )
-from identity.matching import DEFAULT_THRESHOLDS, Thresholds
-from identity.passwords import Passwords
 from identity.records import AccountKind, Credentials, StoredKey
-from identity.settings import IdentitySettings
-from identity.ssn import SsnVault
 from identity.tokens import (
     KeyRing,
-    TokenSettings,
     generate_signing_key,
     hash_token,
     issue_access_token,
@@ -43,93 +37,19 @@ from identity.tokens import (
     open_private_key,
     seal_private_key,
 )
+from shared.schemas.base import Event
 from shared.schemas.identity import PasswordChanged, StaffAccountCreated
+from shared.servicekit import audit
 from shared.servicekit.db import Connection
-from shared.servicekit.logs import correlation_id
-from shared.servicekit.outbox import Outbox
-
-OUTBOX = Outbox(producer="identity")
+from shared.servicekit.errors import Conflict, NotFound
 
 
 class InvalidCredentials(DomainError):
     """Unknown username, wrong password, or an account that may not sign in: one answer."""
 
 
-class Conflict(DomainError):
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(reason)
-        self.field, self.reason = field, reason
-
-
-class NotFound(DomainError):
-    pass
-
-
 class SessionRevoked(DomainError):
     pass
-
-
-@dataclass
-class Identity:
-    """The service's collaborators, built once at start-up."""
-
-    vault: SsnVault
-    passwords: Passwords
-    kek: bytes
-    tokens: TokenSettings
-    lockout: LockoutPolicy
-    temporary_password_ttl: timedelta
-    recovery_ttl: timedelta
-    keyring: KeyRing | None = None
-    thresholds: Thresholds = DEFAULT_THRESHOLDS
-    # Failed sign-ins per unknown username (bounded, per process), so an unknown
-    # name slows down exactly as a real account does and timing tells nothing.
-    unknown_failures: dict[str, int] = dataclass_field(default_factory=dict)
-
-    def note_unknown_failure(self, username: str, limit: int = 10_000) -> int:
-        key = username.strip().lower()
-        failures = self.unknown_failures.pop(key, 0) + 1
-        self.unknown_failures[key] = failures
-        if len(self.unknown_failures) > limit:  # forget the least recently tried
-            del self.unknown_failures[next(iter(self.unknown_failures))]
-        return failures
-
-    @classmethod
-    def from_settings(cls, s: IdentitySettings) -> Identity:
-        import base64
-
-        return cls(
-            vault=SsnVault.from_settings(
-                s.ssn_keys.get_secret_value(), s.ssn_active_key, s.ssn_hmac_key.get_secret_value()
-            ),
-            passwords=Passwords(
-                memory_cost=s.argon2_memory_kib,
-                time_cost=s.argon2_time_cost,
-                parallelism=s.argon2_parallelism,
-                threads=s.password_hash_threads,
-            ),
-            kek=base64.b64decode(s.data_key.get_secret_value()),
-            tokens=TokenSettings(
-                issuer=s.jwt_issuer,
-                audience=s.jwt_audience,
-                access_ttl=timedelta(minutes=s.access_token_minutes),
-                refresh_ttl=timedelta(days=s.refresh_token_days),
-            ),
-            lockout=LockoutPolicy(
-                max_failures=s.signin_max_failures, lock_minutes=s.signin_lock_minutes
-            ),
-            temporary_password_ttl=timedelta(days=s.temporary_password_days),
-            recovery_ttl=timedelta(minutes=s.recovery_link_minutes),
-            thresholds=thresholds_from(s),
-        )
-
-
-def thresholds_from(s: IdentitySettings) -> Thresholds:
-    return Thresholds(strong=s.match_strong, possible=s.match_possible)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 # -- signing keys -----------------------------------------------------------------------
@@ -143,27 +63,27 @@ async def load_keyring(conn: Connection, kek: bytes) -> KeyRing:
     )
 
 
-async def ensure_signing_key(conn: Connection, kek: bytes) -> KeyRing:
+async def ensure_signing_key(conn: Connection, ids: Deps) -> KeyRing:
     """At start-up: make sure an active key exists (the first instance creates it)."""
     async with conn.transaction():
         await repo.lock_signing_keys(conn)
         stored = await repo.signing_keys(conn)
         if not any(k.status == "active" for k in stored):
-            key = generate_signing_key(_now())
+            key = generate_signing_key(ids.clock.now())
             await repo.add_signing_key(
-                conn, StoredKey(key.kid, seal_private_key(key, kek), "active", key.created_at)
+                conn, StoredKey(key.kid, seal_private_key(key, ids.kek), "active", key.created_at)
             )
-        return await load_keyring(conn, kek)
+        return await load_keyring(conn, ids.kek)
 
 
-async def rotate_keys(conn: Connection, kek: bytes) -> str:
+async def rotate_keys(conn: Connection, ids: Deps) -> str:
     """A new active key; the old one keeps verifying (published) until it retires."""
     async with conn.transaction():
         await repo.lock_signing_keys(conn)
-        ring = await load_keyring(conn, kek)
-        new, statuses = ring.rotate(_now())
+        ring = await load_keyring(conn, ids.kek)
+        new, statuses = ring.rotate(ids.clock.now())
         await repo.add_signing_key(
-            conn, StoredKey(new.kid, seal_private_key(new, kek), "active", new.created_at)
+            conn, StoredKey(new.kid, seal_private_key(new, ids.kek), "active", new.created_at)
         )
         for key, status in statuses:
             if key.kid != new.kid:
@@ -184,7 +104,7 @@ def _check_names(first_name: str, last_name: str) -> list[FieldError]:
 
 async def create_staff(
     pool: asyncpg.Pool,
-    ids: Identity,
+    ids: Deps,
     *,
     username: str,
     first_name: str,
@@ -225,16 +145,10 @@ async def create_staff(
             roles=roles,
             password_hash=password_hash,
         )
-        await repo.audit(
-            conn,
-            actor_id=actor_id,
-            actor_kind="staff" if actor_id else "system",
-            action="staff.create",
-            target_id=staff_id,
-            request_id=correlation_id.get(),
-            details={"roles": sorted(roles)},
-        )
-        await OUTBOX.add(
+        await audit.record(
+            conn, audit.Actor(actor_id, "staff" if actor_id else "system"), "staff.create",
+            staff_id, {"roles": sorted(roles)})
+        await ids.outbox.add(
             conn,
             StaffAccountCreated(
                 staff_id=staff_id,
@@ -272,7 +186,7 @@ def _may_sign_in(c: Credentials, now: datetime) -> bool:
 
 async def _open_session(
     conn: Connection,
-    ids: Identity,
+    ids: Deps,
     c: Credentials | tuple[uuid.UUID, AccountKind, tuple[str, ...], bool],
     session_id: uuid.UUID | None = None,
 ) -> TokenPair:
@@ -282,7 +196,7 @@ async def _open_session(
     else:
         account_id, kind, roles, restricted = c
     assert ids.keyring is not None
-    now = _now()
+    now = ids.clock.now()
     if session_id is None:
         session_id = uuid.uuid4()
         await repo.create_session(
@@ -309,11 +223,11 @@ async def _open_session(
     )
 
 
-async def sign_in(pool: asyncpg.Pool, ids: Identity, username: str, password: str) -> TokenPair:
+async def sign_in(pool: asyncpg.Pool, ids: Deps, username: str, password: str) -> TokenPair:
     """Same answer, and about the same time, whether or not the username exists."""
     async with pool.acquire() as conn:
         found = await repo.credentials_for(conn, username)
-    now = _now()
+    now = ids.clock.now()
     if found is None or found.password_hash is None:
         await ids.passwords.verify_dummy(password)
         await asyncio.sleep(ids.lockout.delay_for(ids.note_unknown_failure(username)))
@@ -326,14 +240,7 @@ async def sign_in(pool: asyncpg.Pool, ids: Identity, username: str, password: st
                 await repo.record_signin_failure(
                     conn, found.kind, found.id, ids.lockout.locked_until(failures, now)
                 )
-                await repo.audit(
-                    conn,
-                    actor_id=None,
-                    actor_kind="system",
-                    action="signin.failed",
-                    target_id=found.id,
-                    request_id=correlation_id.get(),
-                )
+                await audit.record(conn, audit.Actor.system(), "signin.failed", found.id)
         # the right password on a locked (or expired, disabled) account waits as
         # long as a wrong one: the delay must not tell that the password was right
         await asyncio.sleep(ids.lockout.delay_for(found.failed_signins + 1))
@@ -348,7 +255,7 @@ async def sign_in(pool: asyncpg.Pool, ids: Identity, username: str, password: st
         return await _open_session(conn, ids, found)
 
 
-async def refresh(pool: asyncpg.Pool, ids: Identity, refresh_token: str) -> TokenPair:
+async def refresh(pool: asyncpg.Pool, ids: Deps, refresh_token: str) -> TokenPair:
     """Rotate a refresh token. A token presented twice revokes its whole session."""
     async with pool.acquire() as conn, conn.transaction():
         used = await repo.use_refresh_token(conn, hash_token(refresh_token))
@@ -394,7 +301,7 @@ async def check_session(conn: Connection, session_id: str) -> None:
 
 async def change_password(
     pool: asyncpg.Pool,
-    ids: Identity,
+    ids: Deps,
     *,
     account_id: uuid.UUID,
     kind: AccountKind,
@@ -423,24 +330,39 @@ async def change_password(
         raise InvalidInput([FieldError("new_password", r) for r in reasons])
     new_hash = await ids.passwords.hash(new_password)
     async with pool.acquire() as conn, conn.transaction():
-        if kind == "staff":
-            await repo.set_staff_password(conn, account_id, new_hash)
-        else:
-            await repo.set_customer_password(
-                conn, account_id, new_hash, temporary=False, expires_at=None
-            )
-        await repo.revoke_sessions(conn, account_id)
-        await repo.audit(
-            conn,
-            actor_id=account_id,
-            actor_kind=kind,
+        await replace_password(
+            conn, ids, account_id, kind, new_hash, by=audit.Actor(account_id, kind),
             action="password.change",
-            target_id=account_id,
-            request_id=correlation_id.get(),
+            event=PasswordChanged(account_id=account_id, via="self") if kind == "customer"
+            else None)
+
+
+async def replace_password(
+    conn: Connection,
+    ids: Deps,
+    account_id: uuid.UUID,
+    kind: AccountKind,
+    password_hash: str,
+    *,
+    by: audit.Actor,
+    action: str,
+    event: Event | None,
+    temporary: bool = False,
+    expires_at: datetime | None = None,
+) -> None:
+    """The one password-change sequence: set the hash, end every session, audit, tell
+    (staff passwords are never temporary)."""
+    if kind == "staff":
+        await repo.set_staff_password(conn, account_id, password_hash)
+    else:
+        await repo.set_customer_password(
+            conn, account_id, password_hash, temporary=temporary, expires_at=expires_at
         )
-        if kind == "customer":
-            await OUTBOX.add(conn, PasswordChanged(account_id=account_id, via="self"))
+    await repo.revoke_sessions(conn, account_id)
+    await audit.record(conn, by, action, account_id)
+    if event is not None:
+        await ids.outbox.add(conn, event)
 
 
-def temporary_password(ids: Identity) -> tuple[str, datetime]:
-    return generate_temporary_password(), _now() + ids.temporary_password_ttl
+def temporary_password(ids: Deps) -> tuple[str, datetime]:
+    return generate_temporary_password(), ids.clock.now() + ids.temporary_password_ttl

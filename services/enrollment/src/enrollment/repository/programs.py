@@ -272,18 +272,3 @@ async def set_merged_into(conn: Connection, id: UUID, survivor: UUID | None) -> 
         " ON CONFLICT (id) DO UPDATE SET merged_into = excluded.merged_into, changed_at = now()",
         id, survivor,
     )
-
-
-# -- audit ---------------------------------------------------------------------------------
-
-
-async def audit(
-    conn: Connection, *, actor_id: UUID | None, actor_kind: str, action: str,
-    enrollment_id: UUID | None = None, customer_id: UUID | None = None,
-    request_id: str | None = None, details: dict[str, Any] | None = None,
-) -> None:
-    await conn.execute(
-        "INSERT INTO audit_log (actor_id, actor_kind, action, enrollment_id, subject_id,"
-        " request_id, details) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        actor_id, actor_kind, action, enrollment_id, customer_id, request_id, details or {},
-    )

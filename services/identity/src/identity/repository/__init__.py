@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -11,6 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from identity.records import AccountKind, Credentials, Customer, Session, Staff, StoredKey
+from shared.servicekit.audit import Actor, record
 from shared.servicekit.db import Connection
 
 # -- usernames ---------------------------------------------------------------------
@@ -461,13 +461,7 @@ async def audit(
     request_id: str | None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    await conn.execute(
-        "INSERT INTO audit_log (actor_id, actor_kind, action, subject_id, request_id, details)"
-        " VALUES ($1, $2, $3, $4, $5, $6::text::jsonb)",
-        actor_id,
-        actor_kind,
-        action,
-        target_id,
-        request_id,
-        json.dumps(details or {}),
-    )
+    """Kept for ``identity.matches`` until its own branch lands; use
+    ``shared.servicekit.audit.record`` (it takes the request id itself)."""
+    await record(conn, Actor(actor_id, actor_kind), action,  # type: ignore[arg-type]
+                 target_id, details)
