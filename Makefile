@@ -31,8 +31,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# two workers (each with its own PostgreSQL and broker), a test file's tests on one
+# worker; the slowest 25 printed. Shuffled order: add `-p randomly`.
 pytest: $(STAMP)
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=25
 
 test: lint typecheck pytest
 
