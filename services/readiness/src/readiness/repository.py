@@ -53,7 +53,7 @@ async def put_catalogue_entry(conn: Connection, which: str, code: str, name: str
 _STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS incoming_records ("
     " record_id text, kind text, account_id uuid, occurred_at timestamptz, code text,"
-    " completed_at timestamptz, data jsonb) ON COMMIT DELETE ROWS"
+    " completed_at timestamptz, data text) ON COMMIT DELETE ROWS"
 )
 _STAGE_COLUMNS = ("record_id", "kind", "account_id", "occurred_at", "code", "completed_at",
                   "data")
@@ -76,7 +76,7 @@ async def store_records(conn: Connection, records: Sequence[Record], source: str
         " INSERT INTO readiness_records AS t (record_id, kind, account_id,"
         "  original_account_id, occurred_at, code, completed_at, data, source)"
         " SELECT i.record_id, i.kind, coalesce(m.survivor_id, i.account_id), i.account_id,"
-        "  i.occurred_at, i.code, i.completed_at, i.data, $1"
+        "  i.occurred_at, i.code, i.completed_at, i.data::jsonb, $1"
         " FROM incoming_records i LEFT JOIN account_merges m ON m.merged_id = i.account_id"
         " ON CONFLICT (record_id) DO UPDATE SET kind = EXCLUDED.kind,"
         "  account_id = EXCLUDED.account_id, original_account_id = EXCLUDED.original_account_id,"
@@ -122,7 +122,7 @@ async def records_of(conn: Connection, account_id: UUID) -> list[Stored]:
         "SELECT record_id, kind, occurred_at, code, completed_at, data"
         " FROM readiness_records WHERE account_id = $1", account_id)
     return [Stored(r["record_id"], r["kind"], r["occurred_at"], r["code"], r["completed_at"],
-                   json.loads(r["data"])) for r in rows]
+                   r["data"]) for r in rows]
 
 
 # -- groups, members, names -------------------------------------------------------------
