@@ -47,3 +47,13 @@ def outcome(account: uuid.UUID, *, kind: str = "certificate", title: str = "Serv
             "account_id": str(account), "occurred_at": "2026-02-20T12:00:00+00:00",
             "outcome_kind": kind, "title": title, "issuer": "National Restaurant Association",
             "issued_on": issued_on, "credential_id": "SS-123456"}
+
+
+def audit_details(value: Any) -> dict[str, Any]:
+    """An audit row's details as a dict (the kit's writer json-encodes them before the
+    pool's jsonb codec encodes them again, so they can come back as a JSON string)."""
+    import json
+
+    while isinstance(value, str):
+        value = json.loads(value)
+    return dict(value)

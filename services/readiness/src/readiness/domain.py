@@ -259,9 +259,11 @@ class BadLine:
 def decode_line(line: bytes) -> Any:
     """A feed line as JSON, or a BadLine saying why not."""
     try:
-        return json.loads(line)
+        text = line.decode("utf-8")
     except UnicodeDecodeError:
         return BadLine("not UTF-8 text", line.decode("utf-8", "replace"))
+    try:
+        return json.loads(text)
     except ValueError:
         return BadLine("not a JSON object", line.decode("utf-8", "replace"))
 
