@@ -341,7 +341,7 @@ async def put_catalogue(
 
 # -- the Assessment Dashboard ---------------------------------------------------------------------
 
-def dashboard_query(
+async def dashboard_query(
     group_id: UUID,
     include_subgroups: bool = True,
     from_: Annotated[date | None, Query(alias="from")] = None,
