@@ -32,7 +32,7 @@ class BadRecord(ValueError):
     """A record that cannot be accepted; the message is the reason (never a value)."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Record:
     """One accepted record, as stored."""
 
