@@ -247,3 +247,19 @@ async def test_the_catalogue_is_seeded_and_admin_editable(readiness: Readiness) 
     assert accepted.json()["accepted"] == 1
     audit = await r.pool.fetch("SELECT action FROM audit_log ORDER BY id")
     assert [a["action"] for a in audit] == ["readiness.catalogue.assessments.put"] * 2
+
+
+async def test_an_ssn_sent_by_mistake_is_not_kept_or_echoed(readiness: Readiness) -> None:
+    r = readiness
+    account = uuid.uuid4()
+    good = dict(outcome(account), ssn="219-09-9999")
+    bad = dict(assessment(account), scores="x", social_security_number="219-09-9999")
+    resp = await r.post_feed([good, bad])
+    assert (resp.json()["accepted"], resp.json()["rejected"]) == (1, 1)
+    assert "219-09" not in resp.text
+    assert await r.pool.fetchval(
+        "SELECT count(*) FROM readiness_records WHERE data::text LIKE '%219-09%'") == 0
+    assert await r.pool.fetchval(
+        "SELECT count(*) FROM rejected_records WHERE raw LIKE '%219-09%'") == 0
+    view = await staff_view(r, account)
+    assert "219-09" not in str(view)

@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from shared.schemas.base import FORBIDDEN_NAME_PARTS
 from shared.schemas.readiness import RECORD_KINDS
 from shared.servicekit.errors import FieldError, InvalidInput
 
@@ -219,6 +220,11 @@ def _step(raw: Any) -> dict[str, Any]:
 
 
 def _clip(raw: Any) -> str:
+    """A rejected record as kept for the operator: no field that looks like an SSN or a
+    password (a producer's mistake must not be copied on), at most MAX_RAW characters."""
+    if isinstance(raw, dict):
+        raw = {k: v for k, v in raw.items()
+               if not any(part in str(k).lower() for part in FORBIDDEN_NAME_PARTS)}
     text = raw if isinstance(raw, str) else json.dumps(raw, default=str)
     return text[:MAX_RAW]
 
