@@ -263,3 +263,16 @@ async def test_an_ssn_sent_by_mistake_is_not_kept_or_echoed(readiness: Readiness
         "SELECT count(*) FROM rejected_records WHERE raw LIKE '%219-09%'") == 0
     view = await staff_view(r, account)
     assert "219-09" not in str(view)
+
+
+async def test_a_line_over_the_limit_is_rejected_and_the_rest_go_on(
+        readiness: Readiness) -> None:
+    r = readiness
+    r.app.state.runtime.deps.settings.feed_max_line_bytes = 2048  # this test's own app
+    account = uuid.uuid4()
+    long_line = assessment(account, summary="x" * 5000)
+    resp = await r.post_feed([outcome(account), long_line, plan(account)])
+    body = resp.json()
+    assert (body["accepted"], body["rejected"]) == (2, 1)
+    assert body["errors"] == [{"line": 2, "record_id": None,
+                               "reason": "line longer than 2048 bytes"}]

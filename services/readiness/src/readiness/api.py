@@ -268,7 +268,10 @@ async def feed(request: Request, client: Annotated[FeedClient, Depends(feed_clie
                     skipping = False
                     continue
                 line_no += 1
-                if part.strip():
+                if len(part) > max_line:
+                    batch.append((line_no, BadLine(f"line longer than {max_line} bytes",
+                                                   part[:200].decode("utf-8", "replace"))))
+                elif part.strip():
                     batch.append((line_no, decode_line(part)))
             if len(batch) >= batch_size:
                 await flush(batch)
