@@ -87,12 +87,14 @@ _pending: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
 
 async def on_record(conn: Connection, deps: Deps, event: ReadinessRecordReported,
                     envelope: Envelope) -> None:
+    # the record as the producer sent it (absent fields are None, which reads as absent)
+    record = envelope.payload
     pending = _pending.get()
     if pending is not None:
-        pending.append(event.record())
+        pending.append(record)
         return
     # one by one (the consumer retries a failed batch record by record)
-    await service.ingest(conn, deps, service.lines([event.record()]), "topic")
+    await service.ingest(conn, deps, service.lines([record]), "topic")
 
 
 RECORD_SUBSCRIPTIONS: Subscriptions = {ReadinessRecordReported: on_record}
