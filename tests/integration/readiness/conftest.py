@@ -77,7 +77,8 @@ class FakeGroups:
             body = await request.json()
             message_id = str(uuid.uuid4())
             self.messages.append({"group_id": group_id, "message_id": message_id,
-                                  "by": caller(request), **body})
+                                  "by": caller(request),
+                                  "request_id": request.headers.get("x-request-id"), **body})
             return JSONResponse({"message_id": message_id,
                                  "recipients": len(body.get("customer_ids") or [])},
                                 status_code=202)

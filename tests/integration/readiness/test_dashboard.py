@@ -149,9 +149,10 @@ async def test_a_reminder_reaches_only_the_non_completers(readiness: Readiness) 
     url = f"/v1/groups/{group}/assessment-dashboard/reminders"
     body = {"assessment_code": "work-interest", "subject": "Your Work Interest assessment",
             "body": "Please finish it before Friday."}
-    resp = await r.client.post(url, json=body, headers=staff)
+    resp = await r.client.post(url, json=body, headers={**staff, "X-Request-ID": "remind-42"})
     assert resp.status_code == 202, resp.text
     [sent] = r.groups.messages
+    assert sent["request_id"] == "remind-42"  # groups' logs join ours
     assert resp.json() == {"message_id": sent["message_id"], "recipients": 2}
     assert sorted(sent["customer_ids"]) == sorted(str(c) for c in (people[1], people[3]))
     assert (sent["subject"], sent["body"], sent["by"]) == (body["subject"], body["body"],

@@ -14,6 +14,8 @@ from readiness.settings import ReadinessSettings
 from shared.servicekit.auth import ALLOWED_ALGORITHMS, JwksVerifier, TokenError
 from shared.servicekit.clock import Clock, SystemClock
 from shared.servicekit.errors import DomainError
+from shared.servicekit.http import REQUEST_ID_HEADER
+from shared.servicekit.logs import correlation_id
 from shared.servicekit.outbox import Outbox
 
 
@@ -45,9 +47,18 @@ class GroupsClient:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
 
+    @staticmethod
+    def _headers(token: str) -> dict[str, str]:
+        """The caller's token, and the request id so groups' logs join ours."""
+        headers = {"Authorization": f"Bearer {token}"}
+        request_id = correlation_id.get()
+        if request_id:
+            headers[REQUEST_ID_HEADER] = request_id
+        return headers
+
     async def _get_reachable(self, token: str, path: str) -> bool:
         try:
-            r = await self.http.get(path, headers={"Authorization": f"Bearer {token}"})
+            r = await self.http.get(path, headers=self._headers(token))
         except httpx.HTTPError as exc:
             raise GroupsUnavailable(f"groups unreachable: {type(exc).__name__}") from exc
         if r.status_code == 200:
@@ -67,7 +78,7 @@ class GroupsClient:
     ) -> dict[str, Any]:
         try:
             r = await self.http.post(f"/v1/groups/{group_id}/messages", json=body,
-                                     headers={"Authorization": f"Bearer {token}"})
+                                     headers=self._headers(token))
         except httpx.HTTPError as exc:
             raise GroupsUnavailable(f"groups unreachable: {type(exc).__name__}") from exc
         if r.status_code in (403, 404):
