@@ -276,3 +276,17 @@ async def test_a_line_over_the_limit_is_rejected_and_the_rest_go_on(
     assert (body["accepted"], body["rejected"]) == (2, 1)
     assert body["errors"] == [{"line": 2, "record_id": None,
                                "reason": "line longer than 2048 bytes"}]
+
+
+async def test_two_feeds_sending_the_same_records_at_once(readiness: Readiness) -> None:
+    import asyncio
+
+    r = readiness
+    account = uuid.uuid4()
+    records = [outcome(account, title=f"Certificate {i}") for i in range(60)]
+    one, two = await asyncio.gather(r.post_feed(records), r.post_feed(records[::-1]))
+    assert (one.status_code, two.status_code) == (200, 200)
+    assert one.json()["accepted"] + two.json()["accepted"] == 60
+    assert one.json()["unchanged"] + two.json()["unchanged"] == 60
+    assert await r.pool.fetchval(
+        "SELECT count(*) FROM readiness_records WHERE account_id = $1", account) == 60

@@ -78,6 +78,8 @@ async def store_records(conn: Connection, records: Sequence[Record], source: str
         " SELECT i.record_id, i.kind, coalesce(m.survivor_id, i.account_id), i.account_id,"
         "  i.occurred_at, i.code, i.completed_at, i.data::jsonb, $1"
         " FROM incoming_records i LEFT JOIN account_merges m ON m.merged_id = i.account_id"
+        # one order for every writer: two feeds sending the same records never deadlock
+        " ORDER BY i.record_id"
         " ON CONFLICT (record_id) DO UPDATE SET kind = EXCLUDED.kind,"
         "  account_id = EXCLUDED.account_id, original_account_id = EXCLUDED.original_account_id,"
         "  occurred_at = EXCLUDED.occurred_at, code = EXCLUDED.code,"
