@@ -46,7 +46,7 @@ COPY --from=builder /app /app
 
 USER 10001:10001
 
-EXPOSE 8101 8102 8103 8104 8105 1025 8025
+EXPOSE 8101 8102 8103 8104 8105 8106 1025 8025
 
 # docker-compose.yml gives each service its own command, e.g.
 #   uvicorn identity.app:create_app --factory --host 0.0.0.0 --port 8101

@@ -29,3 +29,4 @@ csc_create_database groups GROUPS_DB_PASSWORD
 csc_create_database enrollment ENROLLMENT_DB_PASSWORD
 csc_create_database sync_iwds SYNC_IWDS_DB_PASSWORD
 csc_create_database notify NOTIFY_DB_PASSWORD
+csc_create_database readiness READINESS_DB_PASSWORD

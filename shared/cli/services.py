@@ -29,5 +29,6 @@ SERVICES: dict[str, ServiceInfo] = {
         ServiceInfo("enrollment", "enrollment", "ENROLLMENT_", 8103, "enrollment"),
         ServiceInfo("sync-iwds", "sync_iwds", "SYNC_IWDS_", 8104, "sync_iwds"),
         ServiceInfo("notify", "notify", "NOTIFY_", 8105, "notify"),
+        ServiceInfo("readiness", "readiness", "READINESS_", 8106, "readiness"),
     )
 }

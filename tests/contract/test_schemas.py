@@ -62,6 +62,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "IwdsSyncCompleted": ("iwds.runs.v1", "run_id"),
     "MessageDelivered": ("notify.deliveries.v1", "message_id"),
     "MessageFailed": ("notify.deliveries.v1", "message_id"),
+    "ReadinessRecordReported": ("portal.readiness.v1", "account_id"),
 }
 
 

@@ -16,7 +16,7 @@ import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-SERVICES = ("identity", "groups", "enrollment", "sync_iwds", "notify")
+SERVICES = ("identity", "groups", "enrollment", "sync_iwds", "notify", "readiness")
 
 
 def _dependants(d: Dependant) -> Iterator[Dependant]:
