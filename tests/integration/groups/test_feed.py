@@ -5,6 +5,7 @@ services' schemas, on their topics, through the real broker."""
 from __future__ import annotations
 
 import uuid
+from datetime import date
 
 from shared.schemas.enrollment import CustomerExited, ProgramStaffRevoked
 from shared.schemas.identity import CustomerAccountsMerged, CustomerAccountsUnmerged
@@ -46,7 +47,7 @@ async def test_lwia_groups_follow_the_feed_and_each_access_level(stack: Stack) -
     assert await reasons(stack, cm, c) == {("LWIA 12 caseload S-77",
                                             "IWDS access: own caseload")}
     assert await reasons(stack, nobody, c) == set()
-    r = await stack.client.get(f"/v1/groups?kind=lwia", headers=cm.headers)
+    r = await stack.client.get("/v1/groups?kind=lwia", headers=cm.headers)
     assert [g["name"] for g in r.json()["items"]] == ["LWIA 12 caseload S-77"]
 
     # staff cannot hand-edit a feed group
@@ -137,7 +138,7 @@ async def test_program_groups_follow_enrollment(stack: Stack) -> None:
 
     await stack.emit_and_wait("enrollment", CustomerExited(
         enrollment_id=uuid.uuid4(), program="returning-citizens", customer_id=c,
-        exited_on="2026-02-01", reason="completed"))  # type: ignore[arg-type]
+        exited_on=date(2026, 2, 1), reason="completed"))
     assert await reasons(stack, worker, c) == set()
     await stack.enroll(c, "returning-citizens", worker.id)
     assert await reasons(stack, worker, c) != set()

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from groups.deps import Deps
-from shared.servicekit.clock import FixedClock
 from shared.schemas.identity import CustomerAccountUpdated
+from shared.servicekit.clock import FixedClock
 from tests.integration.groups.conftest import Stack
 
 
