@@ -193,6 +193,15 @@ async def members_page(conn: Connection, group_id: UUID, *, source: str | None,
     if after is not None:
         args.append(after)
         where.append(f"m.customer_id > ${len(args)}")
+    if not q:
+        # the page of memberships first, then its 50 names by primary key (a join over
+        # the whole group would merge-scan the customers table)
+        return await conn.fetch(
+            "SELECT p.customer_id, c.first_name, c.last_name, p.source, p.since FROM ("
+            "  SELECT m.customer_id, m.source, m.since FROM memberships m"
+            f"  WHERE {' AND '.join(where)} ORDER BY m.customer_id LIMIT $2) p"
+            " LEFT JOIN LATERAL (SELECT first_name, last_name FROM customers"
+            "   WHERE id = p.customer_id) c ON true ORDER BY p.customer_id", *args)
     return await conn.fetch(
         "SELECT m.customer_id, c.first_name, c.last_name, m.source, m.since"
         " FROM memberships m LEFT JOIN customers c ON c.id = m.customer_id"
