@@ -99,7 +99,8 @@ async def test_a_record_before_its_account_applies_when_the_account_appears(
     future = uuid.uuid4()
     await stack.emit_and_wait("sync-iwds", IwdsRecordUpdated(
         iwds_person_id="P-9", account_id=future, lwia_code="7", status="active"))
-    assert await stack.pool.fetchval("SELECT count(*) FROM memberships") == 0
+    assert await stack.pool.fetchval(
+        "SELECT count(*) FROM memberships WHERE customer_id = $1", future) == 0
 
     # the account appears (a real one, made in identity)
     admin = await stack.admin()
