@@ -200,6 +200,23 @@ async def in_process(dsn: str, staff_ids: list[uuid.UUID], customers: list[uuid.
     return times, hits
 
 
+async def check_only(dsn: str, staff_ids: list[uuid.UUID], customers: list[uuid.UUID],
+                     rng: random.Random, n: int) -> list[float]:
+    """The lookups alone (no transaction, no audit row): what the rule itself costs."""
+    from groups.service import access
+
+    conn = await asyncpg.connect(dsn)
+    times = []
+    for i in range(n + 100):
+        staff, customer = rng.choice(staff_ids), rng.choice(customers)
+        t = time.perf_counter()
+        await access.paths(conn, staff, customer, admin=False)
+        if i >= 100:
+            times.append((time.perf_counter() - t) * 1000)
+    await conn.close()
+    return times
+
+
 async def over_http(port: int, token: str, paths: list[str]) -> tuple[list[float], dict[int, int]]:
     client = LeanClient("127.0.0.1", port)
     headers = {"Authorization": f"Bearer {token}"}
@@ -312,6 +329,9 @@ def main() -> None:
                                                  args.samples))
             print(line(f"access check in-process as {label} (use case + audit row)", times)
                   + f"; {hits} reached")
+            times = asyncio.run(check_only(groups_dsn, who, data["customers"], rng,
+                                           args.samples))
+            print(line(f"  the lookups alone as {label}", times))
 
         id_port, gr_port = free_port(), free_port()
         env["CSC_JWKS_URL"] = f"http://127.0.0.1:{id_port}/.well-known/jwks.json"

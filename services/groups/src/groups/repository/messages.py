@@ -10,25 +10,44 @@ import asyncpg
 
 from shared.servicekit.db import Connection
 
+_ONE_GROUP = """
+    WITH ins AS (
+        INSERT INTO message_chunks (message_id, chunk_index, recipient_ids)
+        SELECT $1, k, array_agg(customer_id) FROM (
+            SELECT customer_id, (row_number() OVER () - 1) / $4 AS k FROM (
+                SELECT customer_id FROM memberships
+                WHERE group_id = $2 AND ($3::uuid[] IS NULL OR customer_id = ANY($3::uuid[]))
+                ORDER BY customer_id) s) n
+        GROUP BY k
+        RETURNING cardinality(recipient_ids) AS c)
+    SELECT coalesce(sum(c), 0) AS total FROM ins
+"""
+
+_SEVERAL_GROUPS = """
+    WITH ins AS (
+        INSERT INTO message_chunks (message_id, chunk_index, recipient_ids)
+        SELECT $1, k, array_agg(customer_id) FROM (
+            SELECT customer_id, (row_number() OVER () - 1) / $4 AS k FROM (
+                SELECT DISTINCT customer_id FROM memberships
+                WHERE group_id = ANY($2::uuid[])
+                  AND ($3::uuid[] IS NULL OR customer_id = ANY($3::uuid[]))
+                ORDER BY customer_id) s) n
+        GROUP BY k
+        RETURNING cardinality(recipient_ids) AS c)
+    SELECT coalesce(sum(c), 0) AS total FROM ins
+"""
+
 
 async def fix_recipients(conn: Connection, *, message_id: UUID, groups: Sequence[UUID],
                          only: Sequence[UUID] | None, chunk_size: int) -> int:
     """Every member of ``groups`` once (narrowed to ``only``), written as chunks of
-    ``chunk_size`` ids in one statement; the number of recipients."""
+    ``chunk_size`` ids in one statement; the number of recipients. One group streams
+    from the primary key in order (no sort, no de-duplication: it is unique there)."""
+    several = len(groups) > 1
     row = await conn.fetchrow(
-        """
-        WITH r AS (
-            SELECT DISTINCT customer_id FROM memberships
-            WHERE group_id = ANY($2::uuid[])
-              AND ($3::uuid[] IS NULL OR customer_id = ANY($3::uuid[]))),
-        n AS (SELECT customer_id, (row_number() OVER (ORDER BY customer_id) - 1) / $4 AS k
-              FROM r),
-        ins AS (
-            INSERT INTO message_chunks (message_id, chunk_index, recipient_ids)
-            SELECT $1, k, array_agg(customer_id ORDER BY customer_id) FROM n GROUP BY k
-            RETURNING cardinality(recipient_ids) AS c)
-        SELECT coalesce(sum(c), 0) AS total FROM ins
-        """, message_id, list(groups), None if only is None else list(only), chunk_size)
+        _SEVERAL_GROUPS if several else _ONE_GROUP, message_id,
+        list(groups) if several else groups[0], None if only is None else list(only),
+        chunk_size)
     assert row is not None
     return int(row["total"])
 
