@@ -101,3 +101,6 @@ async def record_failure(conn: Connection, customer_id: UUID, group_id: UUID | N
                          now: datetime) -> None:
     await conn.execute("INSERT INTO join_failures (customer_id, group_id, at)"
                        " VALUES ($1, $2, $3)", customer_id, group_id, now)
+    # the throttle looks back 15 minutes: this customer's older rows are of no use
+    await conn.execute("DELETE FROM join_failures WHERE customer_id = $1"
+                       " AND at < $2 - interval '1 day'", customer_id, now)

@@ -97,8 +97,8 @@ async def run_emitter(pool: asyncpg.Pool, deps: Deps) -> None:
                 async with pool.acquire() as conn, conn.transaction():
                     if not await emit_chunks(conn, deps):
                         break
-        except (asyncpg.PostgresError, OSError) as exc:
-            log.warning("message_emit_failed", error=type(exc).__name__)
+        except Exception as exc:  # the task must outlive any one failure
+            log.error("message_emit_failed", error=type(exc).__name__)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(deps.messages_waiting.wait(),
                                    deps.settings.message_poll_interval)
