@@ -266,12 +266,13 @@ async def message(port: int, token: str, group: uuid.UUID) -> tuple[float, int]:
 
 
 async def make_staff(identity_dsn: str) -> dict[str, uuid.UUID]:
-    from identity.service import Identity, create_staff
+    from identity.deps import Deps as IdentityDeps
+    from identity.service import create_staff
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
 
     pool = await create_pool(identity_dsn, min_size=1, max_size=2)
-    ids = Identity.from_settings(IdentitySettings())
+    ids = IdentityDeps.from_settings(IdentitySettings())
     out = {}
     for u in ("bench.owner", "bench.state", "bench.office", "bench.caseload", "bench.none"):
         out[u] = await create_staff(pool, ids, username=u, first_name="Robin",

@@ -26,7 +26,8 @@ from fastapi import FastAPI
 from groups.app import create_app as create_groups
 from groups.settings import GroupsSettings
 from identity.app import create_app as create_identity
-from identity.service import Identity, create_staff
+from identity.deps import Deps as IdentityDeps
+from identity.service import create_staff
 from identity.settings import IdentitySettings
 from shared.schemas.base import Event
 from shared.schemas.enrollment import CustomerEnrolled, ProgramStaffAuthorized
@@ -83,7 +84,7 @@ class Stack:
 
     async def new_staff(self, username: str, *roles: str) -> Person:
         staff_id = await create_staff(
-            self.identity_pool, Identity.from_settings(self.identity_settings),
+            self.identity_pool, IdentityDeps.from_settings(self.identity_settings),
             username=username, first_name="Robin", last_name="Case", email=None,
             roles=list(roles or ("staff",)), password=STAFF_PASSWORD)
         await self.wait_row("SELECT true FROM staff WHERE id = $1", staff_id)

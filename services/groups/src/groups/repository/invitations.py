@@ -103,4 +103,4 @@ async def record_failure(conn: Connection, customer_id: UUID, group_id: UUID | N
                        " VALUES ($1, $2, $3)", customer_id, group_id, now)
     # the throttle looks back 15 minutes: this customer's older rows are of no use
     await conn.execute("DELETE FROM join_failures WHERE customer_id = $1"
-                       " AND at < $2 - interval '1 day'", customer_id, now)
+                       " AND at < $2::timestamptz - interval '1 day'", customer_id, now)
