@@ -206,10 +206,13 @@ async def accept(conn: Connection, deps: Deps, caller: Caller, invitation_id: UU
     return UUID(str(group["id"]))
 
 
-async def decline(conn: Connection, deps: Deps, caller: Caller, invitation_id: UUID) -> None:
+async def decline(conn: Connection, deps: Deps, caller: Caller, invitation_id: UUID
+                  ) -> Invitation:
     row = await _addressed_to_me(conn, deps, caller, invitation_id)
-    await repo.set_status(conn, invitation_id, "declined", deps.clock.now())
+    now = deps.clock.now()
+    await repo.set_status(conn, invitation_id, "declined", now)
     await deps.outbox.add(conn, InvitationDeclined(
         invitation_id=invitation_id, group_id=row["group_id"], customer_id=caller.id))
     await audit.record(conn, caller.actor, "invitation.declined", row["group_id"],
                        {"invitation_id": invitation_id})
+    return _view(await _get(conn, invitation_id), now)
