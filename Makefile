@@ -9,7 +9,7 @@ UV := $(BOOT)/bin/uv
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: dev test lint typecheck pytest install bench bench-install bench-accuracy clean
+.PHONY: dev test lint typecheck pytest install bench bench-install bench-accuracy soak clean
 
 install: $(STAMP)
 
@@ -49,6 +49,12 @@ bench: bench-install
 
 bench-accuracy: bench-install
 	$(VENV)/bin/python bench/match_accuracy.py
+
+# 20 writes a second through identity and enrollment for 5 minutes while faults
+# strike (broker cut and restarted empty, services killed, connections killed),
+# then a count of lost and duplicated effects; not part of `make test`.
+soak: $(STAMP)
+	$(VENV)/bin/python bench/soak.py --minutes 5 --rate 20
 
 clean:
 	rm -rf $(VENV) .local/bootstrap .mypy_cache .ruff_cache .pytest_cache
