@@ -1,0 +1,87 @@
+"""The delivery worker: claims due emails (FOR UPDATE SKIP LOCKED, with a lease), sends
+them through the SMTP pool, writes what the server answered. Rows left 'sending' by a
+worker that died come back when their lease runs out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+
+import asyncpg
+import structlog
+
+from notify import service
+from notify.deps import Deps
+from notify.mail import SendResult
+from shared.servicekit.db import transaction
+
+log = structlog.get_logger(__name__)
+
+
+class DeliveryWorker:
+    def __init__(self, pool: asyncpg.Pool, deps: Deps, *, owner: str | None = None) -> None:
+        self.pool, self.deps = pool, deps
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        s = deps.settings
+        limit = s.worker_batch_size
+        if s.smtp_rate_per_second > 0:  # a batch must be sent well within its lease
+            limit = min(limit, max(1, int(s.smtp_rate_per_second * s.worker_lease_seconds / 2)))
+        self.limit = limit
+        self.sent = 0
+
+    async def _send(self, job: service.Job) -> tuple[service.Job, SendResult]:
+        d, s = self.deps, self.deps.settings
+        try:
+            data = d.renderer.render(
+                job.message, delivery_id=job.claimed.id, to=job.claimed.address,
+                name=job.claimed.name, now=d.clock.now())
+        except Exception as exc:  # a template that cannot render never will: no retry
+            log.error("render_failed", delivery_id=job.claimed.id, error=type(exc).__name__)
+            return job, SendResult("permanent", f"could not render: {type(exc).__name__}")
+        return job, await d.smtp.send(s.mail_from, job.claimed.address, data)
+
+    async def _flush(self, done: list[tuple[service.Job, SendResult]]) -> None:
+        if done:
+            async with transaction(self.pool) as conn:
+                await service.record_outcomes(conn, self.deps, self.owner, done)
+            self.sent += sum(1 for _, r in done if r.outcome == "sent")
+
+    async def run_once(self) -> int:
+        """Claim one batch and send it; returns how many were claimed."""
+        async with transaction(self.pool) as conn:
+            jobs = await service.claim(conn, self.deps, self.owner, self.limit)
+        if not jobs:
+            return 0
+        tasks = [asyncio.create_task(self._send(j)) for j in jobs]
+        done: list[tuple[service.Job, SendResult]] = []
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                done.append(await next_done)
+                if len(done) >= self.deps.settings.worker_flush_size:
+                    batch, done = done, []
+                    await self._flush(batch)
+            await self._flush(done)
+        finally:
+            for t in tasks:
+                t.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*tasks, return_exceptions=True)
+        return len(jobs)
+
+    async def run(self) -> None:
+        s = self.deps.settings
+        pause = s.worker_poll_interval
+        while True:
+            try:
+                n = await self.run_once()
+                pause = s.worker_poll_interval
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("delivery_worker_failed", error=type(exc).__name__, retry_in=pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 10.0)
+                continue
+            if n == 0:
+                await asyncio.sleep(s.worker_poll_interval)
