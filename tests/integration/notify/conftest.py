@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from fastapi import FastAPI
 
 from notify.app import create_app
 from notify.deps import Deps
+from notify.mail import SmtpPool
 from notify.settings import NotifySettings
 from notify.worker import DeliveryWorker
 from shared.devstack.smtp_sink import FailureRules, MailSink, StoredMessage, list_messages
@@ -62,6 +63,7 @@ class NotifyStack:
     signer: TestSigner
     producer: AIOKafkaProducer
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    extra_pools: list[SmtpPool] = field(default_factory=list)
 
     @property
     def deps(self) -> Deps:
@@ -105,8 +107,14 @@ class NotifyStack:
         return await self.pool.fetch(
             "SELECT * FROM deliveries WHERE message_id = $1 ORDER BY id", message_id)
 
-    def worker(self, owner: str | None = None) -> DeliveryWorker:
-        return DeliveryWorker(self.pool, self.deps, owner=owner)
+    def worker(self, owner: str | None = None, **settings: Any) -> DeliveryWorker:
+        """A worker; with ``settings`` (rate, pool size...), on its own SMTP pool."""
+        deps = self.deps
+        if settings:
+            s = deps.settings.model_copy(update=settings)
+            deps = replace(deps, settings=s, smtp=SmtpPool(s))
+            self.extra_pools.append(deps.smtp)
+        return DeliveryWorker(self.pool, deps, owner=owner)
 
     async def drain(self, worker: DeliveryWorker | None = None, rounds: int = 50) -> int:
         """Run a worker until nothing is due at the current (pinned) time."""
@@ -161,7 +169,12 @@ async def stack(
             transport=httpx.ASGITransport(app=app), base_url="http://notify"
         ) as client:
             pool = app.state.runtime.pool
-            yield NotifyStack(app, client, pool, sink, mail_dir, clock, signer, producer)
+            st = NotifyStack(app, client, pool, sink, mail_dir, clock, signer, producer)
+            try:
+                yield st
+            finally:
+                for p in st.extra_pools:
+                    await p.close()
     finally:
         await producer.stop()
         await sink.stop()

@@ -125,24 +125,25 @@ class SmtpPool:
         async with self._slots:
             await self._limiter.wait()
             client = self._idle.pop() if self._idle else None
-            keep = True
+            keep = False  # a connection goes back to the pool only after a clean answer
             try:
                 if client is None or not client.is_connected:
                     client = await self._connect()
                 _, reply = await client.sendmail(sender, [recipient], data)
+                keep = True
                 return SendResult("sent", short_reply(f"250 {reply}"))
             except aiosmtplib.SMTPRecipientsRefused as exc:
+                keep = True  # aiosmtplib reset the envelope
                 refused = exc.recipients[0]
                 return self._refused(refused.code, refused.message, address=True)
             except (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError) as exc:
+                keep = True
                 return self._refused(exc.code, exc.message, address=True)
             except aiosmtplib.SMTPResponseException as exc:
                 # MAIL FROM, HELO, AUTH, connect: the server's or our setup's problem,
                 # not the recipient's: never suppress an address for it, try again later
-                keep = False
                 return SendResult("temporary", short_reply(f"{exc.code} {exc.message}"))
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                keep = False
                 return SendResult("temporary", short_reply(f"{type(exc).__name__}: {exc}"))
             finally:
                 if client is not None:
