@@ -30,6 +30,7 @@ from notify.worker import DeliveryWorker
 from shared.devstack.smtp_sink import FailureRules, MailSink, StoredMessage, list_messages
 from shared.schemas.base import Event
 from shared.schemas.envelope import Envelope
+from shared.schemas.groups import DirectMessageSent
 from shared.schemas.identity import CustomerAccountCreated
 from shared.servicekit.auth import JwksVerifier
 from shared.servicekit.broker import KafkaConfig, new_producer
@@ -97,6 +98,16 @@ class NotifyStack:
             last_name="Tester", email=address, source="staff"), producer="identity")
         await self.wait_for("SELECT true FROM customers WHERE id = $1", cid)
         return Person(cid, address, self.customer_token(cid))
+
+    async def publish_direct(self, to: Person, sender: Person, *, subject: str = "Hello",
+                             body: str = "A note from your career planner.") -> uuid.UUID:
+        """A direct message, once notify has written its deliveries."""
+        event = DirectMessageSent(message_id=uuid.uuid4(), staff_id=sender.id,
+                                  customer_id=to.id, subject=subject, body=body)
+        await self.publish(event)
+        await self.wait_for("SELECT true FROM deliveries WHERE message_id = $1",
+                            event.message_id)
+        return event.message_id
 
     async def wait_for(self, sql: str, *args: Any, timeout: float = 30) -> None:
         async def ok() -> bool:
