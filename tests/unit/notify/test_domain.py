@@ -87,3 +87,19 @@ def test_rendered_email_escapes_html_and_keeps_one_message_id(
     assert "&lt;script&gt;x&lt;/script&gt;<br>" in html and "&lt;b&gt;Ann&lt;/b&gt;" in html
     text = msg.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert "<script>x</script>\nline two" in text
+
+
+def test_non_ascii_subject_and_body_survive_the_trip(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CSC_ENV", "dev")
+    r = Renderer(NotifySettings())
+    subject = "Réunion d'information — " * 6 + "\r\nBcc: x@evil.example"
+    m = Message(uuid.uuid4(), "direct", None, None, subject, "Ça va? ✓\r\nsecond line",
+                datetime(2026, 3, 2, tzinfo=UTC))
+    raw = r.render(m, delivery_id=7, to="a@example.org", name="Zoë", now=m.created_at)
+    assert raw.isascii() and b"\r\n\r\n" in raw
+    assert all(line == b"" or not line.startswith(b"Bcc") for line in raw.split(b"\r\n"))
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert msg["Bcc"] is None
+    assert str(msg["Subject"]) == header_text(subject)
+    text = msg.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Hello Zoë," in text and "Ça va? ✓\nsecond line" in text
