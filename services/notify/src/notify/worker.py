@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 import uuid
 
 import asyncpg
@@ -31,8 +32,15 @@ class DeliveryWorker:
             limit = min(limit, max(1, int(s.smtp_rate_per_second * s.worker_lease_seconds / 2)))
         self.limit = limit
         self.sent = 0
+        # rendered messages waiting for a connection are bounded (memory; and the first
+        # emails leave while later ones are still being rendered)
+        self._gate = asyncio.Semaphore(2 * s.smtp_pool_size)
 
     async def _send(self, job: service.Job) -> tuple[service.Job, SendResult]:
+        async with self._gate:
+            return await self._render_and_send(job)
+
+    async def _render_and_send(self, job: service.Job) -> tuple[service.Job, SendResult]:
         d, s = self.deps, self.deps.settings
         try:
             data = d.renderer.render(
@@ -51,10 +59,13 @@ class DeliveryWorker:
 
     async def run_once(self) -> int:
         """Claim one batch and send it; returns how many were claimed."""
+        started = time.monotonic()
         async with transaction(self.pool) as conn:
             jobs = await service.claim(conn, self.deps, self.owner, self.limit)
         if not jobs:
             return 0
+        claimed = time.monotonic()
+        flushing = 0.0
         tasks = [asyncio.create_task(self._send(j)) for j in jobs]
         done: list[tuple[service.Job, SendResult]] = []
         try:
@@ -62,16 +73,27 @@ class DeliveryWorker:
                 done.append(await next_done)
                 if len(done) >= self.deps.settings.worker_flush_size:
                     batch, done = done, []
+                    began = time.monotonic()
                     await self._flush(batch)
+                    flushing += time.monotonic() - began
+            began = time.monotonic()
             await self._flush(done)
+            flushing += time.monotonic() - began
         finally:
             for t in tasks:
                 t.cancel()
             with contextlib.suppress(Exception):
                 await asyncio.gather(*tasks, return_exceptions=True)
+        log.info("delivery_batch", emails=len(jobs), claim_s=round(claimed - started, 3),
+                 total_s=round(time.monotonic() - started, 3), writing_s=round(flushing, 3))
         return len(jobs)
 
     async def run(self) -> None:
+        """Two claim-and-send loops: the next batch is claimed while the last emails of
+        the previous one are still out (SKIP LOCKED keeps them apart)."""
+        await asyncio.gather(self._loop(), self._loop())
+
+    async def _loop(self) -> None:
         s = self.deps.settings
         pause = s.worker_poll_interval
         while True:
