@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 
 from shared.schemas.envelope import Envelope
 from shared.schemas.groups import DirectMessageSent, GroupMessageRequested
 from tests.integration.notify.conftest import NotifyStack
+from tests.support.kit import wait_until
 
 
 def group_message(stack: NotifyStack, recipients: list[uuid.UUID], *, sender: uuid.UUID,
@@ -108,3 +111,22 @@ async def test_recipient_unknown_to_the_directory_gets_the_inbox(stack: NotifySt
     assert (row["channel"], row["status"]) == ("inbox", "sent")
     r = await stack.client.get("/v1/inbox", headers=stack.customer_token(stranger))
     assert [i["message_id"] for i in r.json()["items"]] == [str(event.message_id)]
+
+
+async def test_the_running_worker_sends_as_messages_arrive(stack: NotifyStack) -> None:
+    ann = await stack.customer("ann")
+    assert ann.email is not None
+    task = asyncio.create_task(stack.worker().run())
+    try:
+        mid = await stack.publish_direct(ann, stack.staff(), subject="While running")
+
+        async def sent() -> bool:
+            return bool(await stack.pool.fetchval(
+                "SELECT status = 'sent' FROM deliveries WHERE message_id = $1"
+                " AND channel = 'email'", mid))
+        await wait_until(sent, timeout=30, interval=0.02)
+        assert [m.subject for m in stack.mail_to(ann.email)] == ["While running"]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
