@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._support import bench_stack, wait_ready
 from shared.devstack.processes import free_port, wait_for_port
+from shared.schemas.base import Event
 from shared.schemas.envelope import Envelope
 from shared.schemas.groups import GroupMessageRequested
 from shared.schemas.identity import CustomerAccountCreated
@@ -40,15 +42,15 @@ from shared.servicekit.broker import KafkaConfig, new_producer
 from shared.servicekit.db import ensure_database
 
 
-async def publish(bootstrap: str, events: list[tuple[object, str]]) -> None:
+async def publish(bootstrap: str, events: Sequence[tuple[Event, str]]) -> None:
     producer = new_producer(KafkaConfig(bootstrap=bootstrap, client_id="bench"))
     await producer.start()
     try:
         futures = []
         for event, by in events:
-            env = Envelope.wrap(event, producer=by)  # type: ignore[arg-type]
+            env = Envelope.wrap(event, producer=by)
             futures.append(await producer.send(
-                event.TOPIC, env.to_bytes(), key=env.subject.encode()))  # type: ignore[attr-defined]
+                event.TOPIC, env.to_bytes(), key=env.subject.encode()))
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -65,13 +67,35 @@ async def wait_count(pool: asyncpg.Pool, sql: str, want: int, *args: object,
     raise SystemExit(f"timed out waiting for {want}: {sql}")
 
 
+def _stat(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
+    """User + system CPU time of a process and its descendants so far (Linux /proc)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
+        parents: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    parents[int(entry)] = int(_stat(int(entry))[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+        tree, frontier = {pid}, [pid]
+        while frontier:
+            nxt = [c for c, p in parents.items() if p in frontier and c not in tree]
+            tree.update(nxt)
+            frontier = nxt
+        ticks = 0
+        for p in tree:
+            try:
+                fields = _stat(p)
+                ticks += int(fields[11]) + int(fields[12])
+            except (OSError, ValueError, IndexError):
+                continue
+        return ticks / os.sysconf("SC_CLK_TCK")
+    except OSError:
         return float("nan")
 
 
@@ -120,6 +144,7 @@ async def run(args: argparse.Namespace, dsn: str, bootstrap: str, pids: dict[str
         "SELECT channel, status, count(*) AS n FROM deliveries WHERE message_id = $1"
         " GROUP BY 1, 2 ORDER BY 1, 2", message_id)
     await pool.close()
+    assert row is not None and sent is not None
 
     start = datetime.fromtimestamp(t0, UTC)
     inbox_s = (row["last_inbox"] - start).total_seconds()
@@ -182,6 +207,9 @@ def main() -> None:
         asyncio.run(wait_ready(f"http://127.0.0.1:{port}", proc, "notify"))
         with spool:
             pids = {"notify": proc.pid, "SMTP sink": sink.pid}
+            for name, server in (("PostgreSQL", stack.pg.proc), ("broker", stack.broker.proc)):
+                if server is not None:
+                    pids[name] = server.pid
             t0 = asyncio.run(run(args, dsn, stack.broker.bootstrap, pids))
             sink_arrivals(mail_dir, t0)
 
