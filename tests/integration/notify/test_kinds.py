@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import pytest
+
 from shared.devstack.smtp_sink import read_message
 from shared.schemas.groups import InvitationSent
 from shared.schemas.identity import (
@@ -153,3 +155,27 @@ async def test_hostile_subject_and_body_are_escaped_and_add_no_header(
     assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "<script>alert('x')</script>" in text_part.get_content()  # plain text is text
     assert "Customer Support Center" in html and "do not reply" in html
+
+
+async def test_recovery_token_stays_out_of_events_and_staff_views(
+    stack: NotifyStack, capsys: pytest.CaptureFixture[str],
+) -> None:
+    ann = await stack.customer("ann")
+    assert ann.email is not None
+    token = "tok_secret_" + uuid.uuid4().hex
+    stack.sink.rules.defer, stack.sink.rules.defer_times = (ann.email,), 1
+    env = await stack.publish(PasswordRecoveryRequested(
+        account_id=ann.id, email=ann.email, link_token=token,
+        expires_at=stack.clock.now() + timedelta(minutes=30)), producer="identity")
+    await stack.wait_for("SELECT true FROM deliveries WHERE message_id = $1", env.event_id)
+    await stack.drain()  # deferred once: a MessageFailed with the server's reply
+    stack.later(hours=1)
+    await stack.drain()
+    events = await stack.pool.fetch(
+        "SELECT value FROM outbox WHERE event_type IN ('MessageDelivered', 'MessageFailed')")
+    assert events and not any(token.encode() in bytes(r["value"]) for r in events)
+    admin = stack.staff("admin")
+    r = await stack.client.get(f"/v1/messages/{env.event_id}/deliveries",
+                               headers=admin.headers)
+    assert r.status_code == 200 and token not in r.text
+    assert token not in capsys.readouterr().out
