@@ -67,18 +67,41 @@ class DeliveryWorker:
         claimed = time.monotonic()
         flushing = 0.0
         tasks = [asyncio.create_task(self._send(j)) for j in jobs]
-        done: list[tuple[service.Job, SendResult]] = []
+        written: set[int] = set()
+
+        async def write(results: list[tuple[service.Job, SendResult]]) -> None:
+            await self._flush(results)
+            written.update(job.claimed.id for job, _ in results)
+
+        unwritten: list[tuple[service.Job, SendResult]] = []
         try:
             for next_done in asyncio.as_completed(tasks):
-                done.append(await next_done)
-                if len(done) >= self.deps.settings.worker_flush_size:
-                    batch, done = done, []
+                unwritten.append(await next_done)
+                if len(unwritten) >= self.deps.settings.worker_flush_size:
                     began = time.monotonic()
-                    await self._flush(batch)
+                    await write(unwritten)
+                    unwritten = []
                     flushing += time.monotonic() - began
             began = time.monotonic()
-            await self._flush(done)
+            await write(unwritten)
             flushing += time.monotonic() - began
+        except asyncio.CancelledError:
+            # stopping: write what the server already answered, so that the next worker
+            # does not send it again (a hard kill cannot; those few go once more). The
+            # sends still running are stopped first: none may finish unrecorded.
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            answered = [t.result() for t in tasks
+                        if t.done() and not t.cancelled() and t.exception() is None]
+            left = [r for r in answered if r[0].claimed.id not in written]
+            if left:
+                try:
+                    await self._flush(left)
+                except Exception as exc:
+                    log.warning("delivery_results_lost", emails=len(left),
+                                error=type(exc).__name__)
+            raise
         finally:
             for t in tasks:
                 t.cancel()
