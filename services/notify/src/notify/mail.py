@@ -157,9 +157,18 @@ class SmtpPool:
             client = self._idle.pop() if self._idle else None
             keep = False  # a connection goes back to the pool only after a clean answer
             try:
-                if client is None or not client.is_connected:
+                if client is not None and client.is_connected:
+                    try:
+                        _, reply = await client.sendmail(sender, [recipient], data)
+                    except aiosmtplib.SMTPServerDisconnected:
+                        # an idle connection the server has since closed: once more on a
+                        # fresh one (at worst, if it had taken the data, a copy more)
+                        client.close()
+                        client = await self._connect()
+                        _, reply = await client.sendmail(sender, [recipient], data)
+                else:
                     client = await self._connect()
-                _, reply = await client.sendmail(sender, [recipient], data)
+                    _, reply = await client.sendmail(sender, [recipient], data)
                 keep = True
                 return SendResult("sent", short_reply(f"250 {reply}"))
             except aiosmtplib.SMTPRecipientsRefused as exc:

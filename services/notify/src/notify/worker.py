@@ -123,8 +123,14 @@ class DeliveryWorker:
             try:
                 n = await self.run_once()
                 pause = s.worker_poll_interval
-            except (OSError, asyncpg.PostgresError) as exc:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("delivery_worker_failed", error=type(exc).__name__, retry_in=pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 10.0)
+                continue
+            except Exception as exc:  # a bug must not stop every email for good
+                log.exception("delivery_worker_error", error=type(exc).__name__,
+                              retry_in=pause)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 10.0)
                 continue
