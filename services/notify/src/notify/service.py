@@ -34,7 +34,7 @@ from shared.servicekit import audit
 from shared.servicekit.auth import Principal
 from shared.servicekit.db import Connection
 from shared.servicekit.errors import FieldError, InvalidInput, NotFound
-from shared.servicekit.paging import BadCursor, decode_cursor, encode_cursor
+from shared.servicekit.paging import cursor_key, encode_cursor
 
 ADMIN_ROLE = "admin"
 
@@ -279,11 +279,10 @@ async def deliveries(
 ) -> tuple[list[repository.DeliveryRow], str | None]:
     after = 0
     if cursor:
-        try:
-            (after,) = decode_cursor(cursor, 1)
-            after = int(after)
-        except (BadCursor, TypeError, ValueError):
-            raise InvalidInput([FieldError("cursor", "is not a cursor from this list")]) from None
+        (key,) = cursor_key(cursor, 1)
+        if not isinstance(key, int):
+            raise InvalidInput([FieldError("cursor", "is not a cursor from this list")])
+        after = key
     await visible_message(conn, principal, message_id)
     rows = await repository.list_deliveries(conn, message_id, statuses, after, limit + 1)
     more = len(rows) > limit
@@ -320,10 +319,10 @@ async def inbox(
 ) -> InboxPage:
     before = None
     if cursor:
+        at, item = cursor_key(cursor, 2)
         try:
-            at, item = decode_cursor(cursor, 2)
             before = (datetime.fromisoformat(str(at)), uuid.UUID(str(item)))
-        except (BadCursor, TypeError, ValueError):
+        except ValueError:
             raise InvalidInput([FieldError("cursor", "is not a cursor from this list")]) from None
         if before[0].tzinfo is None:
             raise InvalidInput([FieldError("cursor", "is not a cursor from this list")])
