@@ -1,6 +1,13 @@
 """Local SMTP sink: stores every message as ``<unix-ns>-<uuid>.eml`` (+ ``.json`` envelope).
 
 python -m shared.devstack.smtp_sink --dir .local/mail --smtp-port 1025 --web-port 8025
+
+Failures on demand: ``--refuse PATTERN`` answers RCPT TO with 550 (permanent) and
+``--defer PATTERN`` with 451 (temporary) for matching addresses (shell-style patterns,
+case-insensitive, e.g. ``'*@bounce.example'``); ``--defer-times N`` defers each
+address only its first N times, then accepts it. ``make dev`` reads the same from
+``CSC_SMTP_SINK_REFUSE`` / ``CSC_SMTP_SINK_DEFER`` (comma-separated patterns) and
+``CSC_SMTP_SINK_DEFER_TIMES``.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import asyncio
 import contextlib
 import email.policy
 import errno
+import fnmatch
 import html
 import json
 import os
@@ -22,7 +30,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Generator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -223,9 +231,59 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
+def _patterns(value: str | None) -> tuple[str, ...]:
+    return tuple(p.strip().lower() for p in (value or "").split(",") if p.strip())
+
+
+@dataclass
+class FailureRules:
+    """Which recipients the sink refuses (550) or defers (451); changeable while it runs."""
+
+    refuse: tuple[str, ...] = ()
+    defer: tuple[str, ...] = ()
+    defer_times: int = 0  # 0: always defer; N: defer an address N times, then accept
+    deferred: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> FailureRules:
+        times = os.environ.get("CSC_SMTP_SINK_DEFER_TIMES", "0").strip() or "0"
+        return cls(
+            refuse=_patterns(os.environ.get("CSC_SMTP_SINK_REFUSE")),
+            defer=_patterns(os.environ.get("CSC_SMTP_SINK_DEFER")),
+            defer_times=max(0, int(times)),
+        )
+
+    @staticmethod
+    def _matches(address: str, patterns: tuple[str, ...]) -> bool:
+        return any(fnmatch.fnmatchcase(address, p.lower()) for p in patterns)
+
+    def answer(self, address: str) -> str | None:
+        """The SMTP reply refusing ``address``, or None to accept it."""
+        addr = address.strip().lower()
+        if self._matches(addr, self.refuse):
+            return "550 5.1.1 Mailbox unavailable (refused by the sink)"
+        if self._matches(addr, self.defer):
+            seen = self.deferred.get(addr, 0)
+            if self.defer_times == 0 or seen < self.defer_times:
+                self.deferred[addr] = seen + 1
+                return "451 4.3.0 Try again later (deferred by the sink)"
+        return None
+
+
 class _Handler:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, rules: FailureRules) -> None:
         self.directory = directory
+        self.rules = rules
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        refusal = self.rules.answer(address)
+        if refusal is not None:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or envelope.content or b""
@@ -257,7 +315,9 @@ class MailSink:
         smtp_host: str = "127.0.0.1",
         smtp_port: int = 1025,
         web_port: int | None = 8025,
+        rules: FailureRules | None = None,
     ) -> None:
+        self.rules = rules if rules is not None else FailureRules.from_env()
         self.directory = Path(directory)
         self.smtp_host = smtp_host
         self.smtp_port = smtp_port
@@ -269,7 +329,7 @@ class MailSink:
 
     async def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        handler = _Handler(self.directory)
+        handler = _Handler(self.directory, self.rules)
 
         def factory() -> SMTP:
             proto = SMTP(handler, hostname="smtp-sink", enable_SMTPUTF8=True)
@@ -332,7 +392,14 @@ class MailSink:
 
 async def _serve(args: argparse.Namespace) -> None:
     web_port = None if args.no_web else args.web_port
-    async with MailSink(Path(args.dir), args.host, args.smtp_port, web_port) as sink:
+    rules = FailureRules.from_env()
+    if args.refuse:
+        rules.refuse = tuple(p.lower() for p in args.refuse)
+    if args.defer:
+        rules.defer = tuple(p.lower() for p in args.defer)
+    if args.defer_times is not None:
+        rules.defer_times = max(0, args.defer_times)
+    async with MailSink(Path(args.dir), args.host, args.smtp_port, web_port, rules) as sink:
         web = f", web on http://{args.host}:{sink.web_port}/" if web_port is not None else ""
         print(f"SMTP sink: SMTP on {args.host}:{sink.smtp_port}{web}; dir {args.dir}", flush=True)
         stop = asyncio.Event()
@@ -351,6 +418,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smtp-port", type=int, default=1025)
     parser.add_argument("--web-port", type=int, default=8025)
     parser.add_argument("--no-web", action="store_true", help="do not serve the web view")
+    parser.add_argument("--refuse", action="append", metavar="PATTERN",
+                        help="answer RCPT TO with 550 for matching addresses (repeatable)")
+    parser.add_argument("--defer", action="append", metavar="PATTERN",
+                        help="answer RCPT TO with 451 for matching addresses (repeatable)")
+    parser.add_argument("--defer-times", type=int, default=None, metavar="N",
+                        help="defer each address only its first N times (0: always)")
     args = parser.parse_args(argv)
     try:
         asyncio.run(_serve(args))
