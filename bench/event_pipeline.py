@@ -52,7 +52,12 @@ from shared.servicekit.db import KIT_MIGRATIONS, migrate
 from shared.servicekit.outbox import Outbox, OutboxRelay
 
 TOPIC = "bench.things.v1"
-UNPUBLISHED_SQL = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+# Rows not yet sent: after the relay's cursor (or, in the previous design, not marked).
+UNPUBLISHED_SQL = (
+    "SELECT count(*) FROM outbox o, outbox_cursor c"
+    " WHERE c.name = 'relay' AND (o.xid, o.id) > (c.xid, c.id)"
+)
+OLD_UNPUBLISHED_SQL = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
 
 
 class BenchThing(Event):
@@ -76,11 +81,28 @@ async def apply_effect(
     )
 
 
+async def apply_effects(conn: asyncpg.Connection, deps: Any, items: list[Any]) -> None:
+    """The batch form: one statement for a run of events."""
+    await conn.execute(
+        "INSERT INTO effects (seq, applied_at)"
+        " SELECT s, extract(epoch FROM clock_timestamp()) FROM unnest($1::bigint[]) AS t(s)",
+        [event.seq for event, _ in items],
+    )
+
+
+def _handler(per_event: bool) -> Any:
+    try:
+        from shared.servicekit.consumer import BatchHandler
+    except ImportError:  # the previous design: per-event handlers only
+        return apply_effect
+    return apply_effect if per_event else BatchHandler(apply_effects, one=apply_effect)
+
+
 def _cfg(bootstrap: str, name: str) -> KafkaConfig:
     return KafkaConfig(bootstrap=bootstrap, partitions=4, client_id=name, fetch_max_wait_ms=50)
 
 
-async def _relay_main(dsn: str, bootstrap: str, stop: Any) -> None:
+async def _relay_main(dsn: str, bootstrap: str, stop: Any, per_event: bool) -> None:
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
     assert pool is not None
     watch = BrokerWatch(_cfg(bootstrap, "relay"), topics=[TOPIC, dlq_topic(TOPIC)])
@@ -95,13 +117,13 @@ async def _relay_main(dsn: str, bootstrap: str, stop: Any) -> None:
     await pool.close()
 
 
-async def _consumer_main(dsn: str, bootstrap: str, stop: Any) -> None:
+async def _consumer_main(dsn: str, bootstrap: str, stop: Any, per_event: bool) -> None:
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
     assert pool is not None
     watch = BrokerWatch(_cfg(bootstrap, "consumer"), topics=[TOPIC, dlq_topic(TOPIC)])
     await watch.check()
     consumer = InboxConsumer(
-        "bench", pool, watch.cfg, watch, {BenchThing: apply_effect},
+        "bench", pool, watch.cfg, watch, {BenchThing: _handler(per_event)},
         mode="assign", batch_records=4000,
     )
     task = asyncio.create_task(consumer.run())
@@ -113,9 +135,9 @@ async def _consumer_main(dsn: str, bootstrap: str, stop: Any) -> None:
     await pool.close()
 
 
-def _run_child(kind: str, dsn: str, bootstrap: str, stop: Any, old: bool = False) -> None:
+def _run_child(kind: str, dsn: str, bootstrap: str, stop: Any, per_event: bool) -> None:
     main = _relay_main if kind == "relay" else _consumer_main
-    asyncio.run(main(dsn, bootstrap, stop))
+    asyncio.run(main(dsn, bootstrap, stop, per_event))
 
 
 async def _write(pool: asyncpg.Pool, first: int, count: int, subjects: int) -> float:
@@ -300,7 +322,8 @@ class _Rollback(Exception):
 
 
 async def _unpublished(pool: asyncpg.Pool) -> int:
-    return int(await pool.fetchval(UNPUBLISHED_SQL))
+    cursor = await pool.fetchval("SELECT to_regclass('outbox_cursor') IS NOT NULL")
+    return int(await pool.fetchval(UNPUBLISHED_SQL if cursor else OLD_UNPUBLISHED_SQL))
 
 
 async def bench(args: argparse.Namespace, dsn: str, bootstrap: str, pg_pid: int,
@@ -312,7 +335,8 @@ async def bench(args: argparse.Namespace, dsn: str, bootstrap: str, pg_pid: int,
 
     def start_children() -> tuple[Any, list[Any], Meters]:
         stop = ctx.Event()
-        procs = [ctx.Process(target=_run_child, args=(k, dsn, bootstrap, stop, args.old))
+        procs = [ctx.Process(target=_run_child,
+                             args=(k, dsn, bootstrap, stop, args.per_event_handler))
                  for k in ("consumer", "relay")]
         for p in procs:
             p.start()
@@ -407,8 +431,8 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=1_000)
     parser.add_argument("--rate", type=float, default=1_000.0)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--old", action="store_true",
-                        help="run the previous relay and consumer (for side-by-side runs)")
+    parser.add_argument("--per-event-handler", action="store_true",
+                        help="the handler's per-event form (default: its batch form)")
     args = parser.parse_args()
     with bench_stack() as stack:
         asyncio.run(prepare(stack.pg.dsn()))
