@@ -134,24 +134,21 @@ RELAY_LOCK_KEY = 0x43534F52
 # still open, or commits late, has an xid at or above the snapshot's xmin, so
 # its rows come after the cursor whenever they become visible.
 _BATCH = """
-SELECT id, xid::text::bigint AS xid, topic, subject, value FROM outbox
-WHERE (xid, id) > ($1::text::xid8, $2::bigint)
-  AND xid < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY xid, id
+SELECT o.id, o.xid::text::bigint AS xid_value, o.topic, o.subject, o.value FROM outbox o
+WHERE (o.xid, o.id) > ($1::text::xid8, $2::bigint)
+  AND o.xid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY o.xid, o.id
 LIMIT $3
 """
 
-# Per subject of a batch, its oldest row after the batch, if older (lower id)
-# than the subject's newest row in the batch. (subject, xid, id) index: the id
-# bound is checked in the index, so later rows cost no heap visit.
+# Rows after the batch with a lower id than the batch's newest, per subject:
+# one walk of the (xid, id) index past the batch with the id bound checked in
+# the index (no heap visit but for a real candidate, rare).
 _LATER = """
-SELECT s.subject, l.id FROM unnest($1::text[], $2::bigint[]) AS s(subject, max_id)
-CROSS JOIN LATERAL (
-    SELECT min(p.id) AS id FROM outbox p
-    WHERE p.subject = s.subject AND (p.xid, p.id) > ($3::text::xid8, $4::bigint)
-      AND p.id < s.max_id
-) l
-WHERE l.id IS NOT NULL
+SELECT p.subject, min(p.id) AS id FROM outbox p
+WHERE p.xid = $1::text::xid8 AND p.id > $2 AND p.id < $3
+   OR p.xid > $1::text::xid8 AND p.id < $3
+GROUP BY p.subject
 """
 
 _MARK = """
@@ -298,18 +295,15 @@ class OutboxRelay:
         limit = self.batch_size
         while True:
             found = await conn.fetch(_BATCH, str(cursor.xid), cursor.id, limit)
-            rows = [OutboxRow(r["id"], r["topic"], r["subject"], r["value"], r["xid"])
+            rows = [OutboxRow(r["id"], r["topic"], r["subject"], r["value"], r["xid_value"])
                     for r in found]
             if not rows:
                 return []
             last = rows[-1]
-            newest: dict[str, int] = {}
-            for r in rows:
-                newest[r.subject] = max(r.id, newest.get(r.subject, 0))
             later = {
                 r["subject"]: r["id"]
                 for r in await conn.fetch(
-                    _LATER, list(newest), list(newest.values()), str(last.xid), last.id)
+                    _LATER, str(last.xid), last.id, max(r.id for r in rows))
             }
             kept = _hold_back(rows, later)
             if kept or len(rows) < limit or limit >= 50 * self.batch_size:

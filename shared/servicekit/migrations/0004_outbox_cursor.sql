@@ -8,9 +8,6 @@
 ALTER TABLE outbox ADD COLUMN xid xid8 NOT NULL DEFAULT '1'::xid8;
 ALTER TABLE outbox ALTER COLUMN xid SET DEFAULT pg_current_xact_id();
 CREATE INDEX outbox_order ON outbox (xid, id);
--- A subject's rows after a batch with a lower id than the batch's (the relay
--- never sends a row before an older one of its subject): found in the index.
-CREATE INDEX outbox_subject_order ON outbox (subject, xid, id);
 
 -- The old relay's indexes: one entry per row written, none needed now.
 -- (published_at is still filled in, in bulk while the relay is idle, for people
