@@ -361,6 +361,7 @@ async def bench(args: argparse.Namespace, dsn: str, bootstrap: str, pg_pid: int,
             BenchThing(subject=f"s{seq % args.subjects}", seq=seq) for seq in range(args.events)
         ])
     committed = time.time()
+    at_commit = meters.sample()
     print(f"committed {args.events:,} events to the outbox in one transaction "
           f"in {committed - t0:.2f}s")
     while await _unpublished(pool):
@@ -375,6 +376,8 @@ async def bench(args: argparse.Namespace, dsn: str, bootstrap: str, pg_pid: int,
           f"= {rate:,.0f} events/s = {rate / limits[lowest]:.1%} of the lowest ceiling "
           f"({lowest} {limits[lowest]:,.0f}/s)")
     print(Meters.report(before, after, args.events))
+    print(Meters.report(at_commit, after, args.events).replace(
+        "CPU s per", "after the commit (relay + consumer work), CPU s per"))
     dup = await pool.fetchval("SELECT count(*) - count(DISTINCT seq) FROM effects")
     print(f"  applied twice: {dup}, missing: {args.events - await _count_effects(pool)}")
     stop_children(stop, procs)
