@@ -48,7 +48,7 @@ from shared.servicekit.broker import (
     new_producer,
 )
 from shared.servicekit.consumer import InboxConsumer, dlq_topic
-from shared.servicekit.db import KIT_MIGRATIONS, migrate
+from shared.servicekit.db import KIT_MIGRATIONS, Connection, migrate
 from shared.servicekit.outbox import Outbox, OutboxRelay
 
 TOPIC = "bench.things.v1"
@@ -72,16 +72,14 @@ class BenchThing(Event):
 OUTBOX = Outbox(producer="bench")
 
 
-async def apply_effect(
-    conn: asyncpg.Connection, deps: Any, event: Any, envelope: Envelope
-) -> None:
+async def apply_effect(conn: Connection, deps: Any, event: Any, envelope: Envelope) -> None:
     await conn.execute(
         "INSERT INTO effects (seq, applied_at) VALUES ($1, extract(epoch FROM clock_timestamp()))",
         event.seq,
     )
 
 
-async def apply_effects(conn: asyncpg.Connection, deps: Any, items: list[Any]) -> None:
+async def apply_effects(conn: Connection, deps: Any, items: list[Any]) -> None:
     """The batch form: one statement for a run of events."""
     await conn.execute(
         "INSERT INTO effects (seq, applied_at)"
@@ -102,12 +100,15 @@ def _cfg(bootstrap: str, name: str) -> KafkaConfig:
     return KafkaConfig(bootstrap=bootstrap, partitions=4, client_id=name, fetch_max_wait_ms=50)
 
 
-async def _relay_main(dsn: str, bootstrap: str, stop: Any, per_event: bool) -> None:
+async def _relay_main(dsn: str, bootstrap: str, stop: Any, flags: tuple[bool, bool]) -> None:
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
     assert pool is not None
     watch = BrokerWatch(_cfg(bootstrap, "relay"), topics=[TOPIC, dlq_topic(TOPIC)])
     await watch.check()
-    relay = OutboxRelay(dsn, pool, watch.cfg, watch, batch_size=2000, poll_interval=0.05)
+    no_mark = flags[1]
+    extra: dict[str, Any] = {"mark_published": False} if no_mark else {}
+    relay = OutboxRelay(dsn, pool, watch.cfg, watch, batch_size=2000, poll_interval=0.05,
+                        **extra)
     task = asyncio.create_task(relay.run())
     while not stop.is_set():
         await asyncio.sleep(0.1)
@@ -117,7 +118,8 @@ async def _relay_main(dsn: str, bootstrap: str, stop: Any, per_event: bool) -> N
     await pool.close()
 
 
-async def _consumer_main(dsn: str, bootstrap: str, stop: Any, per_event: bool) -> None:
+async def _consumer_main(dsn: str, bootstrap: str, stop: Any, flags: tuple[bool, bool]) -> None:
+    per_event = flags[0]
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
     assert pool is not None
     watch = BrokerWatch(_cfg(bootstrap, "consumer"), topics=[TOPIC, dlq_topic(TOPIC)])
@@ -135,9 +137,9 @@ async def _consumer_main(dsn: str, bootstrap: str, stop: Any, per_event: bool) -
     await pool.close()
 
 
-def _run_child(kind: str, dsn: str, bootstrap: str, stop: Any, per_event: bool) -> None:
+def _run_child(kind: str, dsn: str, bootstrap: str, stop: Any, flags: tuple[bool, bool]) -> None:
     main = _relay_main if kind == "relay" else _consumer_main
-    asyncio.run(main(dsn, bootstrap, stop, per_event))
+    asyncio.run(main(dsn, bootstrap, stop, flags))
 
 
 async def _write(pool: asyncpg.Pool, first: int, count: int, subjects: int) -> float:
@@ -336,7 +338,8 @@ async def bench(args: argparse.Namespace, dsn: str, bootstrap: str, pg_pid: int,
     def start_children() -> tuple[Any, list[Any], Meters]:
         stop = ctx.Event()
         procs = [ctx.Process(target=_run_child,
-                             args=(k, dsn, bootstrap, stop, args.per_event_handler))
+                             args=(k, dsn, bootstrap, stop,
+                                   (args.per_event_handler, args.no_mark)))
                  for k in ("consumer", "relay")]
         for p in procs:
             p.start()
@@ -436,6 +439,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--per-event-handler", action="store_true",
                         help="the handler's per-event form (default: its batch form)")
+    parser.add_argument("--no-mark", action="store_true",
+                        help="the relay leaves published_at unfilled (its cost measured apart)")
     args = parser.parse_args()
     with bench_stack() as stack:
         asyncio.run(prepare(stack.pg.dsn()))
