@@ -176,6 +176,7 @@ class InboxConsumer:
         self._backlogs: dict[TopicPartition, deque[Batch]] = {}
         self._ready: dict[TopicPartition, asyncio.Event] = {}
         self._paused: set[TopicPartition] = set()
+        self._next_offset: dict[TopicPartition, int] = {}  # the batch being applied
         self.backlog_limit = 4
         self._workers: dict[TopicPartition, asyncio.Task[None]] = {}
         self._epoch: str = ""
@@ -273,10 +274,14 @@ class InboxConsumer:
     """
 
     async def _apply_many(
-        self, conn: Connection, tp: TopicPartition, items: Sequence[Decoded], nxt: int
+        self, conn: Connection, tp: TopicPartition, items: Sequence[Decoded]
     ) -> None:
         """Inbox rows and offset for a whole batch in one statement, then the handlers
-        of the new events in order (runs of one batch handler in one call)."""
+        of the new events in order (runs of one batch handler in one call).
+
+        The offset stored is the one ``_apply_range`` set for the partition
+        (services may override this method with this signature)."""
+        nxt = self._next_offset[tp]
         new = {
             row[0]
             for row in await conn.fetch(
@@ -344,11 +349,9 @@ class InboxConsumer:
             if any(d is not None and d.poison for _, d in items):
                 return False
             try:
+                self._next_offset[tp] = items[-1][0].offset + 1
                 async with self.pool.acquire() as conn, conn.transaction():
-                    await self._apply_many(
-                        conn, tp, [d for _, d in items if d is not None],
-                        items[-1][0].offset + 1,
-                    )
+                    await self._apply_many(conn, tp, [d for _, d in items if d is not None])
                 return True
             except Exception as exc:
                 if _is_connection_loss(exc) or is_transient(exc):
