@@ -6,14 +6,25 @@ so a redelivered event changes nothing and a restarted consumer resumes from
 the offset stored in PostgreSQL (the broker's commit is only a hint). A
 handler that keeps failing sends its event to the dead-letter table and to
 ``<topic>.dlq`` (through the outbox) and the consumer moves on.
+
+A partition's records are applied a poll at a time: one statement writes the
+poll's inbox rows and its next offset, then the handlers run in record order
+in the same transaction (a ``BatchHandler`` takes each run of consecutive
+events of its type in one call). When the batch fails, it is split in halves
+until the failing event stands alone; that one is retried and dead-lettered,
+its neighbours are applied. A database that is momentarily unable (SQLSTATE
+class 08, 40, 53 or 57) is not the handler's fault: the batch is retried with
+backoff for as long as it takes, the partition's fetching paused meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,8 +49,56 @@ Batch = Sequence[ConsumerRecord[bytes, bytes]]
 # ``async def h(conn, deps, event, envelope)``: runs inside the consumer's inbox
 # transaction with the service's deps, and calls the service's use cases.
 Handler = Callable[[Connection, Any, Any, Envelope], Awaitable[None]]
+# ``async def h(conn, deps, items)``: ``items`` is a list of (event, envelope) in order
+BatchFunction = Callable[[Connection, Any, list[tuple[Any, Envelope]]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class BatchHandler:
+    """A handler that applies many events of its type in one call.
+
+    Used as a per-event handler (``Subscriptions`` value, DLQ replay, an event
+    isolated after a failing batch) it calls ``one`` when given, else the batch
+    function with a single item::
+
+        @batch_handler
+        async def on_things(conn, deps, items): ...
+        SUBSCRIPTIONS = {ThingHappened: on_things}
+    """
+
+    batch: BatchFunction
+    one: Handler | None = None
+
+    async def __call__(self, conn: Connection, deps: Any, event: Any, envelope: Envelope) -> None:
+        if self.one is not None:
+            await self.one(conn, deps, event, envelope)
+        else:
+            await self.batch(conn, deps, [(event, envelope)])
+
+
+def batch_handler(fn: BatchFunction) -> BatchHandler:
+    return BatchHandler(fn)
+
+
 # event class -> its handler: the consumer subscribes to exactly these types' topics
 Subscriptions = Mapping[type[Event], Handler]
+
+# SQLSTATE classes of a database that cannot do the work right now: connection
+# exception, transaction rollback (serialization, deadlock), insufficient
+# resources, operator intervention (shutdown, cancel). Never the event's fault.
+TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A database error that says nothing about the event being applied."""
+    state = getattr(exc, "sqlstate", None)
+    return isinstance(exc, asyncpg.PostgresError) and isinstance(state, str) and (
+        state[:2] in TRANSIENT_SQLSTATE_CLASSES)
+
+
+def _is_connection_loss(exc: BaseException) -> bool:
+    """The client lost its connection: the supervisor recreates the consumer."""
+    return isinstance(exc, asyncpg.PostgresConnectionError | OSError | asyncpg.InterfaceError)
 _DLQ_NS = uuid.UUID("5d7e1c1e-2b55-4a0e-9a53-6b1d1d0c2a10")
 
 
@@ -114,7 +173,11 @@ class InboxConsumer:
         self.assigned: set[TopicPartition] = set()
         self.unassigned_since: float | None = None
         self._consumer: AIOKafkaConsumer | None = None
-        self._queues: dict[TopicPartition, asyncio.Queue[Batch]] = {}
+        self._backlogs: dict[TopicPartition, deque[Batch]] = {}
+        self._ready: dict[TopicPartition, asyncio.Event] = {}
+        self._paused: set[TopicPartition] = set()
+        self._next_offset: dict[TopicPartition, int] = {}  # the batch being applied
+        self.backlog_limit = 4
         self._workers: dict[TopicPartition, asyncio.Task[None]] = {}
         self._epoch: str = ""
 
@@ -183,24 +246,63 @@ class InboxConsumer:
                 await item.handler(conn, self.deps, item.payload, item.envelope)
             self.applied += 1
 
+    async def _handle_run(self, conn: Connection, run: list[Decoded]) -> None:
+        """Consecutive new events with one handler: one call for a batch handler."""
+        handler = run[0].handler
+        if isinstance(handler, BatchHandler) and len(run) > 1:
+            await handler.batch(
+                conn, self.deps, [(d.payload, d.envelope) for d in run]  # type: ignore[misc]
+            )
+            self.applied += len(run)
+            return
+        for d in run:
+            await self._handle(conn, d)
+
+    # The poll's inbox rows and the partition's next offset in one statement.
+    _INBOX_AND_OFFSET = """
+    WITH inbox_rows AS (
+        INSERT INTO inbox (consumer, event_id, topic, partition, "offset")
+        SELECT $1, e, $2, $3, o FROM unnest($4::uuid[], $5::bigint[]) AS t(e, o)
+        ON CONFLICT DO NOTHING RETURNING event_id
+    ), next_offset AS (
+        INSERT INTO consumer_offsets (consumer, topic, partition, broker_epoch, next_offset)
+        VALUES ($1, $2, $3, $6, $7)
+        ON CONFLICT (consumer, topic, partition, broker_epoch)
+        DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()
+    )
+    SELECT event_id FROM inbox_rows
+    """
+
     async def _apply_many(
         self, conn: Connection, tp: TopicPartition, items: Sequence[Decoded]
     ) -> None:
-        """Inbox rows for a whole batch in one statement, then each new event's handler."""
+        """Inbox rows and offset for a whole batch in one statement, then the handlers
+        of the new events in order (runs of one batch handler in one call).
+
+        The offset stored is the one ``_apply_range`` set for the partition
+        (services may override this method with this signature)."""
+        nxt = self._next_offset[tp]
         new = {
             row[0]
             for row in await conn.fetch(
-                'INSERT INTO inbox (consumer, event_id, topic, partition, "offset")'
-                " SELECT $1, e, $2, $3, o FROM unnest($4::uuid[], $5::bigint[]) AS t(e, o)"
-                " ON CONFLICT DO NOTHING RETURNING event_id",
-                self.name, tp.topic, tp.partition,
+                self._INBOX_AND_OFFSET, self.name, tp.topic, tp.partition,
                 [d.event_id for d in items], [d.record.offset for d in items],
+                self._epoch, nxt,
             )
         }
+        run: list[Decoded] = []
         for d in items:
-            if d.event_id in new:
-                new.discard(d.event_id)  # the same event twice in one batch: once
-                await self._handle(conn, d)
+            if d.event_id not in new:
+                continue
+            new.discard(d.event_id)  # the same event twice in one batch: once
+            if d.handler is None or d.envelope is None:
+                continue
+            if run and run[0].handler is not d.handler:
+                await self._handle_run(conn, run)
+                run = []
+            run.append(d)
+        if run:
+            await self._handle_run(conn, run)
 
     async def _store_offset(self, conn: Connection, tp: TopicPartition, nxt: int) -> None:
         await conn.execute(
@@ -211,22 +313,58 @@ class InboxConsumer:
             self.name, tp.topic, tp.partition, self._epoch, nxt,
         )
 
+    async def _until_done(self, what: str, attempt: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``attempt`` again, with backoff and no limit, while the database is
+        transiently unable; the partition waits (its fetching pauses when its
+        backlog fills). Lost connections and handler failures are raised."""
+        delay = self.retry_base
+        while True:
+            try:
+                return await attempt()
+            except Exception as exc:
+                if _is_connection_loss(exc) or not is_transient(exc):
+                    raise
+                log.warning("consumer_db_busy", consumer=self.name, step=what,
+                            sqlstate=getattr(exc, "sqlstate", None), error=_reason(exc),
+                            retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
     async def _apply_batch(
         self, tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]
     ) -> None:
         items = [(r, self._decode(r)) for r in records]
-        if not any(d is not None and d.poison for _, d in items):
+        await self._apply_range(tp, items)
+
+    async def _apply_range(
+        self, tp: TopicPartition, items: list[tuple[ConsumerRecord[bytes, bytes], Decoded | None]]
+    ) -> None:
+        """Apply records in one transaction; on a handler's failure, split in halves
+        until the failing record stands alone (its neighbours applied in order)."""
+        if len(items) == 1:
+            await self._apply_single(tp, *items[0])
+            return
+
+        async def attempt() -> bool:
+            if any(d is not None and d.poison for _, d in items):
+                return False
             try:
+                self._next_offset[tp] = items[-1][0].offset + 1
                 async with self.pool.acquire() as conn, conn.transaction():
                     await self._apply_many(conn, tp, [d for _, d in items if d is not None])
-                    await self._store_offset(conn, tp, records[-1].offset + 1)
-                return
-            except (asyncpg.PostgresConnectionError, OSError):
-                raise
-            except Exception as exc:  # one record is failing: go one by one
-                log.info("consumer_batch_failed", consumer=self.name, error=_reason(exc))
-        for record, d in items:
-            await self._apply_single(tp, record, d)
+                return True
+            except Exception as exc:
+                if _is_connection_loss(exc) or is_transient(exc):
+                    raise
+                log.info("consumer_batch_failed", consumer=self.name, records=len(items),
+                         error=_reason(exc))
+                return False
+
+        if await self._until_done("batch", attempt):
+            return
+        mid = len(items) // 2
+        await self._apply_range(tp, items[:mid])
+        await self._apply_range(tp, items[mid:])
 
     async def _apply_single(
         self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], d: Decoded | None
@@ -237,18 +375,23 @@ class InboxConsumer:
             try:
                 if d is not None and d.poison:
                     raise PoisonMessage(d.poison)
-                async with self.pool.acquire() as conn, conn.transaction():
-                    if d is not None:
-                        await self._apply(conn, d)
-                    await self._store_offset(conn, tp, record.offset + 1)
+
+                async def once(d: Decoded | None = d) -> None:
+                    async with self.pool.acquire() as conn, conn.transaction():
+                        if d is not None:
+                            await self._apply(conn, d)
+                        await self._store_offset(conn, tp, record.offset + 1)
+
+                await self._until_done("event", once)
                 return
-            except (asyncpg.PostgresConnectionError, OSError):
-                raise
             except Exception as exc:
+                if _is_connection_loss(exc):
+                    raise
                 permanent = isinstance(exc, PoisonMessage)
                 if permanent or attempt >= self.max_attempts:
                     assert d is not None  # records we skip never fail
-                    await self._dead_letter(tp, record, d, _reason(exc), attempt)
+                    await self._until_done("dead_letter", functools.partial(
+                        self._dead_letter, tp, record, d, _reason(exc), attempt))
                     return
                 delay = min(self.retry_base * 2 ** (attempt - 1), 30.0)
                 log.warning(
@@ -339,38 +482,55 @@ class InboxConsumer:
             batch = await consumer.getmany(timeout_ms=500, max_records=self.batch_records)
             for tp, records in batch.items():
                 if records:
-                    await self._queue_for(consumer, tp).put(records)  # waits when it is behind
+                    self._enqueue(consumer, tp, records)
             for task in self._workers.values():
                 if task.done():
                     task.result()  # a worker failed: raise, the supervisor recreates us
 
-    def _queue_for(
-        self, consumer: AIOKafkaConsumer, tp: TopicPartition
-    ) -> asyncio.Queue[Batch]:
-        queue = self._queues.get(tp)
-        if queue is None:
-            queue = self._queues[tp] = asyncio.Queue(maxsize=4)
+    def _enqueue(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: Batch
+    ) -> None:
+        """Hand records to the partition's worker; a partition that is behind (or
+        waiting for the database) is paused, the others keep being fetched."""
+        backlog = self._backlogs.get(tp)
+        if backlog is None:
+            backlog = self._backlogs[tp] = deque()
+            ready = self._ready[tp] = asyncio.Event()
             self._workers[tp] = asyncio.create_task(
-                self._worker(consumer, tp, queue), name=f"consumer-{self.name}-{tp.partition}"
+                self._worker(consumer, tp, backlog, ready),
+                name=f"consumer-{self.name}-{tp.partition}",
             )
-        return queue
+        backlog.append(records)
+        self._ready[tp].set()
+        if len(backlog) >= self.backlog_limit and tp not in self._paused:
+            consumer.pause(tp)
+            self._paused.add(tp)
 
     async def _worker(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition,
-        queue: asyncio.Queue[Batch],
+        backlog: deque[Batch], ready: asyncio.Event,
     ) -> None:
         while True:
-            records = list(await queue.get())
-            while not queue.empty() and len(records) < self.batch_records:
-                records.extend(queue.get_nowait())
-            await self._apply_batch(tp, records)
-            if self.mode == "group":
-                await self._commit_hint(consumer, tp, records[-1].offset + 1)
+            await ready.wait()
+            ready.clear()
+            while backlog:
+                records = list(backlog.popleft())
+                while backlog and len(records) < self.batch_records:
+                    records.extend(backlog.popleft())
+                if tp in self._paused and len(backlog) < self.backlog_limit // 2:
+                    self._paused.discard(tp)
+                    if tp in consumer.assignment():
+                        consumer.resume(tp)
+                await self._apply_batch(tp, records)
+                if self.mode == "group":
+                    await self._commit_hint(consumer, tp, records[-1].offset + 1)
 
     async def _stop_workers(self, partitions: list[TopicPartition]) -> None:
         tasks = [self._workers.pop(tp) for tp in partitions if tp in self._workers]
         for tp in partitions:
-            self._queues.pop(tp, None)
+            self._backlogs.pop(tp, None)
+            self._ready.pop(tp, None)
+            self._paused.discard(tp)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,11 +1,12 @@
 """Transactional outbox and the relay that publishes it.
 
 ``Outbox.add(conn, event)`` writes the event in the caller's transaction, so
-the state change and its event commit or fail together. The relay claims
-unpublished rows with ``FOR UPDATE SKIP LOCKED`` and a lease, sends them keyed
-by subject, and marks them published. A row is never sent while an older row
-of the same subject is unsent (or leased by another relay), so each subject's
-events reach the broker in the order they were written.
+the state change and its event commit or fail together. The relay reads
+the rows after its cursor whose transactions have ended (below the snapshot's
+xmin), sends them keyed by subject, and moves its one cursor row: no update per
+event. A row is never sent before an older (lower id) row of its subject, so
+each subject's events reach the broker in the order they were written; one
+relay per database sends at a time (an advisory lock per round).
 """
 
 from __future__ import annotations
@@ -111,38 +112,92 @@ class OutboxRow:
     topic: str
     subject: str
     value: bytes
+    xid: int = 0
 
 
-_CLAIM = """
-WITH cand AS (
-    SELECT id, subject FROM outbox
-    WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < now())
-    ORDER BY id
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
-), blocked AS (
-    -- a subject waits while any of its older unsent rows is held by someone else
-    -- (LATERAL ... LIMIT 1: one index probe per subject, never a scan of the backlog)
-    SELECT l.subject FROM (
-        SELECT subject, max(id) AS last_id FROM cand GROUP BY subject
-    ) l
-    CROSS JOIN LATERAL (
-        SELECT 1 FROM outbox p
-        WHERE p.subject = l.subject AND p.published_at IS NULL AND p.id < l.last_id
-          AND p.id NOT IN (SELECT id FROM cand)
-        LIMIT 1
-    ) held
+@dataclass(frozen=True)
+class Cursor:
+    """The relay's place: every row at or before (xid, id) has been sent into ``epoch``."""
+
+    epoch: str | None
+    xid: int
+    id: int
+    marked_xid: int
+    marked_id: int
+
+
+# One relay per database sends at a time; the others stand by (the key spells "CSOR").
+RELAY_LOCK_KEY = 0x43534F52
+
+# Rows after the cursor, in (transaction id, id) order, of transactions that
+# ended before every transaction still running began: a transaction that is
+# still open, or commits late, has an xid at or above the snapshot's xmin, so
+# its rows come after the cursor whenever they become visible.
+_BATCH = """
+SELECT o.id, o.xid::text::bigint AS xid_value, o.topic, o.subject, o.value FROM outbox o
+WHERE (o.xid, o.id) > ($1::text::xid8, $2::bigint)
+  AND o.xid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY o.xid, o.id
+LIMIT $3
+"""
+
+# Rows after the batch with a lower id than the batch's newest, per subject:
+# one walk of the (xid, id) index past the batch with the id bound checked in
+# the index (no heap visit but for a real candidate, rare).
+_LATER = """
+SELECT p.subject, min(p.id) AS id FROM outbox p
+WHERE p.xid = $1::text::xid8 AND p.id > $2 AND p.id < $3
+   OR p.xid > $1::text::xid8 AND p.id < $3
+GROUP BY p.subject
+"""
+
+_MARK = """
+WITH c AS (
+    SELECT id FROM outbox
+    WHERE (xid, id) > ($1::text::xid8, $2::bigint) AND (xid, id) <= ($3::text::xid8, $4::bigint)
+    ORDER BY xid, id
+    LIMIT $5
 )
-UPDATE outbox o
-SET lease_owner = $2, lease_until = now() + make_interval(secs => $3)
-FROM cand
-WHERE o.id = cand.id AND cand.subject NOT IN (SELECT subject FROM blocked)
-RETURNING o.id, o.topic, o.subject, o.value
+UPDATE outbox o SET published_at = now(), broker_epoch = $6
+FROM c WHERE o.id = c.id
+RETURNING o.xid::text::bigint AS xid, o.id
 """
 
 
+def _hold_back(rows: list[OutboxRow], later: dict[str, int]) -> list[OutboxRow]:
+    """The longest prefix (in cursor order) that never sends a row of a subject
+    before an older (lower id) row of that subject that stays unsent.
+
+    ``later``: per subject, the lowest id of its rows after the batch. Rows
+    (xid, id)-ordered may disagree with id order across transactions (a
+    transaction that took its xid early and wrote a subject's event after
+    another one committed); such a row waits until the older one is in a batch.
+    """
+    keep = len(rows)
+    while True:
+        first_dropped: dict[str, int] = dict(later)
+        for r in rows[keep:]:
+            if r.id < first_dropped.get(r.subject, r.id + 1):
+                first_dropped[r.subject] = r.id
+        cut = next(
+            (i for i, r in enumerate(rows[:keep])
+             if first_dropped.get(r.subject, r.id + 1) < r.id),
+            None,
+        )
+        if cut is None:
+            return rows[:keep]
+        keep = cut
+
+
 class OutboxRelay:
-    """Publishes the outbox of one database. Run several: they never send a row twice at once."""
+    """Publishes the outbox of one database.
+
+    Each round takes an advisory lock for the round's transaction: one relay
+    of a database sends at a time, any other stands by and takes over at its
+    next round. A round reads the rows after the cursor (see ``_BATCH``),
+    sends them (a subject's rows in id order), and moves the cursor: one row
+    updated per batch, none per event.
+    """
 
     def __init__(
         self,
@@ -152,37 +207,56 @@ class OutboxRelay:
         watch: BrokerWatch,
         *,
         batch_size: int = 500,
-        lease_seconds: float = 30.0,
+        lease_seconds: float = 30.0,  # kept for callers; rows are no longer leased
         poll_interval: float = 1.0,
         retention_hours: float = 168.0,
+        mark_published: bool = True,
+        mark_batch: int = 5000,
+        mark_delay: float | None = None,
     ) -> None:
         self.dsn, self.pool, self.cfg, self.watch = dsn, pool, cfg, watch
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.retention_hours = retention_hours
+        self.mark_published = mark_published
+        self.mark_batch = mark_batch
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._producer: AIOKafkaProducer | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self.published = 0
+        self.active = False  # held the lock in its last round
+        # published_at is filled in once the relay has been idle this long
+        self.mark_delay = min(poll_interval, 1.0) if mark_delay is None else mark_delay
+        self._unmarked = False
         watch.listeners.append(self.on_new_epoch)
 
     # -- broker epoch ---------------------------------------------------------
 
     async def on_new_epoch(self, previous: str | None, current: str) -> None:
-        """Rows published into another epoch's log may never have been read: send them again."""
+        """A new broker log: the next round starts the cursor again (see ``_restart``)."""
         async with self._lock:
             await self._drop_producer()
-            resent = await self.pool.execute(
-                "UPDATE outbox SET published_at = NULL, lease_owner = NULL, lease_until = NULL"
-                " WHERE published_at IS NOT NULL AND broker_epoch IS DISTINCT FROM $1",
-                current,
-            )
-        count = int(resent.split()[-1])
-        if count:
-            log.warning("outbox_resend", rows=count, epoch=current, previous=previous)
         self._wake.set()
+
+    async def _restart(self, conn: Connection, cursor: Cursor, epoch: str) -> Cursor:
+        """Rows sent into another epoch's log may never have been read: send them again."""
+        resent = await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE (xid, id) <= ($1::text::xid8, $2::bigint)",
+            str(cursor.xid), cursor.id,
+        )
+        await conn.execute(
+            "UPDATE outbox_cursor SET broker_epoch = $1, xid = '0', id = 0,"
+            " marked_xid = '0', marked_id = 0, updated_at = now() WHERE name = 'relay'",
+            epoch,
+        )
+        await conn.execute(
+            "UPDATE outbox SET published_at = NULL WHERE published_at IS NOT NULL"
+        )
+        if resent:
+            log.warning("outbox_resend", rows=resent, epoch=epoch, previous=cursor.epoch)
+        return Cursor(epoch, 0, 0, 0, 0)
 
     # -- producer ---------------------------------------------------------------
 
@@ -203,46 +277,107 @@ class OutboxRelay:
 
     # -- one round ------------------------------------------------------------
 
-    async def claim(self) -> list[OutboxRow]:
-        async with self.pool.acquire() as conn, conn.transaction():
-            # A queue table's statistics lag its backlog; with stale ones the
-            # planner reads and sorts the whole backlog instead of walking the
-            # partial index in id order. The index walk is right at any size.
-            await conn.execute("SET LOCAL enable_bitmapscan = off")
-            rows = await conn.fetch(_CLAIM, self.batch_size, self.owner, self.lease_seconds)
-        rows = sorted(rows, key=lambda r: r["id"])
-        return [OutboxRow(r["id"], r["topic"], r["subject"], r["value"]) for r in rows]
+    async def _cursor(self, conn: Connection) -> Cursor:
+        row = await conn.fetchrow(
+            "SELECT broker_epoch, xid::text::bigint AS xid, id, marked_xid::text::bigint"
+            " AS marked_xid, marked_id FROM outbox_cursor WHERE name = 'relay'"
+        )
+        if row is None:  # made by the migration; an operator may have removed it
+            await conn.execute(
+                "INSERT INTO outbox_cursor (name, xid, id, marked_xid, marked_id)"
+                " VALUES ('relay', '0', 0, '0', 0) ON CONFLICT DO NOTHING"
+            )
+            return Cursor(None, 0, 0, 0, 0)
+        return Cursor(row["broker_epoch"], row["xid"], row["id"], row["marked_xid"],
+                      row["marked_id"])
 
-    async def publish_once(self) -> int:
-        """Claim and send one batch. Returns rows published; raises on a broker failure."""
+    async def _batch(self, conn: Connection, cursor: Cursor) -> list[OutboxRow]:
+        limit = self.batch_size
+        while True:
+            found = await conn.fetch(_BATCH, str(cursor.xid), cursor.id, limit)
+            rows = [OutboxRow(r["id"], r["topic"], r["subject"], r["value"], r["xid_value"])
+                    for r in found]
+            if not rows:
+                return []
+            last = rows[-1]
+            later = {
+                r["subject"]: r["id"]
+                for r in await conn.fetch(
+                    _LATER, str(last.xid), last.id, max(r.id for r in rows))
+            }
+            kept = _hold_back(rows, later)
+            if kept or len(rows) < limit or limit >= 50 * self.batch_size:
+                return kept
+            limit *= 10  # the row everything waits for is past the limit: look further
+
+    async def publish_once(self, *, mark: bool = True) -> int:
+        """Send one batch. Returns rows published (0 when another relay is active);
+        raises on a broker failure. With nothing to send, and ``mark``, fills in
+        published_at behind the cursor (a slice)."""
         async with self._lock:
             epoch = self.watch.epoch
             if epoch is None:
                 raise BrokerNotReady("the broker has not been reached yet")
-            rows = await self.claim()
-            if not rows:
-                return 0
-            sent, error = await self._send(rows, epoch)
-            if sent:
-                await self.pool.execute(
-                    "UPDATE outbox SET published_at = now(), broker_epoch = $2,"
-                    " lease_owner = NULL, lease_until = NULL"
-                    " WHERE id = ANY($1::bigint[]) AND lease_owner = $3",
-                    [r.id for r in sent], epoch, self.owner,
+            async with self.pool.acquire() as conn, conn.transaction():
+                self.active = bool(
+                    await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK_KEY)
                 )
-            if error is not None:
+                if not self.active:
+                    return 0  # another relay is sending: stand by
+                cursor = await self._cursor(conn)
+                if cursor.epoch != epoch:
+                    if cursor.epoch is not None and cursor.epoch > epoch:
+                        self.watch.poke()  # our view of the broker is behind
+                        return 0
+                    cursor = await self._restart(conn, cursor, epoch)
+                rows = await self._batch(conn, cursor)
+                if not rows:
+                    if mark:
+                        self._unmarked = await self._mark(conn, cursor)
+                    else:
+                        self._unmarked = (cursor.marked_xid, cursor.marked_id) < (
+                            cursor.xid, cursor.id)
+                    return 0
+                sent, error = await self._send(sorted(rows, key=lambda r: r.id), epoch)
                 sent_ids = {r.id for r in sent}
-                unsent = [r.id for r in rows if r.id not in sent_ids]
-                await self.pool.execute(
-                    "UPDATE outbox SET lease_owner = NULL, lease_until = NULL,"
-                    " attempts = attempts + 1, last_error = $2"
-                    " WHERE id = ANY($1::bigint[]) AND lease_owner = $3",
-                    unsent, error[:500], self.owner,
-                )
+                done = 0  # the cursor moves over the rows sent, up to the first unsent one
+                while done < len(rows) and rows[done].id in sent_ids:
+                    done += 1
+                if done:
+                    await conn.execute(
+                        "UPDATE outbox_cursor SET xid = $1::text::xid8, id = $2,"
+                        " updated_at = now() WHERE name = 'relay'",
+                        str(rows[done - 1].xid), rows[done - 1].id,
+                    )
+            if error is not None:
                 await self._drop_producer()
                 raise ConnectionError(error)
-            self.published += len(sent)
-            return len(sent)
+            self.published += done
+            return done
+
+    async def _mark(self, conn: Connection, cursor: Cursor) -> bool:
+        """Fill in published_at behind the cursor, a slice at a time, while idle.
+
+        Nothing relies on it (the cursor says what was sent); it is there for
+        people and tests that ask ``WHERE published_at IS NULL``. Returns
+        whether more rows are waiting to be marked.
+        """
+        if not self.mark_published or (cursor.marked_xid, cursor.marked_id) >= (
+            cursor.xid, cursor.id
+        ):
+            return False
+        marked = await conn.fetch(
+            _MARK, str(cursor.marked_xid), cursor.marked_id, str(cursor.xid), cursor.id,
+            self.mark_batch, cursor.epoch,
+        )
+        end = (max((r["xid"], r["id"]) for r in marked) if len(marked) == self.mark_batch
+               else (cursor.xid, cursor.id))
+        await conn.execute(
+            "UPDATE outbox_cursor SET marked_xid = $1::text::xid8, marked_id = $2"
+            " WHERE name = 'relay'",
+            str(end[0]), end[1],
+        )
+        return len(marked) == self.mark_batch
 
     async def _send(
         self, rows: Sequence[OutboxRow], epoch: str
@@ -312,15 +447,26 @@ class OutboxRelay:
         return sent, first_error
 
     async def prune(self) -> int:
-        result = await self.pool.execute(
-            "DELETE FROM outbox WHERE published_at < now() - make_interval(hours => $1)",
-            self.retention_hours,
-        )
+        """Delete sent rows past retention, oldest first, a slice per statement."""
+        total = 0
+        while True:
+            result = await self.pool.execute(
+                "DELETE FROM outbox WHERE id IN ("
+                "  SELECT o.id FROM outbox o, outbox_cursor c"
+                "  WHERE c.name = 'relay' AND (o.xid, o.id) <= (c.xid, c.id)"
+                "  ORDER BY o.xid, o.id LIMIT 10000)"
+                " AND coalesce(published_at, created_at) < now() - make_interval(hours => $1)",
+                self.retention_hours,
+            )
+            deleted = int(result.split()[-1])
+            total += deleted
+            if deleted < 10000:
+                break
         await self.pool.execute(
             "DELETE FROM inbox WHERE applied_at < now() - make_interval(hours => $1)",
             self.retention_hours * 2,
         )
-        return int(result.split()[-1])
+        return total
 
     # -- the loop ---------------------------------------------------------------
 
@@ -345,11 +491,14 @@ class OutboxRelay:
         listener = asyncio.create_task(self._listen(), name="outbox-listen")
         backoff = 0.1
         last_prune = 0.0
+        marking = False
         loop = asyncio.get_running_loop()
         try:
             while True:
                 try:
-                    n = await self.publish_once()
+                    # published_at is filled in only once the relay has been idle
+                    # for mark_delay: never on the way of events being sent
+                    n = await self.publish_once(mark=marking)
                     backoff = 0.1
                 except BrokerNotReady:
                     await asyncio.sleep(0.1)
@@ -363,9 +512,18 @@ class OutboxRelay:
                 if loop.time() - last_prune > 600:
                     last_prune = loop.time()
                     await self.prune()
-                if n < self.batch_size:
+                if n:
+                    marking = False
+                    continue  # more may be waiting: a round that finds nothing is cheap
+                if marking and self._unmarked:
+                    continue  # the next slice
+                if self._unmarked and self.active:
+                    marking = not await wait_event(self._wake, self.mark_delay)
+                    if marking:
+                        continue
+                else:
                     await wait_event(self._wake, self.poll_interval)
-                    self._wake.clear()
+                self._wake.clear()
         finally:
             listener.cancel()
             await self._drop_producer()
