@@ -789,12 +789,10 @@ class OurRun:
 async def run_ours(dsn: str, data: Dataset) -> OurRun:
     from identity import matches
     from identity.app import SPEC
-    from identity.blocking import query_keys
     from identity.deps import Deps
     from identity.importer import import_customers
     from identity.matching import Person as MatchPerson
     from identity.matching import check_query, score
-    from identity.repository import matches as mrepo
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
     from shared.servicekit.runtime import migrate_database
@@ -836,14 +834,9 @@ async def run_ours(dsn: str, data: Dataset) -> OurRun:
             for q in data.queries:
                 if q.truth is None:
                     continue
-                lookups = matches.ssn_lookups(matcher.vault, q.ssn) if q.ssn else {}
-                cands = await mrepo.candidates(
-                    conn, keys=query_keys(q.first_name, q.last_name, q.date_of_birth),
-                    ssn_lookups=lookups, idoc_number=None, email=None,
-                    query_has_ssn=bool(q.ssn))
-                for c in cands:
+                person = MatchPerson(q.first_name, q.last_name, q.date_of_birth, q.ssn)
+                for c in await matches.candidates_for(conn, matcher, person):
                     if key_of[c.account_id] == q.truth:
-                        person = MatchPerson(q.first_name, q.last_name, q.date_of_birth, q.ssn)
                         truth_weight[q.qid] = score(person, c, matcher.thresholds).total_weight
     finally:
         await pool.close()

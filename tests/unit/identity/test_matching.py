@@ -85,10 +85,13 @@ def test_name_keys_meet_across_nickname_compound_and_swap() -> None:
     assert name_keys(None, None) == set()
 
 
-def test_dob_keys_date_and_swap_only() -> None:
-    assert dob_keys(date(1984, 3, 7)) == {date(1984, 3, 7), date(1984, 7, 3)}
-    assert dob_keys(date(1984, 3, 25)) == {date(1984, 3, 25)}
-    assert dob_keys(date(1984, 5, 5)) == {date(1984, 5, 5)}
+def test_dob_keys_date_swaps_and_year_digits() -> None:
+    assert dob_keys(date(1984, 3, 7)) == {date(1984, 3, 7), date(1984, 7, 3), date(1948, 3, 7)}
+    assert dob_keys(date(1984, 3, 25)) == {date(1984, 3, 25), date(1948, 3, 25)}
+    assert dob_keys(date(1988, 5, 5)) == {date(1988, 5, 5)}
+    # 1979 / 1997: the class of issue 16 "year digits swapped"
+    assert date(1997, 11, 30) in dob_keys(date(1979, 11, 30))
+    assert dob_keys(date(1996, 2, 29)) == {date(1996, 2, 29)}  # 1969 has no 29 February
 
 
 def test_ssn_variants() -> None:
@@ -257,12 +260,15 @@ def test_bands() -> None:
     assert score(exact, cand(exact)).band == "strong"
     nick_slip = score(Person("Bill", "Garcia", date(1984, 3, 8)), cand(exact))
     assert nick_slip.band == "possible" and 0.6 <= nick_slip.probability < 0.95
-    assert score(Person("William", "Garcia"), cand(exact)).band is None  # names alone
+    # names alone: on the review list, never a decision
+    assert score(Person("William", "Garcia"), cand(exact)).band == "weak"
     assert score(Person(ssn_digits="123456789"), cand(Person(), "equal")).band == "strong"
     loose = Thresholds(strong=0.999999, possible=0.5)
     assert score(Person("Bill", "Garcia", DOB), cand(exact), loose).band == "possible"
     with pytest.raises(ValueError):
         Thresholds(strong=0.5, possible=0.6)
+    with pytest.raises(ValueError):
+        Thresholds(strong=0.9, possible=0.6, weak=0.7)
 
 
 def test_rank_orders_cuts_and_limits() -> None:
@@ -275,7 +281,7 @@ def test_rank_orders_cuts_and_limits() -> None:
     assert [m.candidate for m in got] == [best, good, weak]
     assert all(a.total_weight >= b.total_weight for a, b in itertools.pairwise(got))
     assert [m.candidate for m in rank(q, [none, weak, good, best], limit=2)] == [best, good]
-    strict = Thresholds(strong=0.99, possible=0.99)
+    strict = Thresholds(strong=0.99, possible=0.99, weak=0.99)
     assert [m.candidate for m in rank(q, [weak, good, best], strict)] == [best]
 
 

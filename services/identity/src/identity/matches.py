@@ -11,10 +11,10 @@ from typing import Any
 import asyncpg
 
 from identity import repository as repo
-from identity.blocking import SsnRelation, query_keys, ssn_slips
+from identity.blocking import SsnRelation, broad_query_keys, query_keys, ssn_slips
 from identity.deps import OUTBOX, thresholds_from
 from identity.domain import FieldError, InvalidInput, MatchFields
-from identity.matching import Match, Person, Thresholds, rank
+from identity.matching import Candidate, Match, Person, Thresholds, rank
 from identity.repository import matches as mrepo
 from identity.settings import IdentitySettings
 from identity.ssn import SsnVault
@@ -60,12 +60,12 @@ def ssn_lookups(vault: SsnVault, digits: str) -> dict[bytes, SsnRelation]:
     return out
 
 
-async def find(
+async def candidates_for(
     conn: Connection, matcher: Matcher, person: Person, *, exclude: Sequence[uuid.UUID] = ()
-) -> list[Match]:
-    """The best candidates for ``person`` at or above ``possible``, best first."""
+) -> list[Candidate]:
+    """The accounts in any block of ``person`` (unscored)."""
     lookups = ssn_lookups(matcher.vault, person.ssn_digits) if person.ssn_digits else {}
-    found = await mrepo.candidates(
+    return await mrepo.candidates(
         conn,
         keys=query_keys(person.first_name, person.last_name, person.date_of_birth),
         ssn_lookups=lookups,
@@ -73,7 +73,17 @@ async def find(
         email=person.email,
         exclude=exclude,
         query_has_ssn=bool(person.ssn_digits),
+        broad_keys=broad_query_keys(person.first_name, person.last_name),
+        broad_cap=mrepo.BROAD_CAP if person.date_of_birth else mrepo.BROAD_CAP_NO_DOB,
     )
+
+
+async def find(
+    conn: Connection, matcher: Matcher, person: Person, *, exclude: Sequence[uuid.UUID] = ()
+) -> list[Match]:
+    """The review list for ``person``: up to five candidates at or above ``weak``, best
+    first, each with its band (only ``strong`` may be acted on without a person)."""
+    found = await candidates_for(conn, matcher, person, exclude=exclude)
     return rank(person, found, matcher.thresholds)
 
 
@@ -137,6 +147,12 @@ async def confirm(
 # -- the duplicates queue ---------------------------------------------------------------
 
 
+# The duplicates queue holds what may be one person; a weak candidate is shown to staff
+# who are looking for a person (search, Add Customer) but does not queue a pair: every
+# second "John Smith" would.
+QUEUED_BANDS = frozenset({"strong", "possible"})
+
+
 async def refresh_duplicates(
     conn: Connection, matcher: Matcher, account_id: uuid.UUID, *, replace: bool
 ) -> None:
@@ -162,6 +178,7 @@ async def refresh_duplicates(
         mrepo.FoundPair(m.candidate.account_id, round(m.probability, 4), m.band or "possible",
                         evidence_of(m))
         for m in await find(conn, matcher, person, exclude=exclude)
+        if m.band in QUEUED_BANDS
     ]
     if replace:
         await mrepo.replace_open_pairs(conn, account_id, found)

@@ -32,7 +32,7 @@ from identity.matching_weights import (
     weight_for,
 )
 
-Band = Literal["strong", "possible"]
+Band = Literal["strong", "possible", "weak"]
 
 CLOSE_JARO_WINKLER = 0.92
 # An exact SSN or IDOC number is proposed whatever the other fields say.
@@ -80,12 +80,21 @@ class Evidence:
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
+    """Probabilities of "same person" at which a candidate is in a band.
+
+    Two jobs: the review list staff see holds every candidate at or above ``weak``
+    (real evidence, up to five, ranked); ``strong`` is what decisions without a person
+    rely on (registration's refusal, IWDS auto-linking) and must stay exact, so on top
+    of its threshold it needs fields that do not contradict it (see ``score``).
+    """
+
     strong: float = 0.95
     possible: float = 0.6
+    weak: float = 0.02
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.possible <= self.strong <= 1.0:
-            raise ValueError("thresholds need 0 < possible <= strong <= 1")
+        if not 0.0 < self.weak <= self.possible <= self.strong <= 1.0:
+            raise ValueError("thresholds need 0 < weak <= possible <= strong <= 1")
 
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -186,8 +195,14 @@ def _date_of_birth(q: date | None, c: date | None) -> Evidence:
         return _ev("date_of_birth", "day_month_swapped")
     if (q.month, q.day) == (c.month, c.day) and abs(q.year - c.year) == 1:
         return _ev("date_of_birth", "year_off_by_one")
-    if sum(x != y for x, y in zip(_digits8(q), _digits8(c), strict=True)) == 1:
+    a, b = _digits8(q), _digits8(c)
+    diffs = sum(x != y for x, y in zip(a, b, strict=True))
+    if diffs == 1:
         return _ev("date_of_birth", "one_digit")
+    if (q.month, q.day) == (c.month, c.day) and a[:2] == b[:2] and a[2:4] == b[3] + b[2]:
+        return _ev("date_of_birth", "year_digits_swapped")  # 1979 / 1997
+    if diffs == 2:
+        return _ev("date_of_birth", "two_digits")
     return _ev("date_of_birth", "different")
 
 
@@ -237,16 +252,36 @@ def score(
     total = round(sum(e.weight for e in evidence), 2)
     p = probability_of(total, prior_log2_odds)
     band: Band | None = (
-        "strong" if p >= thresholds.strong else "possible" if p >= thresholds.possible else None
+        "strong" if p >= thresholds.strong else "possible" if p >= thresholds.possible
+        else "weak" if p >= thresholds.weak else None
     )
     codes = {e.field: e.code for e in evidence}
-    if band is None and any(codes.get(f) == "equal" for f in UNIQUE_FIELDS):
+    if band in (None, "weak") and any(codes.get(f) == "equal" for f in UNIQUE_FIELDS):
         band = "possible"  # one SSN or IDOC number is one person's: staff must see it
-    if band == "strong" and codes.get("first_name") == "different" and codes.get("ssn") != "equal":
-        # Twins: same surname and birthday, SSNs a digit apart, other first names. The
-        # fields are not independent here, so the sum overstates it: staff decide.
+    if band == "strong" and not _strong_is_exact(codes):
         band = "possible"
     return Match(candidate, total, p, band, evidence)
+
+
+def _strong_is_exact(codes: dict[str, str]) -> bool:
+    """What ``strong`` needs beyond its threshold: no field that says "another person".
+
+    * Twins: same surname and birthday, SSNs a digit apart, other first names. The
+      fields are not independent there, so the sum overstates it: staff decide.
+    * An SSN on both sides that differs: the sum may still be high (names and date of
+      birth agree: the SSN was typed or remembered wrong), and the review list shows
+      it, but a decision without a person does not overrule an SSN.
+    * A date of birth that differs beyond a slip, or another surname: staff decide.
+    """
+    ssn = codes.get("ssn")
+    names_differ = "different" in (codes.get("first_name"), codes.get("last_name"))
+    if ssn == "equal" or codes.get("idoc_number") == "equal":
+        return not (names_differ and codes.get("date_of_birth") == "different")
+    if ssn == "different":
+        return False
+    if names_differ or codes.get("date_of_birth") == "different":
+        return False
+    return codes.get("name") != "swapped" or ssn in ("one_digit", "transposed", "last4_equal")
 
 
 def _other_fields(query: Person, candidate: Candidate) -> list[Evidence]:
@@ -277,8 +312,8 @@ def rank(
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
     limit: int = 5,
 ) -> list[Match]:
-    """The best ``limit`` candidates at or above ``possible``, best first (ties: input order)."""
-    needed = weight_for(thresholds.possible)
+    """The best ``limit`` candidates at or above ``weak``, best first (ties: input order)."""
+    needed = weight_for(thresholds.weak)
     seen: set[UUID] = set()
     matches: list[Match] = []
     for cand in candidates:

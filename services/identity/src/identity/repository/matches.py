@@ -20,6 +20,11 @@ from shared.servicekit.db import Connection
 # More candidates than this from one query means a block key collided with a very
 # common one: the rest would only be scored to be dropped.
 CANDIDATE_CAP = 500
+# Rows taken from the names-alone block (``blocking.broad_query_keys``): all of them
+# for a rare name pair, a bounded read for a common one. More when the query has no
+# date of birth (then the names are all there is).
+BROAD_CAP = 20
+BROAD_CAP_NO_DOB = 100
 
 # Each block is an index: GIN over match_keys, btree over ssn_lookup, the
 # identifiers' primary key, the email's unique index. No sequential scan. Each
@@ -46,6 +51,9 @@ FROM (
     UNION ALL
     SELECT id, username, first_name, last_name, date_of_birth, email, ssn_last4, ssn_lookup,
            merged_into FROM customers WHERE lower(email) = $4
+    UNION ALL
+    (SELECT id, username, first_name, last_name, date_of_birth, email, ssn_last4, ssn_lookup,
+            merged_into FROM customers WHERE match_keys && $7::bigint[] LIMIT $8)
 ) c
 WHERE c.merged_into IS NULL AND c.id <> ALL($5::uuid[])
 ORDER BY c.id
@@ -66,11 +74,12 @@ def _person(r: asyncpg.Record) -> Person:
 
 def candidate_args(
     keys: Sequence[int], ssn_lookups: Mapping[bytes, SsnRelation], idoc_number: str | None,
-    email: str | None, exclude: Sequence[UUID],
+    email: str | None, exclude: Sequence[UUID], broad_keys: Sequence[int] = (),
+    broad_cap: int = BROAD_CAP,
 ) -> tuple[Any, ...]:
     """The parameters of CANDIDATES_SQL (apart, so a test can EXPLAIN the query)."""
     return (list(keys), list(ssn_lookups), idoc_number, email.lower() if email else None,
-            list(exclude), CANDIDATE_CAP)
+            list(exclude), CANDIDATE_CAP, list(broad_keys), broad_cap)
 
 
 async def candidates(
@@ -82,11 +91,15 @@ async def candidates(
     email: str | None,
     exclude: Sequence[UUID] = (),
     query_has_ssn: bool = False,
+    broad_keys: Sequence[int] = (),
+    broad_cap: int = BROAD_CAP,
 ) -> list[Candidate]:
-    """Accounts sharing any block with the query, with their SSN relation set from
-    the keyed lookups (the full SSN is never read back)."""
+    """Accounts sharing any block with the query (at most ``broad_cap`` of them from
+    ``broad_keys``), with their SSN relation set from the keyed lookups (the full SSN
+    is never read back)."""
     rows = await conn.fetch(
-        CANDIDATES_SQL, *candidate_args(keys, ssn_lookups, idoc_number, email, exclude)
+        CANDIDATES_SQL,
+        *candidate_args(keys, ssn_lookups, idoc_number, email, exclude, broad_keys, broad_cap),
     )
     out = []
     for r in rows:
