@@ -663,10 +663,13 @@ class Dataset:
 def make_dataset(
     n: int, sample: int, absent: int, seed: int, *,
     counts: Sequence[float] = ERROR_COUNTS, ssn_missing: float = SSN_MISSING,
+    people: list[Person] | None = None,
 ) -> Dataset:
+    """``n`` people and queries of them; with ``people``, queries of those (a training
+    set of other corrupted copies)."""
     rng = random.Random(seed)
     gen = Generator(rng, Names.load())
-    people = gen.population(n)
+    people = gen.population(n) if people is None else people
     outsiders = gen.absent(absent, people)
     qrng = random.Random(seed + 1)
     queries = [corrupt(i, p, qrng, truth=p.key, counts=counts, ssn_missing=ssn_missing)
@@ -786,7 +789,49 @@ class OurRun:
         return sum(q.qid in self.truth_weight for q in present) / max(1, len(present))
 
 
-async def run_ours(dsn: str, data: Dataset) -> OurRun:
+async def fit_for_bench(conn: Any, pool: Any, matcher: Any, data: Dataset, how: str,
+                        seed: int, key_of: dict[Any, int]) -> Any:
+    """Weights for the run: the table (``none``), ``accounts`` (what ``csc identity
+    fit-matcher`` does: EM over the accounts' own candidate pairs; the bench's database
+    has no duplicates, so EM finds little to learn from), or ``training``: EM over the
+    candidate pairs of a training set of corrupted records made with another seed (not
+    the queries measured), u from random pairs of accounts, name frequencies from all
+    accounts, as Splink trains on the records it links."""
+    from identity import matches
+    from identity.matching_weights import fit_weights
+
+    if how == "none":
+        return None
+    if how == "accounts":
+        return await matches.fit_from_accounts(pool, matcher, sample=3_000, seed=seed)
+    train = make_dataset(len(data.people), 3_000, 0, seed, people=data.people)
+    from identity.matching import Person as MatchPerson
+
+    people = [(MatchPerson(q.first_name, q.last_name, q.date_of_birth, q.ssn), ())
+              for q in train.queries]
+    cand = await matches.candidate_vectors(conn, matcher, people)
+    sample = random.Random(seed).sample(data.people, min(5_000, len(data.people)))
+    randoms = matches.random_vectors(
+        [MatchPerson(p.first_name, p.last_name, p.date_of_birth, p.ssn) for p in sample],
+        200_000, random.Random(seed))
+    fc, lc = await matches.normalised_name_counts(conn)
+    return fit_weights(cand, randoms, fc, lc, len(key_of), fitted_at="bench")
+
+
+def print_weights(weights: Any) -> None:
+    if weights is None:
+        print("weights: the table in identity/matching_weights.py (not fitted)")
+        return
+    f = weights.fitted or {}
+    print(f"weights fitted: {f.get('candidate_pairs')} candidate pairs, {f.get('random_pairs')}"
+          f" random pairs, lambda {float(f.get('lambda', 0)):.4f}")
+    for fld in ("first_name", "last_name", "date_of_birth", "ssn"):
+        print(f"  {fld:<14} " + ", ".join(
+            f"{c} m={r.m:.3f} u={r.u:.2g} w={r.weight:+.1f}"
+            for c, r in weights.rules[fld].items()))
+
+
+async def run_ours(dsn: str, data: Dataset, fit: str = "none", seed: int = 7) -> OurRun:
     from identity import matches
     from identity.app import SPEC
     from identity.deps import Deps
@@ -816,6 +861,12 @@ async def run_ours(dsn: str, data: Dataset) -> OurRun:
             rows = await conn.fetch("SELECT id, username FROM customers")
             key_of = {r["id"]: int(r["username"][1:]) for r in rows}
             matcher = matches.Matcher.from_settings(settings)
+            t_fit = time.perf_counter()
+            weights = await fit_for_bench(conn, pool, matcher, data, fit, seed + 100, key_of)
+            if weights is not None:
+                print(f"fit ({fit}) in {time.perf_counter() - t_fit:.1f} s")
+            print_weights(weights)
+            matcher = matches.Matcher(matcher.vault, matcher.thresholds, weights)
             predictions: dict[int, list[int]] = {}
             bands: dict[int, list[str]] = {}
             latencies: list[float] = []
@@ -1082,6 +1133,9 @@ def main() -> None:
     parser.add_argument("--splink-names", choices=("separate", "together"), default="separate",
                         help="a comparison per name, or Splink's forename-surname one")
     parser.add_argument("--no-splink", action="store_true")
+    parser.add_argument("--fit", choices=("none", "training", "accounts"), default="training",
+                        help="weights: the table, EM over a training set of corrupted records"
+                        " (default), or EM over the accounts (fit-matcher)")
     parser.add_argument("--show-misses", type=int, default=0, metavar="N")
     args = parser.parse_args()
 
@@ -1115,7 +1169,7 @@ def main() -> None:
             "CSC_LOG_LEVEL": "WARNING",
         })
         try:
-            ours = asyncio.run(run_ours(pg.dsn(), data))
+            ours = asyncio.run(run_ours(pg.dsn(), data, args.fit, args.seed))
         finally:
             pg.stop()
     from identity.settings import IdentitySettings

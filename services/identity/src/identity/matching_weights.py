@@ -33,8 +33,11 @@ alone still stay below "possible".
 from __future__ import annotations
 
 import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -126,3 +129,175 @@ def weight_for(probability: float, prior_log2_odds: float = PRIOR_LOG2_ODDS) -> 
     """The total weight at which a pair reaches ``probability`` (inverse of probability_of)."""
     return math.log2(probability / (1.0 - probability)) - prior_log2_odds if probability < 1 \
         else math.inf
+
+
+# --- Fitted weights ---------------------------------------------------------------------
+#
+# ``csc identity fit-matcher`` estimates the table above from the accounts themselves
+# (see docs/matching.md): u from random pairs of accounts, m and the share of matches by
+# expectation-maximisation over candidate pairs (the pairs the blocks bring together),
+# and the frequency of each normalised first and last name for the term-frequency
+# adjustment. The result is one ``Weights``; the service loads the newest from the
+# ``match_weights`` table and falls back to ``DEFAULT_WEIGHTS`` (the table above).
+
+# Outcomes the fit leaves as they are: too rare among random pairs to count (an equal
+# SSN or IDOC number across two people), or not a field comparison (the swap).
+FIXED_U = frozenset({
+    ("ssn", "equal"), ("ssn", "one_digit"), ("ssn", "transposed"), ("ssn", "last4_equal"),
+    ("idoc_number", "equal"), ("email", "equal"), ("name", "swapped"),
+})
+# The fields EM estimates (the identifiers are rare on both sides of a pair).
+EM_FIELDS = ("first_name", "last_name", "date_of_birth", "ssn")
+# A name's frequency is floored here: one in this many accounts at least, so that a
+# name seen once does not weigh as if it were unique in the world.
+TF_FLOOR_SHARE = 1e-5
+# An exact name counts at most this many bits above the table's exact weight.
+TF_MAX_GAIN = 4.0
+
+
+@dataclass(frozen=True, eq=False)
+class Weights:
+    """What scoring uses: the rules, the prior, and name frequencies (share of accounts
+    with that normalised name) for the term-frequency adjustment of an exact name."""
+
+    rules: dict[str, dict[str, Rule]]
+    prior_log2_odds: float = PRIOR_LOG2_ODDS
+    first_tf: dict[str, float] | None = None
+    last_tf: dict[str, float] | None = None
+    fitted: dict[str, object] | None = None  # how and when: pairs, iterations, lambda...
+
+    def exact_name_weight(self, fld: str, name: str) -> float:
+        """log2(m / u) of an exact name: u is the name's own frequency when known."""
+        rule = self.rules[fld]["exact"]
+        tf = self.first_tf if fld == "first_name" else self.last_tf
+        if not tf:
+            return rule.weight
+        share = max(tf.get(name, 0.0), TF_FLOOR_SHARE)
+        return min(math.log2(rule.m / share), rule.weight + TF_MAX_GAIN)
+
+    @cached_property
+    def best_names(self) -> float:
+        """The most two names can weigh (bounds for skipping hopeless candidates)."""
+        gain = TF_MAX_GAIN if self.first_tf or self.last_tf else 0.0
+        return self.rules["first_name"]["exact"].weight + self.rules["last_name"][
+            "exact"].weight + 2 * gain
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "rules": {f: {c: [r.m, r.u] for c, r in rs.items()} for f, rs in self.rules.items()},
+            "prior_log2_odds": self.prior_log2_odds,
+            "first_tf": self.first_tf or {}, "last_tf": self.last_tf or {},
+            "fitted": self.fitted or {},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Weights:
+        rules = {f: dict(rs) for f, rs in RULES.items()}  # outcomes the file lacks: the table
+        for f, rs in data.get("rules", {}).items():
+            for c, (m, u) in rs.items():
+                if f in rules and c in rules[f]:
+                    rules[f][c] = Rule(float(m), float(u), rules[f][c].text)
+        return cls(rules, float(data.get("prior_log2_odds", PRIOR_LOG2_ODDS)),
+                   dict(data.get("first_tf") or {}), dict(data.get("last_tf") or {}),
+                   dict(data.get("fitted") or {}))
+
+
+DEFAULT_WEIGHTS = Weights(RULES)
+
+Vector = tuple[tuple[str, str], ...]  # ((field, outcome code), ...) of the compared fields
+
+
+def u_from_random_pairs(
+    vectors: Iterable[Vector], base: dict[str, dict[str, Rule]] = RULES, smoothing: float = 1.0
+) -> dict[tuple[str, str], float]:
+    """u of each outcome: its share among random pairs of accounts (add-``smoothing``),
+    outcomes in ``FIXED_U`` left to the table."""
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for vec in vectors:
+        for fld, code in vec:
+            counts[fld][code] += 1
+    out: dict[tuple[str, str], float] = {}
+    for fld, codes in base.items():
+        seen = counts.get(fld)
+        if not seen:
+            continue
+        total = sum(seen.values()) + smoothing * len(codes)
+        for code in codes:
+            if (fld, code) not in FIXED_U:
+                out[(fld, code)] = (seen[code] + smoothing) / total
+    return out
+
+
+def em(
+    vectors: Iterable[Vector],
+    u: dict[tuple[str, str], float],
+    base: dict[str, dict[str, Rule]] = RULES,
+    *,
+    iterations: int = 40,
+    start_lambda: float = 0.1,
+    min_m: float = 1e-4,
+) -> tuple[dict[tuple[str, str], float], float, int]:
+    """m of each outcome of ``EM_FIELDS`` and lambda (the share of candidate pairs that are
+    one person), by expectation-maximisation over the candidate pairs' vectors with u
+    fixed (from random pairs). Starts from the table's m. Returns (m, lambda, pairs)."""
+    grouped = Counter(tuple(sorted((f, c) for f, c in vec if f in EM_FIELDS)) for vec in vectors)
+    m = {(f, c): r.m for f in EM_FIELDS for c, r in base[f].items()}
+    uu = {(f, c): u.get((f, c), r.u) for f in EM_FIELDS for c, r in base[f].items()}
+    lam = start_lambda
+    n = sum(grouped.values())
+    if not n:
+        return m, lam, 0
+    for _ in range(iterations):
+        num: dict[tuple[str, str], float] = defaultdict(float)
+        den: dict[str, float] = defaultdict(float)
+        total_p = 0.0
+        for vec, count in grouped.items():
+            pm, pu = lam, 1.0 - lam
+            for key in vec:
+                pm *= m[key]
+                pu *= uu[key]
+            p = pm / (pm + pu) if pm + pu > 0 else 0.0
+            total_p += p * count
+            for key in vec:
+                num[key] += p * count
+                den[key[0]] += p * count
+        lam = min(max(total_p / n, 1e-6), 1 - 1e-6)
+        for f in EM_FIELDS:
+            if den[f] > 0:
+                for c in base[f]:
+                    m[(f, c)] = max(num[(f, c)] / den[f], min_m)
+                norm = sum(m[(f, c)] for c in base[f])
+                for c in base[f]:
+                    m[(f, c)] /= norm
+    return m, lam, n
+
+
+def fit_weights(
+    candidate_vectors: Sequence[Vector],
+    random_vectors: Sequence[Vector],
+    first_counts: Mapping[str, int],
+    last_counts: Mapping[str, int],
+    accounts: int,
+    *,
+    base: Weights = DEFAULT_WEIGHTS,
+    tf_top: int = 20_000,
+    fitted_at: str = "",
+) -> Weights:
+    """New weights: u from ``random_vectors``, m by EM over ``candidate_vectors``, name
+    frequencies from the counts (the ``tf_top`` commonest of each kept; rarer names get
+    the floor). Outcomes the data cannot inform keep the table's numbers."""
+    u = u_from_random_pairs(random_vectors, base.rules)
+    m, lam, n = em(candidate_vectors, u, base.rules)
+    rules = {f: dict(rs) for f, rs in base.rules.items()}
+    for f, rs in rules.items():
+        for c, r in rs.items():
+            rs[c] = Rule(m.get((f, c), r.m), u.get((f, c), r.u), r.text)
+
+    def tf(counts: Mapping[str, int]) -> dict[str, float]:
+        top = sorted(counts.items(), key=lambda kv: -kv[1])[:tf_top]
+        return {k: round(v / max(accounts, 1), 8) for k, v in top}
+
+    return Weights(rules, base.prior_log2_odds, tf(first_counts), tf(last_counts), {
+        "at": fitted_at, "accounts": accounts, "candidate_pairs": n,
+        "random_pairs": len(random_vectors), "lambda": lam,
+    })

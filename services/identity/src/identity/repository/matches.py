@@ -143,6 +143,28 @@ async def account_for_matching(conn: Connection, account_id: UUID) -> AccountFor
     )
 
 
+@dataclass(frozen=True)
+class NamesAndBirth:
+    id: UUID
+    first_name: str | None
+    last_name: str | None
+    date_of_birth: date | None
+
+
+async def accounts_after(conn: Connection, after: UUID, limit: int) -> list[NamesAndBirth]:
+    rows = await conn.fetch(
+        "SELECT id, first_name, last_name, date_of_birth FROM customers WHERE id > $1"
+        " ORDER BY id LIMIT $2", after, limit)
+    return [NamesAndBirth(r["id"], r["first_name"], r["last_name"], r["date_of_birth"])
+            for r in rows]
+
+
+async def set_many_match_keys(conn: Connection, keys: Sequence[tuple[UUID, Sequence[int]]]
+                              ) -> None:
+    await conn.executemany("UPDATE customers SET match_keys = $2 WHERE id = $1",
+                           [(i, list(k)) for i, k in keys])
+
+
 async def set_match_keys(conn: Connection, account_id: UUID, keys: Sequence[int]) -> None:
     await conn.execute("UPDATE customers SET match_keys = $2 WHERE id = $1", account_id, list(keys))
 
@@ -407,3 +429,46 @@ async def is_merged(conn: Connection, account_id: UUID) -> bool:
             "SELECT merged_into IS NOT NULL FROM customers WHERE id = $1", account_id
         )
     )
+
+
+# -- fitted weights -------------------------------------------------------------------------
+
+
+async def latest_weights_id(conn: Connection) -> int | None:
+    value = await conn.fetchval("SELECT max(id) FROM match_weights")
+    return int(value) if value is not None else None
+
+
+async def weights_json(conn: Connection, weights_id: int) -> str | None:
+    value = await conn.fetchval(
+        "SELECT weights::text FROM match_weights WHERE id = $1", weights_id)
+    return str(value) if value is not None else None
+
+
+async def save_weights(conn: Connection, weights_json_text: str) -> int:
+    return int(await conn.fetchval(
+        "INSERT INTO match_weights (weights) VALUES ($1::text::jsonb) RETURNING id",
+        weights_json_text))
+
+
+async def sample_accounts(conn: Connection, n: int) -> list[AccountForMatching]:
+    """``n`` accounts picked at random (an operator's command: a scan is fine here)."""
+    rows = await conn.fetch(
+        "SELECT c.id, c.first_name, c.last_name, c.date_of_birth, c.email, c.ssn_ciphertext,"
+        " c.ssn_key_id, false AS merged, NULL::text AS idoc_number"
+        " FROM customers c WHERE c.merged_into IS NULL ORDER BY random() LIMIT $1", n)
+    return [AccountForMatching(
+        r["id"], r["first_name"], r["last_name"], r["date_of_birth"], r["email"],
+        r["idoc_number"], r["ssn_ciphertext"], r["ssn_key_id"], r["merged"]) for r in rows]
+
+
+async def name_counts(conn: Connection) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """How many unmerged accounts have each first name and each last name, as stored."""
+    firsts = await conn.fetch(
+        "SELECT first_name, count(*) AS n FROM customers WHERE merged_into IS NULL"
+        " GROUP BY first_name")
+    lasts = await conn.fetch(
+        "SELECT last_name, count(*) AS n FROM customers WHERE merged_into IS NULL"
+        " GROUP BY last_name")
+    return ([(r["first_name"], int(r["n"])) for r in firsts],
+            [(r["last_name"], int(r["n"])) for r in lasts])
