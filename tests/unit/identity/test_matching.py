@@ -219,7 +219,7 @@ def test_ssn_derived_without_repository_relation() -> None:
     assert ev(BASE, Person(ssn_digits="123456780"), "ssn")[0] == "one_digit"
     assert ev(BASE, Person(ssn_digits="123456798"), "ssn")[0] == "transposed"
     _, outcome, _ = ev(BASE, Person(ssn_last4="6789"), "ssn")
-    assert outcome == "SSN: last four equal"
+    assert outcome == "SSN: last four agree"
     assert ev(BASE, Person(ssn_last4="0000"), "ssn")[0] == "different"
     assert ev(Person(ssn_last4="6789"), Person(ssn_last4="6789"), "ssn")[0] == "last4_equal"
 
@@ -520,7 +520,7 @@ def test_class_ssn_another_number_names_and_birth_agree_with_typos() -> None:
     exact_names = _review(Person("Sarah", "Whitfield", date(1979, 6, 14), "518457302"),
                           SARAH, "different")
     assert exact_names.band == "possible"  # ...and an SSN that differs never makes strong
-    assert [e.outcome for e in m.evidence if e.field == "ssn"] == ["SSN: different"]
+    assert [e.outcome for e in m.evidence if e.field == "ssn"] == ["SSN: differ"]
 
 
 def test_class_names_swapped_and_misspelt() -> None:

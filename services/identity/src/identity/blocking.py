@@ -154,7 +154,8 @@ def index_keys(first: str | None, last: str | None, dob: date | None) -> list[in
     * ``fl0``: both names, for an account with no date of birth (legacy imports),
     * ``fn``: both names, on every account: the broad block of a query without a date
       of birth, or with a date mangled beyond the other blocks (looked up apart, with a
-      cap: see ``broad_query_keys``).
+      cap: see ``broad_query_keys``); ``lfi`` / ``fli``: one name and the other's
+      initial, the broad blocks of a query without a date of birth.
 
     A one-digit slip in the date of birth falls in the year or in the month and day,
     so ``fly`` or ``flm`` still meets it; a day/month swap is looked up explicitly.
@@ -162,6 +163,7 @@ def index_keys(first: str | None, last: str | None, dob: date | None) -> list[in
     firsts, lasts, pairs = _name_pairs(first, last)
     texts = [f"fl0:{p}" for p in pairs] if dob is None else []
     texts += [f"fn:{p}" for p in pairs]
+    texts += _one_name_initial(firsts, lasts, _initial(first), _initial(last))
     if dob is not None:
         iso, md = dob.isoformat(), f"{dob.month}-{dob.day}"
         fi, li = _initial(first), _initial(last)
@@ -193,16 +195,32 @@ def _one_name_date_parts(
     return out
 
 
-def broad_query_keys(first: str | None, last: str | None) -> list[int]:
-    """The names-alone block (``fn``) of a query, as entered and swapped.
+def _one_name_initial(
+    firsts: frozenset[str], lasts: frozenset[str], fi: str, li: str
+) -> list[str]:
+    """One name's code and the other's initial (``lfi`` / ``fli``): a names-alone block
+    that survives a typo in the other name."""
+    out = [f"lfi:{la}:{fi}" for la in lasts] if fi else []
+    return out + ([f"fli:{f}:{li}" for f in firsts] if li else [])
+
+
+def broad_query_keys(first: str | None, last: str | None, dob: date | None = None
+                     ) -> list[int]:
+    """The names-alone blocks of a query, as entered and swapped: ``fn`` (both names'
+    codes) and, without a date of birth, ``lfi`` / ``fli`` (one name and the other's
+    initial, for a typo in the other).
 
     Broad for common names (thousands of John Smiths among millions): the repository
     looks these up apart from ``query_keys`` and takes a few rows of them at most, so
     a rare name pair finds its account from the names alone and a common one adds
     nothing but a bounded read (common names need another field)."""
-    _, _, p1 = _name_pairs(first, last)
-    _, _, p2 = _name_pairs(last, first)
-    return sorted({_key(f"fn:{p}") for p in p1 | p2})
+    f1, l1, p1 = _name_pairs(first, last)
+    f2, l2, p2 = _name_pairs(last, first)
+    texts = {f"fn:{p}" for p in p1 | p2}
+    if dob is None:
+        texts |= set(_one_name_initial(f1, l1, _initial(first), _initial(last)))
+        texts |= set(_one_name_initial(f2, l2, _initial(last), _initial(first)))
+    return sorted({_key(t) for t in texts})
 
 
 def query_keys(first: str | None, last: str | None, dob: date | None) -> list[int]:

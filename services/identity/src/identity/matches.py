@@ -96,7 +96,8 @@ async def candidates_for(
         email=person.email,
         exclude=exclude,
         query_has_ssn=bool(person.ssn_digits),
-        broad_keys=broad_query_keys(person.first_name, person.last_name),
+        broad_keys=broad_query_keys(person.first_name, person.last_name,
+                                    person.date_of_birth),
         broad_cap=mrepo.BROAD_CAP if person.date_of_birth else mrepo.BROAD_CAP_NO_DOB,
     )
 

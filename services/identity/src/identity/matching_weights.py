@@ -94,11 +94,14 @@ RULES: dict[str, dict[str, Rule]] = {
         "different": Rule(0.02, 0.975, "different"),  # -5.6
     },
     "ssn": {
-        "equal": Rule(0.95, 1e-9, "equal"),  # +29.8
-        "one_digit": Rule(0.02, 81e-9, "one digit different"),  # +17.9
-        "transposed": Rule(0.01, 1e-8, "two adjacent digits transposed"),  # +19.9
-        "last4_equal": Rule(0.90, 1e-4, "last four equal"),  # +13.1  only last 4 known
-        "different": Rule(0.01, 1.0, "different"),  # -6.6
+        # Staff are told only agree / close / differ (issue 12): never which digits.
+        "equal": Rule(0.95, 1e-9, "agree"),  # +29.8
+        "one_digit": Rule(0.02, 81e-9, "close"),  # +17.9  one digit different
+        "transposed": Rule(0.01, 1e-8, "close"),  # +19.9  two adjacent digits transposed
+        "last4_equal": Rule(0.90, 1e-4, "last four agree"),  # +13.1  only last 4 known
+        # a wrong number typed or remembered (issue 16): it must not sink a person
+        # whose names and date of birth agree, so -4.3, not -6.6 as first set
+        "different": Rule(0.05, 1.0, "differ"),  # -4.3
     },
     "idoc_number": {
         "equal": Rule(0.98, 1e-8, "equal"),  # +26.5
@@ -146,6 +149,9 @@ FIXED_U = frozenset({
     ("ssn", "equal"), ("ssn", "one_digit"), ("ssn", "transposed"), ("ssn", "last4_equal"),
     ("idoc_number", "equal"), ("email", "equal"), ("name", "swapped"),
 })
+# Outcomes whose m the fit leaves: a comparison the accounts never make among
+# themselves (an SSN of which only the last four digits are on file).
+FIXED_M = frozenset({("ssn", "last4_equal"), ("name", "swapped")})
 # The fields EM estimates (the identifiers are rare on both sides of a pair).
 EM_FIELDS = ("first_name", "last_name", "date_of_birth", "ssn")
 # A name's frequency is floored here: one in this many accounts at least, so that a
@@ -233,42 +239,52 @@ def em(
     u: dict[tuple[str, str], float],
     base: dict[str, dict[str, Rule]] = RULES,
     *,
-    iterations: int = 40,
-    start_lambda: float = 0.1,
-    min_m: float = 1e-4,
+    iterations: int = 60,
+    start_lambda: float = 0.2,
+    prior_pairs: float = 20.0,
 ) -> tuple[dict[tuple[str, str], float], float, int]:
     """m of each outcome of ``EM_FIELDS`` and lambda (the share of candidate pairs that are
-    one person), by expectation-maximisation over the candidate pairs' vectors with u
-    fixed (from random pairs). Starts from the table's m. Returns (m, lambda, pairs)."""
+    one person), by expectation-maximisation over the candidate pairs' vectors.
+
+    Both m and the non-matches' distribution among *candidate* pairs are estimated
+    (Fellegi–Sunter's two-class mixture): candidate pairs share a block, so their
+    non-matches agree far more often than random pairs do, and holding u at its
+    random-pair value would count those agreements as matches. Scoring then uses m from
+    here with u from random pairs (``u`` seeds the non-match side). Each outcome's m is
+    pulled towards the table's by ``prior_pairs`` pseudo-pairs, so an outcome the
+    candidates hardly show keeps a sane value. Returns (m, lambda, pairs)."""
     grouped = Counter(tuple(sorted((f, c) for f, c in vec if f in EM_FIELDS)) for vec in vectors)
     m = {(f, c): r.m for f in EM_FIELDS for c, r in base[f].items()}
-    uu = {(f, c): u.get((f, c), r.u) for f in EM_FIELDS for c, r in base[f].items()}
+    un = {(f, c): u.get((f, c), r.u) for f in EM_FIELDS for c, r in base[f].items()}
     lam = start_lambda
     n = sum(grouped.values())
     if not n:
         return m, lam, 0
     for _ in range(iterations):
-        num: dict[tuple[str, str], float] = defaultdict(float)
-        den: dict[str, float] = defaultdict(float)
+        num_m: dict[tuple[str, str], float] = defaultdict(float)
+        num_u: dict[tuple[str, str], float] = defaultdict(float)
+        den_m: dict[str, float] = defaultdict(float)
+        den_u: dict[str, float] = defaultdict(float)
         total_p = 0.0
         for vec, count in grouped.items():
             pm, pu = lam, 1.0 - lam
             for key in vec:
                 pm *= m[key]
-                pu *= uu[key]
+                pu *= un[key]
             p = pm / (pm + pu) if pm + pu > 0 else 0.0
             total_p += p * count
             for key in vec:
-                num[key] += p * count
-                den[key[0]] += p * count
+                num_m[key] += p * count
+                den_m[key[0]] += p * count
+                num_u[key] += (1 - p) * count
+                den_u[key[0]] += (1 - p) * count
         lam = min(max(total_p / n, 1e-6), 1 - 1e-6)
         for f in EM_FIELDS:
-            if den[f] > 0:
-                for c in base[f]:
-                    m[(f, c)] = max(num[(f, c)] / den[f], min_m)
-                norm = sum(m[(f, c)] for c in base[f])
-                for c in base[f]:
-                    m[(f, c)] /= norm
+            if den_m[f] + den_u[f] == 0:
+                continue  # never compared among the candidates: the table's m stays
+            for c, r in base[f].items():
+                m[(f, c)] = (num_m[(f, c)] + prior_pairs * r.m) / (den_m[f] + prior_pairs)
+                un[(f, c)] = (num_u[(f, c)] + 1e-3) / (den_u[f] + 1e-3 * len(base[f]))
     return m, lam, n
 
 
@@ -291,7 +307,15 @@ def fit_weights(
     rules = {f: dict(rs) for f, rs in base.rules.items()}
     for f, rs in rules.items():
         for c, r in rs.items():
-            rs[c] = Rule(m.get((f, c), r.m), u.get((f, c), r.u), r.text)
+            fitted_m = r.m if (f, c) in FIXED_M else m.get((f, c), r.m)
+            if c == "different":
+                # EM tells matches from non-matches by these very fields, so it counts
+                # a true match whose field differs (an SSN typed or remembered wrong, a
+                # date of birth mangled) as a non-match and drives m to nothing: one
+                # such field would then sink a person everything else points to. The
+                # table's m (what we know of entry errors) is the floor.
+                fitted_m = max(fitted_m, r.m)
+            rs[c] = Rule(fitted_m, u.get((f, c), r.u), r.text)
 
     def tf(counts: Mapping[str, int]) -> dict[str, float]:
         top = sorted(counts.items(), key=lambda kv: -kv[1])[:tf_top]
