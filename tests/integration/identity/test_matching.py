@@ -322,11 +322,11 @@ async def test_fit_matcher_writes_weights_the_service_then_scores_with(
 async def test_fit_matcher_fails_in_one_line_without_a_database(
     identity_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import asyncio
+
     from typer.testing import CliRunner
 
     from shared.cli.main import app as csc
-
-    import asyncio
 
     monkeypatch.setenv("IDENTITY_DATABASE_URL", "postgresql://csc:csc@127.0.0.1:1/none")
     result = await asyncio.to_thread(
@@ -343,7 +343,7 @@ async def test_wider_blocks_use_indexes_at_two_million_accounts(
     from datetime import date
 
     from identity.app import SPEC
-    from identity.blocking import broad_query_keys, query_keys
+    from identity.blocking import birthday_query_keys, broad_query_keys, query_keys
     from identity.matches import Matcher, ssn_lookups
     from identity.matching import Person
     from identity.repository import matches as mrepo
@@ -368,10 +368,11 @@ async def test_wider_blocks_use_indexes_at_two_million_accounts(
             query_keys(person.first_name, person.last_name, person.date_of_birth), lookups,
             None, None, [uuid.uuid4()],
             broad_query_keys(person.first_name, person.last_name, person.date_of_birth),
-            mrepo.BROAD_CAP if person.date_of_birth else mrepo.BROAD_CAP_NO_DOB)
+            mrepo.BROAD_CAP if person.date_of_birth else mrepo.BROAD_CAP_NO_DOB,
+            birthday_query_keys(person.first_name, person.last_name, person.date_of_birth))
         plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + mrepo.CANDIDATES_SQL,
                                                         *args))
         assert "Seq Scan" not in plan, plan
-        assert plan.count("customers_match_keys") == 2, plan
+        assert plan.count("customers_match_keys") == 3, plan
     if not scaled:
         pytest.skip("PostgreSQL < 18: plan checked at 100,000 rows only")

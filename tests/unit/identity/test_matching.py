@@ -598,7 +598,7 @@ def test_term_frequency_makes_a_rare_surname_count_for_more() -> None:
     w = Weights(RULES, first_tf={"sarah": 0.01}, last_tf={"smith": 0.01, "whitfield": 2e-5})
     smith = score(Person("Sarah", "Smith", DOB), cand(Person("Sarah", "Smith", DOB)), weights=w)
     rare = score(SARAH, cand(SARAH), weights=w)
-    last = {m.candidate.person.last_name: [e for e in m.evidence if e.field == "last_name"][0]
+    last = {m.candidate.person.last_name: next(e for e in m.evidence if e.field == "last_name")
             for m in (smith, rare)}
     assert last["Whitfield"].weight > RULES["last_name"]["exact"].weight > last["Smith"].weight
     assert last["Smith"].outcome == "last name: exact (a common name)"

@@ -155,7 +155,9 @@ def index_keys(first: str | None, last: str | None, dob: date | None) -> list[in
     * ``fn``: both names, on every account: the broad block of a query without a date
       of birth, or with a date mangled beyond the other blocks (looked up apart, with a
       cap: see ``broad_query_keys``); ``lfi`` / ``fli``: one name and the other's
-      initial, the broad blocks of a query without a date of birth.
+      initial, the broad blocks of a query without a date of birth,
+    * ``fmd`` / ``lmd``: one name and the month and day (broad: looked up apart, capped;
+      see ``birthday_query_keys``).
 
     A one-digit slip in the date of birth falls in the year or in the month and day,
     so ``fly`` or ``flm`` still meets it; a day/month swap is looked up explicitly.
@@ -180,6 +182,26 @@ def index_keys(first: str | None, last: str | None, dob: date | None) -> list[in
             texts += [f"fyi:{f}:{li}:{dob.year}" for f in firsts]
             texts += [f"fmi:{f}:{li}:{md}" for f in firsts]
         texts += _one_name_date_parts(firsts, lasts, dob)
+        texts += _one_name_birthday(firsts, lasts, dob)
+    return sorted({_key(t) for t in texts})
+
+
+def _one_name_birthday(firsts: frozenset[str] | set[str], lasts: frozenset[str] | set[str],
+                       d: date) -> list[str]:
+    """One name with the month and day (``fmd`` / ``lmd``): the other name misspelt,
+    initial and all, with a slip in the year. Broad for common names: capped."""
+    md = f"{d.month}-{d.day}"
+    return [f"fmd:{f}:{md}" for f in firsts] + [f"lmd:{la}:{md}" for la in lasts]
+
+
+def birthday_query_keys(first: str | None, last: str | None, dob: date | None) -> list[int]:
+    """The one-name-and-birthday blocks of a query (names as entered and swapped, the
+    date and its swaps), looked up apart with a cap like ``broad_query_keys``."""
+    if dob is None:
+        return []
+    f1, l1, _ = _name_pairs(first, last)
+    f2, l2, _ = _name_pairs(last, first)
+    texts = {t for d in dob_keys(dob) for t in _one_name_birthday(f1 | f2, l1 | l2, d)}
     return sorted({_key(t) for t in texts})
 
 

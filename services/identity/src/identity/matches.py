@@ -19,6 +19,7 @@ import asyncpg
 from identity import repository as repo
 from identity.blocking import (
     SsnRelation,
+    birthday_query_keys,
     broad_query_keys,
     index_keys,
     normalize_name,
@@ -99,6 +100,8 @@ async def candidates_for(
         broad_keys=broad_query_keys(person.first_name, person.last_name,
                                     person.date_of_birth),
         broad_cap=mrepo.BROAD_CAP if person.date_of_birth else mrepo.BROAD_CAP_NO_DOB,
+        birthday_keys=birthday_query_keys(person.first_name, person.last_name,
+                                          person.date_of_birth),
     )
 
 

@@ -150,7 +150,9 @@ def _first_name(q: str | None, c: str | None, w: Weights = DEFAULT_WEIGHTS) -> E
         return _ev("first_name", "initial" if a.full[0] == b.full[0] else "different", None, w)
     if is_nickname(a.full, b.full):
         return _ev("first_name", "nickname", f"nickname {q.strip()} ↔ {c.strip()}", w)
-    if JaroWinkler.similarity(a.full, b.full) >= CLOSE_JARO_WINKLER:
+    if JaroWinkler.similarity(a.full, b.full) >= CLOSE_JARO_WINKLER or (
+        min(len(a.full), len(b.full)) >= 3 and DamerauLevenshtein.distance(a.full, b.full) <= 1
+    ):  # "Amy" / "May": one swap, far apart for Jaro–Winkler
         return _ev("first_name", "close", None, w)
     return _ev("first_name", "different", None, w)
 
@@ -292,6 +294,10 @@ def _strong_is_exact(codes: dict[str, str]) -> bool:
     if ssn == "equal" or codes.get("idoc_number") == "equal":
         return not (names_differ and codes.get("date_of_birth") == "different")
     if ssn == "different":
+        return False
+    if ssn in ("one_digit", "transposed") and codes.get("first_name") not in (
+        "exact", "nickname", None
+    ):  # twins' SSNs are often a digit apart, and "Brian" / "Bryan" one letter
         return False
     if names_differ or codes.get("date_of_birth") == "different":
         return False

@@ -20,7 +20,8 @@ from shared.servicekit.db import Connection
 # More candidates than this from one query means a block key collided with a very
 # common one: the rest would only be scored to be dropped.
 CANDIDATE_CAP = 500
-# Rows taken from the names-alone block (``blocking.broad_query_keys``): all of them
+# Rows taken from the names-alone blocks (``blocking.broad_query_keys``), and as many
+# from the one-name-and-birthday blocks (``blocking.birthday_query_keys``): all of them
 # for a rare name pair, a bounded read for a common one. More when the query has no
 # date of birth (then the names are all there is).
 BROAD_CAP = 20
@@ -54,6 +55,9 @@ FROM (
     UNION ALL
     (SELECT id, username, first_name, last_name, date_of_birth, email, ssn_last4, ssn_lookup,
             merged_into FROM customers WHERE match_keys && $7::bigint[] LIMIT $8)
+    UNION ALL
+    (SELECT id, username, first_name, last_name, date_of_birth, email, ssn_last4, ssn_lookup,
+            merged_into FROM customers WHERE match_keys && $9::bigint[] LIMIT $8)
 ) c
 WHERE c.merged_into IS NULL AND c.id <> ALL($5::uuid[])
 ORDER BY c.id
@@ -75,11 +79,11 @@ def _person(r: asyncpg.Record) -> Person:
 def candidate_args(
     keys: Sequence[int], ssn_lookups: Mapping[bytes, SsnRelation], idoc_number: str | None,
     email: str | None, exclude: Sequence[UUID], broad_keys: Sequence[int] = (),
-    broad_cap: int = BROAD_CAP,
+    broad_cap: int = BROAD_CAP, birthday_keys: Sequence[int] = (),
 ) -> tuple[Any, ...]:
     """The parameters of CANDIDATES_SQL (apart, so a test can EXPLAIN the query)."""
     return (list(keys), list(ssn_lookups), idoc_number, email.lower() if email else None,
-            list(exclude), CANDIDATE_CAP, list(broad_keys), broad_cap)
+            list(exclude), CANDIDATE_CAP, list(broad_keys), broad_cap, list(birthday_keys))
 
 
 async def candidates(
@@ -93,13 +97,15 @@ async def candidates(
     query_has_ssn: bool = False,
     broad_keys: Sequence[int] = (),
     broad_cap: int = BROAD_CAP,
+    birthday_keys: Sequence[int] = (),
 ) -> list[Candidate]:
     """Accounts sharing any block with the query (at most ``broad_cap`` of them from
     ``broad_keys``), with their SSN relation set from the keyed lookups (the full SSN
     is never read back)."""
     rows = await conn.fetch(
         CANDIDATES_SQL,
-        *candidate_args(keys, ssn_lookups, idoc_number, email, exclude, broad_keys, broad_cap),
+        *candidate_args(keys, ssn_lookups, idoc_number, email, exclude, broad_keys, broad_cap,
+                        birthday_keys),
     )
     out = []
     for r in rows:
