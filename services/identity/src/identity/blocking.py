@@ -155,7 +155,7 @@ def index_keys(first: str | None, last: str | None, dob: date | None) -> list[in
     * ``fn``: both names, on every account: the broad block of a query without a date
       of birth, or with a date mangled beyond the other blocks (looked up apart, with a
       cap: see ``broad_query_keys``); ``lfi`` / ``fli``: one name and the other's
-      initial, the broad blocks of a query without a date of birth,
+      initial (broad: looked up apart, capped),
     * ``fmd`` / ``lmd``: one name and the month and day (broad: looked up apart, capped;
       see ``birthday_query_keys``).
 
@@ -229,8 +229,8 @@ def _one_name_initial(
 def broad_query_keys(first: str | None, last: str | None, dob: date | None = None
                      ) -> list[int]:
     """The names-alone blocks of a query, as entered and swapped: ``fn`` (both names'
-    codes) and, without a date of birth, ``lfi`` / ``fli`` (one name and the other's
-    initial, for a typo in the other).
+    codes) and ``lfi`` / ``fli`` (one name and the other's initial, for a typo in the
+    other). ``dob`` is not used: the date only sets the repository's cap.
 
     Broad for common names (thousands of John Smiths among millions): the repository
     looks these up apart from ``query_keys`` and takes a few rows of them at most, so
@@ -239,9 +239,8 @@ def broad_query_keys(first: str | None, last: str | None, dob: date | None = Non
     f1, l1, p1 = _name_pairs(first, last)
     f2, l2, p2 = _name_pairs(last, first)
     texts = {f"fn:{p}" for p in p1 | p2}
-    if dob is None:
-        texts |= set(_one_name_initial(f1, l1, _initial(first), _initial(last)))
-        texts |= set(_one_name_initial(f2, l2, _initial(last), _initial(first)))
+    texts |= set(_one_name_initial(f1, l1, _initial(first), _initial(last)))
+    texts |= set(_one_name_initial(f2, l2, _initial(last), _initial(first)))
     return sorted({_key(t) for t in texts})
 
 
