@@ -497,12 +497,11 @@ SARAH = Person("Sarah", "Whitfield", date(1979, 6, 14), "219099999")
 
 def _blocked(query: Person, account: Person) -> bool:
     """Would the account's indexed keys meet the query's keys (narrow or broad)?"""
-    from identity.blocking import broad_query_keys
+    from identity.blocking import birthday_query_keys, broad_query_keys
 
     stored = set(index_keys(account.first_name, account.last_name, account.date_of_birth))
-    wanted = set(query_keys(query.first_name, query.last_name, query.date_of_birth))
-    return bool(stored & wanted) or bool(
-        stored & set(broad_query_keys(query.first_name, query.last_name)))
+    q = (query.first_name, query.last_name, query.date_of_birth)
+    return bool(stored & {*query_keys(*q), *broad_query_keys(*q), *birthday_query_keys(*q)})
 
 
 def _review(query: Person, account: Person, relation: str | None = None) -> Match:

@@ -148,7 +148,8 @@ def index_keys(first: str | None, last: str | None, dob: date | None) -> list[in
     * ``lyi`` / ``lmi``: the last name, the first initial, and the year or the month and
       day (finds a misspelt first name together with a slip in the date),
     * ``fym`` / ``fyd`` / ``lym`` / ``lyd``: one name, the year, and the month or the day
-      (finds the other name misspelt, initial and all, with a slip in the day or month),
+      (finds the other name misspelt, initial and all, with a slip in the day or month;
+      broad for common names: looked up apart, capped, see ``birthday_query_keys``),
     * ``fyi`` / ``fmi``: the first name, the last initial, and the year or the month and
       day (finds a misspelt last name together with a slip in the date),
     * ``fl0``: both names, for an account with no date of birth (legacy imports),
@@ -195,13 +196,16 @@ def _one_name_birthday(firsts: frozenset[str] | set[str], lasts: frozenset[str] 
 
 
 def birthday_query_keys(first: str | None, last: str | None, dob: date | None) -> list[int]:
-    """The one-name-and-birthday blocks of a query (names as entered and swapped, the
-    date and its swaps), looked up apart with a cap like ``broad_query_keys``."""
+    """The blocks of one name with parts of the date (``fmd`` / ``lmd``, ``fym`` /
+    ``fyd`` / ``lym`` / ``lyd``; names as entered and swapped, the date and its swaps),
+    looked up apart with a cap like ``broad_query_keys``: at millions of accounts a
+    common first name with a year and month is a block of about a hundred."""
     if dob is None:
         return []
     f1, l1, _ = _name_pairs(first, last)
     f2, l2, _ = _name_pairs(last, first)
     texts = {t for d in dob_keys(dob) for t in _one_name_birthday(f1 | f2, l1 | l2, d)}
+    texts |= {t for d in dob_keys(dob) for t in _one_name_date_parts(f1 | f2, l1 | l2, d)}
     return sorted({_key(t) for t in texts})
 
 
@@ -270,8 +274,6 @@ def query_keys(first: str | None, last: str | None, dob: date | None) -> list[in
             if li:
                 texts |= {f"fyi:{f}:{li}:{d.year}" for f in fs for d in dates}
                 texts |= {f"fmi:{f}:{li}:{d.month}-{d.day}" for f in fs for d in dates}
-        for d in dates:
-            texts |= set(_one_name_date_parts(firsts, lasts, d))
     return sorted({_key(t) for t in texts})
 
 
