@@ -370,9 +370,28 @@ async def test_wider_blocks_use_indexes_at_two_million_accounts(
             broad_query_keys(person.first_name, person.last_name, person.date_of_birth),
             mrepo.BROAD_CAP if person.date_of_birth else mrepo.BROAD_CAP_NO_DOB,
             birthday_query_keys(person.first_name, person.last_name, person.date_of_birth))
-        plan = "\n".join(r[0] for r in await pool.fetch("EXPLAIN " + mrepo.CANDIDATES_SQL,
-                                                        *args))
+        async with pool.acquire() as conn, mrepo.indexes_only(conn):  # as candidates() plans
+            plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + mrepo.CANDIDATES_SQL,
+                                                            *args))
         assert "Seq Scan" not in plan, plan
         assert plan.count("customers_match_keys") == 3, plan
     if not scaled:
         pytest.skip("PostgreSQL < 18: plan checked at 100,000 rows only")
+
+
+async def test_candidate_query_leaves_the_planner_settings_as_it_found_them(
+    identity_env: dict[str, str], database: str, pool: asyncpg.Pool
+) -> None:
+    from identity.app import SPEC
+    from identity.repository import matches as mrepo
+    from shared.servicekit.runtime import migrate_database
+
+    await migrate_database(SPEC, database)
+    async with pool.acquire() as conn:
+        async with conn.transaction():  # inside a use case's transaction
+            assert await mrepo.candidates(conn, keys=[1, 2], ssn_lookups={}, idoc_number=None,
+                                          email=None, broad_keys=[3]) == []
+            assert await conn.fetchval("SELECT current_setting('enable_seqscan')") == "on"
+        assert await mrepo.candidates(conn, keys=[1], ssn_lookups={}, idoc_number=None,
+                                      email=None) == []
+        assert await conn.fetchval("SELECT current_setting('enable_seqscan')") == "on"

@@ -5,7 +5,8 @@ out as text (``::text`` casts), whatever codecs the pool's connections have."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -86,6 +87,26 @@ def candidate_args(
             list(exclude), CANDIDATE_CAP, list(broad_keys), broad_cap, list(birthday_keys))
 
 
+@asynccontextmanager
+async def indexes_only(conn: Connection) -> AsyncIterator[None]:
+    """The capped branches end in ``LIMIT``: with a common key's statistics (or a
+    generic plan's guess) a sequential scan that stops after a few rows looks cheaper
+    to the planner than the index, and for a key nobody has it reads every account.
+    The candidate query is planned with sequential scans off, for its own
+    transaction (or savepoint's span) only, and the setting put back."""
+    if conn.is_in_transaction():
+        before = await conn.fetchval(  # the select list is evaluated left to right
+            "SELECT current_setting('enable_seqscan'), set_config('enable_seqscan', 'off', true)")
+        try:
+            yield
+        finally:
+            await conn.execute("SELECT set_config('enable_seqscan', $1, true)", before)
+        return
+    async with conn.transaction():
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        yield
+
+
 async def candidates(
     conn: Connection,
     *,
@@ -102,11 +123,10 @@ async def candidates(
     """Accounts sharing any block with the query (at most ``broad_cap`` of them from
     ``broad_keys``), with their SSN relation set from the keyed lookups (the full SSN
     is never read back)."""
-    rows = await conn.fetch(
-        CANDIDATES_SQL,
-        *candidate_args(keys, ssn_lookups, idoc_number, email, exclude, broad_keys, broad_cap,
-                        birthday_keys),
-    )
+    args = candidate_args(keys, ssn_lookups, idoc_number, email, exclude, broad_keys,
+                          broad_cap, birthday_keys)
+    async with indexes_only(conn):
+        rows = await conn.fetch(CANDIDATES_SQL, *args)
     out = []
     for r in rows:
         lookup = r["ssn_lookup"]
