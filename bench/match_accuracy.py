@@ -6,25 +6,37 @@ loads them into a fresh identity database through the bulk import, then makes
 query copies of a sample with realistic errors (one-edit typos, nicknames,
 swapped first and last names, day/month swaps, one-digit slips in the SSN and the
 date of birth, year off by one, missing fields, compound surnames cut to one
-part; a third of the queries without an SSN) plus queries for people who are not
-in the database (new people, siblings and namesakes of people who are).
+part; and the classes of issue 16: an SSN that is another number altogether,
+first and last swapped and misspelt, names only, a first name replaced by a
+middle name or an unlisted nickname, a married surname, the year's digits
+swapped or two digits of the date wrong (each with a name typo), a space inside
+a name; a third of the queries without an SSN) plus queries for people who are
+not in the database (new people, siblings and namesakes of people who are).
+
+Weights (``--fit``): by default EM over the candidate pairs of a training set of
+other corrupted copies (another seed), u from random pairs of accounts, name
+frequencies from the accounts, as Splink trains on the records it links;
+``accounts`` is what ``csc identity fit-matcher`` does; ``none`` the table.
 
 Each query goes through ``identity.matches.find`` in-process on the real
 database. The same originals and queries are linked with Splink 4 (DuckDB, EM
 training) on the same four fields. For both it prints, taking the top candidate
-as the prediction (none when nothing reaches the threshold): precision, recall
-and F1, and the recall of the top five; then the recall by kind of error.
+as the prediction when its band is ``possible`` or ``strong`` (a ``weak`` one is
+shown to staff, not predicted; for Splink: p at its threshold, strong at 0.95,
+weak down to 0.01): precision, recall and F1, the recall of the top five (any
+band), the strong band's precision; then the same per kind of error.
 
     make bench-accuracy
     .venv/bin/python bench/match_accuracy.py [--people 20000] [--sample 5000] [--absent 1000]
         [--seed 7] [--errors 0.2,0.5,0.25,0.05] [--ssn-missing 0.333]
         [--splink-threshold 0.6] [--splink-names separate] [--no-splink] [--show-misses 0]
+        [--fit training|accounts|none]
 
 The mix of errors: a query has 0, 1, 2 or 3 errors (``--errors``, at most one per
 field), and a third have no SSN on top. A query of two names alone (no SSN, no
-date of birth) is not made: the matcher answers it with nothing by design. A
+date of birth) is its own kind, ``names_only``. A
 query counts as a true positive when its top candidate is the person it copies;
-a wrong top candidate, or any candidate for an absent person, is a false
+a wrong top candidate, or a top candidate (possible or strong) for an absent person, is a false
 positive; recall is over the queries of loaded people. Splink's threshold is
 ours by default (match probability 0.6, identity's "possible"), and the best
 of a sweep is shown beside it. Splink gets the names lower-cased with accents,
@@ -422,7 +434,19 @@ KINDS: dict[str, tuple[str, float]] = {
     "missing_dob": ("dob", 0.3),
     "ssn_digit": ("ssn", 0.8),
     "ssn_transposed": ("ssn", 0.3),
+    # The classes of issue 16 (misses of the matcher before it): each alone or with
+    # other errors, like every kind.
+    "ssn_other": ("ssn", 0.4),  # a different number altogether (typed or remembered)
+    "swapped_typo": ("order", 0.4),  # first and last swapped, and one of them misspelt
+    "names_only": ("dob", 0.5),  # no date of birth and no SSN: the two names alone
+    "first_other": ("first", 0.5),  # a middle name or a nickname not in the list
+    "last_married": ("last", 0.5),  # another surname altogether (marriage)
+    "year_digits_swapped": ("dob", 0.4),  # 1979 <-> 1997, and a name misspelt
+    "dob_mangled": ("dob", 0.4),  # two digits of the date wrong, and a name misspelt
+    "name_space": ("space", 0.4),  # a space inside a name ("Laur a")
 }
+# The kinds that need a query without an SSN.
+NO_SSN_KINDS = frozenset({"names_only"})
 # How many errors a query has (besides a missing SSN): 0, 1, 2, 3.
 ERROR_COUNTS = (0.20, 0.50, 0.25, 0.05)
 SSN_MISSING = 1 / 3
@@ -440,14 +464,103 @@ def applicable(kind: str, p: Person, has_ssn: bool) -> bool:
         return (d.month, d.day) != (2, 29)
     if kind == "ssn_transposed":
         return has_ssn and ssn_transposition(p.ssn, random.Random(0)) is not None
-    if kind == "ssn_digit":
+    if kind in ("ssn_digit", "ssn_other"):
         return has_ssn
+    if kind in NO_SSN_KINDS:
+        return not has_ssn
+    if kind == "year_digits_swapped":
+        return _year_swapped(d) is not None
+    if kind == "name_space":
+        return len(p.first_name) >= 4 or len(p.last_name) >= 4
     if kind == "missing_dob":
         # Without SSN or DOB only two names are left: too little to tell one person
         # among millions, and the matcher answers nothing by design (names alone stay
         # below "possible"). Such a query measures nothing, so it is not made.
         return has_ssn
     return True  # a missing first or last name leaves two of the three fields
+
+
+def _year_swapped(d: date) -> date | None:
+    """The date with the year's last two digits swapped (1979 -> 1997), if valid."""
+    y = f"{d.year:04d}"
+    if y[2] == y[3]:
+        return None
+    return _valid_date(int(y[:2] + y[3] + y[2]), d.month, d.day)
+
+
+def dob_mangled(d: date, rng: random.Random) -> date:
+    """Two digits of YYYYMMDD changed (not the century): a date mangled beyond a slip."""
+    digits = f"{d.year:04d}{d.month:02d}{d.day:02d}"
+    for _ in range(200):
+        i, j = rng.sample(range(2, 8), 2)
+        s = list(digits)
+        s[i], s[j] = rng.choice("0123456789"), rng.choice("0123456789")
+        t = "".join(s)
+        new = _valid_date(int(t[:4]), int(t[4:6]), int(t[6:]))
+        if new is not None and sum(a != b for a, b in zip(t, digits, strict=True)) == 2:
+            return new
+    return dob_digit_slip(d, rng)
+
+
+def other_first_name(p: Person, rng: random.Random, names: Names | None = None) -> str:
+    """Another first name of the same sex, not a listed nickname of the first."""
+    names = names or _names()
+    table = names.male if p.sex == "M" else names.female
+    while True:
+        name = table.pick(rng)
+        if name != p.first_name and not _related(name, p.first_name):
+            return name
+
+
+def other_surname(p: Person, rng: random.Random) -> str:
+    while True:
+        name = _names().surnames.pick(rng)
+        if name != p.last_name:
+            return name
+
+
+@functools.cache
+def _names() -> Names:
+    return Names.load()
+
+
+def with_space(name: str, rng: random.Random) -> str:
+    """A space typed inside a name, not at either end ("Laura" -> "Laur a")."""
+    i = rng.randrange(1, len(name))
+    return name[:i] + " " + name[i:]
+
+
+def _typo_one(first: str | None, last: str | None, rng: random.Random
+              ) -> tuple[str | None, str | None]:
+    if first and (not last or rng.random() < 0.5):
+        return typo(first, rng), last
+    return first, typo(last, rng) if last else last
+
+
+def _blanks(kind: str) -> bool:
+    """A kind that leaves a field empty: at most one of them in a query."""
+    return kind.startswith("missing") or kind == "names_only"
+
+
+# A name replaced (or left out) leaves the date of birth and the other name to find the
+# person by: a query that loses a second of the three, or has them all wrong at once,
+# describes nobody in particular and is not made.
+_NAME_REPLACED = frozenset({"first_other", "last_married", "missing_first", "missing_last"})
+_HEAVY = _NAME_REPLACED | {"names_only", "missing_dob"}
+_DOB_ERRORS = frozenset({"day_month_swapped", "dob_digit", "year_off_by_one",
+                         "year_digits_swapped", "dob_mangled"})
+
+
+def _compatible(a: str, b: str) -> bool:
+    if a in _HEAVY and b in _HEAVY:
+        return False
+    for x, y in ((a, b), (b, a)):
+        if x in ("first_other", "last_married") and (
+            y in _DOB_ERRORS or y in ("names_swapped", "swapped_typo", "name_space")
+            or y in ("first_typo", "last_typo", "nickname", "compound_cut")
+        ):
+            return False
+    return True
 
 
 def choose_kinds(
@@ -459,9 +572,9 @@ def choose_kinds(
     pool = [k for k in KINDS if applicable(k, p, has_ssn)]
     while len(chosen) < wanted:
         groups = {KINDS[c][0] for c in chosen}
-        blanked = any(c.startswith("missing") for c in chosen)
-        pool = [k for k in pool
-                if KINDS[k][0] not in groups and not (blanked and k.startswith("missing"))]
+        blanked = any(_blanks(c) for c in chosen)
+        pool = [k for k in pool if KINDS[k][0] not in groups and not (blanked and _blanks(k))
+                and all(_compatible(c, k) for c in chosen)]
         if not pool:
             break
         chosen.append(rng.choices(pool, weights=[KINDS[k][1] for k in pool])[0])
@@ -480,7 +593,11 @@ def apply_errors(
     last: str | None = p.last_name
     dob: date | None = p.date_of_birth
     ssn: str | None = p.ssn if has_ssn else None
-    for kind in sorted(kinds, key=lambda k: k.startswith("missing") * 2 + (k == "names_swapped")):
+    def order(k: str) -> int:  # field errors, then swaps, then blanks
+        return (k.startswith("missing") or k == "names_only") * 2 + (
+            k in ("names_swapped", "swapped_typo"))
+
+    for kind in sorted(kinds, key=order):
         if kind == "first_typo" and first:
             first = typo(first, rng)
         elif kind == "nickname":
@@ -502,6 +619,30 @@ def apply_errors(
             ssn = ssn_digit_slip(ssn, rng)
         elif kind == "ssn_transposed" and ssn:
             ssn = ssn_transposition(ssn, rng)
+        elif kind == "ssn_other" and ssn:
+            while (other := Generator(rng, _names()).ssn()) == p.ssn:
+                pass
+            ssn = other
+        elif kind == "swapped_typo":
+            first, last = _typo_one(first, last, rng)
+            first, last = last, first
+        elif kind == "names_only":
+            dob, ssn = None, None
+        elif kind == "first_other":
+            first = other_first_name(p, rng)
+        elif kind == "last_married":
+            last = other_surname(p, rng)
+        elif kind == "year_digits_swapped" and dob:
+            dob = _year_swapped(dob) or dob
+            first, last = _typo_one(first, last, rng)
+        elif kind == "dob_mangled" and dob:
+            dob = dob_mangled(dob, rng)
+            first, last = _typo_one(first, last, rng)
+        elif kind == "name_space":
+            if first and len(first) >= 4 and (not last or len(last) < 4 or rng.random() < 0.5):
+                first = with_space(first, rng)
+            elif last and len(last) >= 4:
+                last = with_space(last, rng)
         elif kind == "missing_first":
             first = None
         elif kind == "missing_last":
@@ -534,10 +675,13 @@ class Dataset:
 def make_dataset(
     n: int, sample: int, absent: int, seed: int, *,
     counts: Sequence[float] = ERROR_COUNTS, ssn_missing: float = SSN_MISSING,
+    people: list[Person] | None = None,
 ) -> Dataset:
+    """``n`` people and queries of them; with ``people``, queries of those (a training
+    set of other corrupted copies)."""
     rng = random.Random(seed)
     gen = Generator(rng, Names.load())
-    people = gen.population(n)
+    people = gen.population(n) if people is None else people
     outsiders = gen.absent(absent, people)
     qrng = random.Random(seed + 1)
     queries = [corrupt(i, p, qrng, truth=p.key, counts=counts, ssn_missing=ssn_missing)
@@ -558,16 +702,21 @@ def errors_made(q: Query) -> int:
 
 @dataclass
 class Scores:
-    """Top-candidate precision/recall/F1 and recall of the top five, and the misses."""
+    """Top-candidate precision/recall/F1, recall of the top five, the strong band's
+    precision, and the misses. The top candidate is the prediction when its band is
+    ``possible`` or ``strong``; a ``weak`` one is shown to staff but predicts nothing."""
 
     name: str
     predictions: dict[int, list[int]]  # qid -> keys of the candidates shown, best first
+    bands: dict[int, list[str]] = field(default_factory=dict)  # qid -> their bands
     tp: int = 0
     fp_wrong: int = 0  # a present person's top candidate is someone else
     fp_absent: int = 0  # an absent person got a candidate
     present: int = 0
     absent: int = 0
     top5: int = 0
+    strong_right: int = 0  # strong candidates that are the person
+    strong_wrong: int = 0  # strong candidates that are someone else
     by_kind: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
     misses: list[int] = field(default_factory=list)
 
@@ -589,12 +738,26 @@ class Scores:
     def recall5(self) -> float:
         return self.top5 / self.present if self.present else 1.0
 
+    @property
+    def strong_precision(self) -> float:
+        n = self.strong_right + self.strong_wrong
+        return self.strong_right / n if n else 1.0
 
-def evaluate(name: str, queries: Sequence[Query], predictions: dict[int, list[int]]) -> Scores:
-    s = Scores(name, predictions)
+
+def evaluate(name: str, queries: Sequence[Query], predictions: dict[int, list[int]],
+             bands: dict[int, list[str]] | None = None) -> Scores:
+    bands = bands if bands is not None else {}
+    s = Scores(name, predictions, bands)
     for q in queries:
         shown = predictions.get(q.qid, [])[:5]
-        top = shown[0] if shown else None
+        shown_bands = bands.get(q.qid) or ["possible"] * len(shown)
+        top = shown[0] if shown and shown_bands[0] != "weak" else None
+        for key, band in zip(shown, shown_bands, strict=False):
+            if band == "strong":
+                if key == q.truth:
+                    s.strong_right += 1
+                else:
+                    s.strong_wrong += 1
         kinds = q.kinds or ("no_error",)
         if q.truth is None:
             s.absent += 1
@@ -625,6 +788,7 @@ def evaluate(name: str, queries: Sequence[Query], predictions: dict[int, list[in
 @dataclass
 class OurRun:
     predictions: dict[int, list[int]]
+    bands: dict[int, list[str]]
     import_seconds: float
     imported: int
     query_seconds: float
@@ -637,15 +801,55 @@ class OurRun:
         return sum(q.qid in self.truth_weight for q in present) / max(1, len(present))
 
 
-async def run_ours(dsn: str, data: Dataset) -> OurRun:
+async def fit_for_bench(conn: Any, pool: Any, matcher: Any, data: Dataset, how: str,
+                        seed: int, key_of: dict[Any, int]) -> Any:
+    """Weights for the run: the table (``none``), ``accounts`` (what ``csc identity
+    fit-matcher`` does: EM over the accounts' own candidate pairs; the bench's database
+    has no duplicates, so EM finds little to learn from), or ``training``: EM over the
+    candidate pairs of a training set of corrupted records made with another seed (not
+    the queries measured), u from random pairs of accounts, name frequencies from all
+    accounts, as Splink trains on the records it links."""
+    from identity import matches
+    from identity.matching_weights import fit_weights
+
+    if how == "none":
+        return None
+    if how == "accounts":
+        return await matches.fit_from_accounts(pool, matcher, sample=3_000, seed=seed)
+    train = make_dataset(len(data.people), 3_000, 0, seed, people=data.people)
+    from identity.matching import Person as MatchPerson
+
+    people = [(MatchPerson(q.first_name, q.last_name, q.date_of_birth, q.ssn), ())
+              for q in train.queries]
+    cand = await matches.candidate_vectors(conn, matcher, people)
+    sample = random.Random(seed).sample(data.people, min(5_000, len(data.people)))
+    randoms = matches.random_vectors(
+        [MatchPerson(p.first_name, p.last_name, p.date_of_birth, p.ssn) for p in sample],
+        200_000, random.Random(seed))
+    fc, lc = await matches.normalised_name_counts(conn)
+    return fit_weights(cand, randoms, fc, lc, len(key_of), fitted_at="bench")
+
+
+def print_weights(weights: Any) -> None:
+    if weights is None:
+        print("weights: the table in identity/matching_weights.py (not fitted)")
+        return
+    f = weights.fitted or {}
+    print(f"weights fitted: {f.get('candidate_pairs')} candidate pairs, {f.get('random_pairs')}"
+          f" random pairs, lambda {float(f.get('lambda', 0)):.4f}")
+    for fld in ("first_name", "last_name", "date_of_birth", "ssn"):
+        print(f"  {fld:<14} " + ", ".join(
+            f"{c} m={r.m:.3f} u={r.u:.2g} w={r.weight:+.1f}"
+            for c, r in weights.rules[fld].items()))
+
+
+async def run_ours(dsn: str, data: Dataset, fit: str = "none", seed: int = 7) -> OurRun:
     from identity import matches
     from identity.app import SPEC
-    from identity.blocking import query_keys
     from identity.deps import Deps
     from identity.importer import import_customers
     from identity.matching import Person as MatchPerson
     from identity.matching import check_query, score
-    from identity.repository import matches as mrepo
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
     from shared.servicekit.runtime import migrate_database
@@ -669,7 +873,14 @@ async def run_ours(dsn: str, data: Dataset) -> OurRun:
             rows = await conn.fetch("SELECT id, username FROM customers")
             key_of = {r["id"]: int(r["username"][1:]) for r in rows}
             matcher = matches.Matcher.from_settings(settings)
+            t_fit = time.perf_counter()
+            weights = await fit_for_bench(conn, pool, matcher, data, fit, seed + 100, key_of)
+            if weights is not None:
+                print(f"fit ({fit}) in {time.perf_counter() - t_fit:.1f} s")
+            print_weights(weights)
+            matcher = matches.Matcher(matcher.vault, matcher.thresholds, weights)
             predictions: dict[int, list[int]] = {}
+            bands: dict[int, list[str]] = {}
             latencies: list[float] = []
             truth_weight: dict[int, float] = {}
             t1 = time.perf_counter()
@@ -680,23 +891,19 @@ async def run_ours(dsn: str, data: Dataset) -> OurRun:
                 found = await matches.find(conn, matcher, person)
                 latencies.append((time.perf_counter() - t) * 1000)
                 predictions[q.qid] = [key_of[m.candidate.account_id] for m in found]
+                bands[q.qid] = [m.band or "possible" for m in found]
             query_seconds = time.perf_counter() - t1
             # Blocking recall, apart from the timing: was the true account a candidate?
             for q in data.queries:
                 if q.truth is None:
                     continue
-                lookups = matches.ssn_lookups(matcher.vault, q.ssn) if q.ssn else {}
-                cands = await mrepo.candidates(
-                    conn, keys=query_keys(q.first_name, q.last_name, q.date_of_birth),
-                    ssn_lookups=lookups, idoc_number=None, email=None,
-                    query_has_ssn=bool(q.ssn))
-                for c in cands:
+                person = MatchPerson(q.first_name, q.last_name, q.date_of_birth, q.ssn)
+                for c in await matches.candidates_for(conn, matcher, person):
                     if key_of[c.account_id] == q.truth:
-                        person = MatchPerson(q.first_name, q.last_name, q.date_of_birth, q.ssn)
                         truth_weight[q.qid] = score(person, c, matcher.thresholds).total_weight
     finally:
         await pool.close()
-    return OurRun(predictions, import_seconds, summary.imported, query_seconds, latencies,
+    return OurRun(predictions, bands, import_seconds, summary.imported, query_seconds, latencies,
                   truth_weight)
 
 
@@ -798,11 +1005,28 @@ def run_splink(data: Dataset, names: str = "separate") -> SplinkRun:
 def splink_predictions(pairs: Iterable[tuple[int, int, float, float]],
                        threshold: float) -> dict[int, list[int]]:
     """Per query, the originals at or above ``threshold``, best weight first."""
-    by_query: dict[int, list[tuple[float, int]]] = defaultdict(list)
+    return splink_ranked(pairs, threshold, threshold)[0]
+
+
+SPLINK_STRONG = 0.95  # ours by default
+
+
+def splink_ranked(
+    pairs: Iterable[tuple[int, int, float, float]], threshold: float, listed: float = 0.01
+) -> tuple[dict[int, list[int]], dict[int, list[str]]]:
+    """Per query, the five best originals at or above ``listed`` (best weight first) and
+    their bands: strong at ``SPLINK_STRONG``, possible at ``threshold``, weak below."""
+    by_query: dict[int, list[tuple[float, int, float]]] = defaultdict(list)
     for qid, key, p, w in pairs:
-        if p >= threshold:
-            by_query[qid].append((w, key))
-    return {qid: [k for _, k in sorted(c, key=lambda x: -x[0])[:5]] for qid, c in by_query.items()}
+        if p >= listed:
+            by_query[qid].append((w, key, p))
+    preds, bands = {}, {}
+    for qid, c in by_query.items():
+        best = sorted(c, key=lambda x: -x[0])[:5]
+        preds[qid] = [k for _, k, _ in best]
+        bands[qid] = ["strong" if p >= SPLINK_STRONG else "possible" if p >= threshold
+                      else "weak" for _, _, p in best]
+    return preds, bands
 
 
 # --- Report -------------------------------------------------------------------------
@@ -810,14 +1034,33 @@ def splink_predictions(pairs: Iterable[tuple[int, int, float, float]],
 
 def _row(s: Scores) -> str:
     return (f"{s.name:<28} {s.precision:>9.4f} {s.recall:>7.4f} {s.f1:>7.4f} {s.recall5:>8.4f}"
+            f" {s.strong_precision:>8.4f} {s.strong_right + s.strong_wrong:>7}"
             f" {s.tp:>6} {s.fp_wrong:>8} {s.fp_absent:>9}")
 
 
 def print_table(rows: Sequence[Scores]) -> None:
     print(f"{'':<28} {'precision':>9} {'recall':>7} {'F1':>7} {'recall@5':>8}"
-          f" {'TP':>6} {'FP wrong':>8} {'FP absent':>9}")
+          f" {'strong P':>8} {'strong':>7} {'TP':>6} {'FP wrong':>8} {'FP absent':>9}")
     for s in rows:
         print(_row(s))
+
+
+def print_classes(rows: Sequence[Scores], queries: Sequence[Query]) -> None:
+    """Per kind of error: precision and recall of the top candidate, recall of the top
+    five, strong precision, for each system (queries of absent people included in the
+    kind's precision)."""
+    kinds = sorted({k for q in queries for k in q.kinds} | {"no_error"})
+    print("\nby kind of error: top-1 precision / top-1 recall / top-5 recall / strong precision")
+    print(f"{'kind':<20} {'queries':>7} " + " ".join(f"{s.name[:29]:>29}" for s in rows))
+    for k in kinds:
+        sub = [q for q in queries if k in q.kinds or (k == "no_error" and not q.kinds)]
+        n = sum(q.truth is not None for q in sub)
+        cells = []
+        for s in rows:
+            e = evaluate(s.name, sub, s.predictions, s.bands)
+            cells.append(f"{e.precision:.3f} {e.recall:.3f} {e.recall5:.3f} "
+                         f"{e.strong_precision:.3f}")
+        print(f"{k:<20} {n:>7} " + " ".join(f"{c:>29}" for c in cells))
 
 
 def print_kinds(rows: Sequence[Scores]) -> None:
@@ -902,6 +1145,9 @@ def main() -> None:
     parser.add_argument("--splink-names", choices=("separate", "together"), default="separate",
                         help="a comparison per name, or Splink's forename-surname one")
     parser.add_argument("--no-splink", action="store_true")
+    parser.add_argument("--fit", choices=("none", "training", "accounts"), default="training",
+                        help="weights: the table, EM over a training set of corrupted records"
+                        " (default), or EM over the accounts (fit-matcher)")
     parser.add_argument("--show-misses", type=int, default=0, metavar="N")
     args = parser.parse_args()
 
@@ -935,7 +1181,7 @@ def main() -> None:
             "CSC_LOG_LEVEL": "WARNING",
         })
         try:
-            ours = asyncio.run(run_ours(pg.dsn(), data))
+            ours = asyncio.run(run_ours(pg.dsn(), data, args.fit, args.seed))
         finally:
             pg.stop()
     from identity.settings import IdentitySettings
@@ -949,16 +1195,16 @@ def main() -> None:
           f" p99 {_pct(lat, 0.99):.2f} ms; thresholds possible {s.match_possible}"
           f" strong {s.match_strong}; true account among the blocked candidates for"
           f" {ours.blocked(data.queries):.4f} of the queries of loaded people")
-    rows = [evaluate("ours (identity.matches)", data.queries, ours.predictions)]
+    rows = [evaluate("ours (identity.matches)", data.queries, ours.predictions, ours.bands)]
 
     if not args.no_splink:
         sp = run_splink(data, args.splink_names)
         print(f"splink: trained and predicted in {sp.seconds:.1f} s, {sp.compared:,} pairs"
               f" at p >= 0.01, lambda {sp.lam:.2e}; threshold {args.splink_threshold}")
         rows.append(evaluate(f"splink p>={args.splink_threshold:g}", data.queries,
-                             splink_predictions(sp.pairs, args.splink_threshold)))
+                             *splink_ranked(sp.pairs, args.splink_threshold)))
         best = max((evaluate(f"splink p>={t:g} (best F1)", data.queries,
-                             splink_predictions(sp.pairs, t))
+                             *splink_ranked(sp.pairs, t))
                     for t in (0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99)),
                    key=lambda r: r.f1)
         rows.append(best)
@@ -966,7 +1212,8 @@ def main() -> None:
     print_table(rows)
     easy = [q for q in data.queries if errors_made(q) <= 1]
     print(f"\nthe {len(easy):,} queries with at most one error (a missing SSN not counted)")
-    print_table([evaluate(r.name, easy, r.predictions) for r in rows])
+    print_table([evaluate(r.name, easy, r.predictions, r.bands) for r in rows])
+    print_classes(rows, data.queries)
     print_kinds(rows)
     reasons = miss_reasons(rows[0], data, ours.truth_weight)
     print("\nours, why the top candidate was wrong or missing: " + ", ".join(

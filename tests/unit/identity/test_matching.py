@@ -85,10 +85,13 @@ def test_name_keys_meet_across_nickname_compound_and_swap() -> None:
     assert name_keys(None, None) == set()
 
 
-def test_dob_keys_date_and_swap_only() -> None:
-    assert dob_keys(date(1984, 3, 7)) == {date(1984, 3, 7), date(1984, 7, 3)}
-    assert dob_keys(date(1984, 3, 25)) == {date(1984, 3, 25)}
-    assert dob_keys(date(1984, 5, 5)) == {date(1984, 5, 5)}
+def test_dob_keys_date_swaps_and_year_digits() -> None:
+    assert dob_keys(date(1984, 3, 7)) == {date(1984, 3, 7), date(1984, 7, 3), date(1948, 3, 7)}
+    assert dob_keys(date(1984, 3, 25)) == {date(1984, 3, 25), date(1948, 3, 25)}
+    assert dob_keys(date(1988, 5, 5)) == {date(1988, 5, 5)}
+    # 1979 / 1997: the class of issue 16 "year digits swapped"
+    assert date(1997, 11, 30) in dob_keys(date(1979, 11, 30))
+    assert dob_keys(date(1996, 2, 29)) == {date(1996, 2, 29)}  # 1969 has no 29 February
 
 
 def test_ssn_variants() -> None:
@@ -216,7 +219,7 @@ def test_ssn_derived_without_repository_relation() -> None:
     assert ev(BASE, Person(ssn_digits="123456780"), "ssn")[0] == "one_digit"
     assert ev(BASE, Person(ssn_digits="123456798"), "ssn")[0] == "transposed"
     _, outcome, _ = ev(BASE, Person(ssn_last4="6789"), "ssn")
-    assert outcome == "SSN: last four equal"
+    assert outcome == "SSN: last four agree"
     assert ev(BASE, Person(ssn_last4="0000"), "ssn")[0] == "different"
     assert ev(Person(ssn_last4="6789"), Person(ssn_last4="6789"), "ssn")[0] == "last4_equal"
 
@@ -257,12 +260,15 @@ def test_bands() -> None:
     assert score(exact, cand(exact)).band == "strong"
     nick_slip = score(Person("Bill", "Garcia", date(1984, 3, 8)), cand(exact))
     assert nick_slip.band == "possible" and 0.6 <= nick_slip.probability < 0.95
-    assert score(Person("William", "Garcia"), cand(exact)).band is None  # names alone
+    # names alone: on the review list, never a decision
+    assert score(Person("William", "Garcia"), cand(exact)).band == "weak"
     assert score(Person(ssn_digits="123456789"), cand(Person(), "equal")).band == "strong"
     loose = Thresholds(strong=0.999999, possible=0.5)
     assert score(Person("Bill", "Garcia", DOB), cand(exact), loose).band == "possible"
     with pytest.raises(ValueError):
         Thresholds(strong=0.5, possible=0.6)
+    with pytest.raises(ValueError):
+        Thresholds(strong=0.9, possible=0.6, weak=0.7)
 
 
 def test_rank_orders_cuts_and_limits() -> None:
@@ -275,7 +281,7 @@ def test_rank_orders_cuts_and_limits() -> None:
     assert [m.candidate for m in got] == [best, good, weak]
     assert all(a.total_weight >= b.total_weight for a, b in itertools.pairwise(got))
     assert [m.candidate for m in rank(q, [none, weak, good, best], limit=2)] == [best, good]
-    strict = Thresholds(strong=0.99, possible=0.99)
+    strict = Thresholds(strong=0.99, possible=0.99, weak=0.99)
     assert [m.candidate for m in rank(q, [weak, good, best], strict)] == [best]
 
 
@@ -482,3 +488,165 @@ def test_rank_skips_only_candidates_that_could_not_reach_possible() -> None:
     ranked = {m.candidate.account_id for m in rank(q, people, limit=10)}
     scored = {c.account_id for c in people if score(q, c).band is not None}
     assert ranked == scored
+
+
+# --- Issue 16: each class of miss, with a named example ---------------------------------
+
+SARAH = Person("Sarah", "Whitfield", date(1979, 6, 14), "219099999")
+
+
+def _blocked(query: Person, account: Person) -> bool:
+    """Would the account's indexed keys meet the query's keys (narrow or broad)?"""
+    from identity.blocking import birthday_query_keys, broad_query_keys
+
+    stored = set(index_keys(account.first_name, account.last_name, account.date_of_birth))
+    q = (query.first_name, query.last_name, query.date_of_birth)
+    return bool(stored & {*query_keys(*q), *broad_query_keys(*q), *birthday_query_keys(*q)})
+
+
+def _review(query: Person, account: Person, relation: str | None = None) -> Match:
+    """The account's place on the review list (rank with the default thresholds)."""
+    [m] = rank(query, [cand(account, relation)])
+    return m
+
+
+def test_class_ssn_another_number_names_and_birth_agree_with_typos() -> None:
+    # Sarah Whitfield remembered her SSN wrong and her names were typed with slips
+    q = Person("Sara", "Whitfeild", date(1979, 6, 14), "518457302")
+    m = _review(q, SARAH, "different")
+    assert _blocked(q, SARAH)
+    assert m.band in ("weak", "possible")  # on the list staff see...
+    exact_names = _review(Person("Sarah", "Whitfield", date(1979, 6, 14), "518457302"),
+                          SARAH, "different")
+    assert exact_names.band == "possible"  # ...and an SSN that differs never makes strong
+    assert [e.outcome for e in m.evidence if e.field == "ssn"] == ["SSN: differ"]
+
+
+def test_class_names_swapped_and_misspelt() -> None:
+    q = Person("Whitfeld", "Sarah", date(1979, 6, 14))
+    assert _blocked(q, SARAH)
+    m = _review(q, SARAH)
+    assert m.band in ("possible", "strong") and m.evidence[0].code == "swapped"
+
+
+def test_class_date_of_birth_missing_names_only() -> None:
+    exact = Person("Sarah", "Whitfield")
+    assert _blocked(exact, SARAH)  # the names-alone block (capped for common names)
+    assert _review(exact, SARAH).band == "weak"  # shown, never acted on
+    typo = Person("Sarah", "Whitfeild")
+    assert _blocked(typo, SARAH) and _review(typo, SARAH).band == "weak"
+
+
+def test_class_first_name_replaced_by_a_middle_name() -> None:
+    # Sarah Anne Whitfield gives "Anne"; "Anne" is no nickname of Sarah
+    q = Person("Anne", "Whitfield", date(1979, 6, 14))
+    assert _blocked(q, SARAH)
+    assert _review(q, SARAH).band == "possible"  # last name and birthday: not strong
+
+
+def test_class_last_name_changed_by_marriage() -> None:
+    q = Person("Sarah", "Okafor", date(1979, 6, 14))
+    assert _blocked(q, SARAH)
+    assert _review(q, SARAH).band == "weak"
+
+
+def test_class_year_digits_swapped_with_a_name_typo() -> None:
+    q = Person("Srah", "Whitfield", date(1997, 6, 14))
+    assert _blocked(q, SARAH)
+    m = _review(q, SARAH)
+    assert m.band in ("weak", "possible")
+    assert [e.code for e in m.evidence if e.field == "date_of_birth"] == ["year_digits_swapped"]
+
+
+def test_class_date_mangled_with_a_name_typo() -> None:
+    q = Person("Sarah", "Whitfeld", date(1979, 8, 12))  # two digits of the date wrong
+    assert _blocked(q, SARAH)
+    m = _review(q, SARAH)
+    assert [e.code for e in m.evidence if e.field == "date_of_birth"] == ["two_digits"]
+    assert m.band == "weak"
+
+
+def test_class_a_space_inside_a_name() -> None:
+    for q in (Person("Sar ah", "Whitfield", date(1979, 6, 14)),
+              Person("Sarah", "Whit field", date(1979, 6, 14))):
+        assert _blocked(q, SARAH)
+        m = _review(q, SARAH)
+        assert m.band == "strong" and {e.code for e in m.evidence[:2]} == {"exact"}
+
+
+def test_strong_needs_no_field_saying_another_person() -> None:
+    sarah_no_ssn = Person("Sarah", "Whitfield", date(1979, 6, 14))
+    assert score(sarah_no_ssn, cand(SARAH)).band == "strong"
+    # her twin: same surname and birthday, another first name, SSN a digit off
+    twin = Person("Emma", "Whitfield", date(1979, 6, 14), "219099998")
+    assert score(twin, cand(SARAH, "one_digit")).band != "strong"
+    # the same SSN, but nothing else agrees: staff decide
+    stranger = Person("Paul", "Mendez", date(1950, 1, 1), "219099999")
+    assert score(stranger, cand(SARAH, "equal")).band == "possible"
+    # the same SSN and names, a birthday typo: strong
+    assert score(Person("Sarah", "Whitfield", date(1979, 6, 15), "219099999"),
+                 cand(SARAH, "equal")).band == "strong"
+
+
+# --- Fitted weights -----------------------------------------------------------------------
+
+
+def test_term_frequency_makes_a_rare_surname_count_for_more() -> None:
+    from identity.matching_weights import Weights
+
+    w = Weights(RULES, first_tf={"sarah": 0.01}, last_tf={"smith": 0.01, "whitfield": 2e-5})
+    smith = score(Person("Sarah", "Smith", DOB), cand(Person("Sarah", "Smith", DOB)), weights=w)
+    rare = score(SARAH, cand(SARAH), weights=w)
+    last = {m.candidate.person.last_name: next(e for e in m.evidence if e.field == "last_name")
+            for m in (smith, rare)}
+    assert last["Whitfield"].weight > RULES["last_name"]["exact"].weight > last["Smith"].weight
+    assert last["Smith"].outcome == "last name: exact (a common name)"
+    assert last["Whitfield"].outcome == "last name: exact (a rare name)"
+    # an unknown name gets the floor, never more than the cap above the table
+    from identity.matching_weights import TF_MAX_GAIN
+
+    assert w.exact_name_weight("last_name", "zzyzx") <= (
+        RULES["last_name"]["exact"].weight + TF_MAX_GAIN)
+
+
+def test_em_recovers_m_and_lambda_from_a_known_mixture() -> None:
+    from identity.matching_weights import em
+
+    rng = random.Random(5)
+    true_m = {"exact": 0.8, "close": 0.1, "different": 0.1}
+    true_u = {"exact": 0.01, "close": 0.04, "different": 0.95}
+    vectors = []
+    for _ in range(20_000):
+        match = rng.random() < 0.3
+        probs = true_m if match else true_u
+        vec = []
+        for fld in ("first_name", "last_name"):
+            code = rng.choices(list(probs), weights=list(probs.values()))[0]
+            vec.append((fld, code))
+        dob = "exact" if rng.random() < (0.9 if match else 0.001) else "different"
+        vec.append(("date_of_birth", dob))
+        vectors.append(tuple(vec))
+    u = {("first_name", c): p for c, p in true_u.items()}
+    u |= {("last_name", c): p for c, p in true_u.items()}
+    u |= {("date_of_birth", "exact"): 0.001, ("date_of_birth", "different"): 0.999}
+    m, lam, n = em(vectors, u, iterations=60)
+    assert n == 20_000
+    assert abs(lam - 0.3) < 0.03
+    assert abs(m[("first_name", "exact")] - 0.8) < 0.05
+    assert abs(m[("date_of_birth", "exact")] - 0.9) < 0.05
+
+
+def test_fit_weights_round_trips_through_json() -> None:
+    from identity.matching_weights import Weights, fit_weights
+
+    cand_vecs = [(("first_name", "exact"), ("last_name", "exact"), ("date_of_birth", "exact"))
+                 ] * 50 + [(("first_name", "different"), ("last_name", "exact"),
+                            ("date_of_birth", "different"))] * 200
+    rand_vecs = [(("first_name", "different"), ("last_name", "different"),
+                  ("date_of_birth", "different"))] * 1000
+    w = fit_weights(cand_vecs, rand_vecs, {"sarah": 3}, {"whitfield": 1}, 100)
+    assert w.rules["ssn"]["equal"] == RULES["ssn"]["equal"]  # too rare to fit: the table's
+    assert w.rules["first_name"]["different"].u > 0.9
+    back = Weights.from_json(w.to_json())
+    assert back.rules["first_name"]["exact"].m == pytest.approx(w.rules["first_name"]["exact"].m)
+    assert back.last_tf == {"whitfield": 0.01} and back.fitted == w.fitted

@@ -17,6 +17,7 @@ No I/O here.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import unicodedata
@@ -146,18 +147,30 @@ def index_keys(first: str | None, last: str | None, dob: date | None) -> list[in
     * ``f1d`` / ``l1d``: a name's initial and the whole date (finds both names misspelt),
     * ``lyi`` / ``lmi``: the last name, the first initial, and the year or the month and
       day (finds a misspelt first name together with a slip in the date),
-    * ``fl0``: both names, for an account with no date of birth (legacy imports).
+    * ``fym`` / ``fyd`` / ``lym`` / ``lyd``: one name, the year, and the month or the day
+      (finds the other name misspelt, initial and all, with a slip in the day or month;
+      broad for common names: looked up apart, capped, see ``birthday_query_keys``),
+    * ``fyi`` / ``fmi``: the first name, the last initial, and the year or the month and
+      day (finds a misspelt last name together with a slip in the date),
+    * ``fl0``: both names, for an account with no date of birth (legacy imports),
+    * ``fn``: both names, on every account: the broad block of a query without a date
+      of birth, or with a date mangled beyond the other blocks (looked up apart, with a
+      cap: see ``broad_query_keys``); ``lfi`` / ``fli``: one name and the other's
+      initial (broad: looked up apart, capped),
+    * ``fmd`` / ``lmd``: one name and the month and day (broad: looked up apart, capped;
+      see ``birthday_query_keys``).
 
     A one-digit slip in the date of birth falls in the year or in the month and day,
     so ``fly`` or ``flm`` still meets it; a day/month swap is looked up explicitly.
     """
     firsts, lasts, pairs = _name_pairs(first, last)
-    if dob is None:
-        texts = [f"fl0:{p}" for p in pairs]
-    else:
+    texts = [f"fl0:{p}" for p in pairs] if dob is None else []
+    texts += [f"fn:{p}" for p in pairs]
+    texts += _one_name_initial(firsts, lasts, _initial(first), _initial(last))
+    if dob is not None:
         iso, md = dob.isoformat(), f"{dob.month}-{dob.day}"
         fi, li = _initial(first), _initial(last)
-        texts = [f"fly:{p}:{dob.year}" for p in pairs]
+        texts += [f"fly:{p}:{dob.year}" for p in pairs]
         texts += [f"flm:{p}:{md}" for p in pairs]
         texts += [f"fd:{f}:{iso}" for f in firsts]
         texts += [f"ld:{la}:{iso}" for la in lasts]
@@ -166,6 +179,72 @@ def index_keys(first: str | None, last: str | None, dob: date | None) -> list[in
         if fi:
             texts += [f"lyi:{la}:{fi}:{dob.year}" for la in lasts]
             texts += [f"lmi:{la}:{fi}:{md}" for la in lasts]
+        if li:
+            texts += [f"fyi:{f}:{li}:{dob.year}" for f in firsts]
+            texts += [f"fmi:{f}:{li}:{md}" for f in firsts]
+        texts += _one_name_date_parts(firsts, lasts, dob)
+        texts += _one_name_birthday(firsts, lasts, dob)
+    return sorted({_key(t) for t in texts})
+
+
+def _one_name_birthday(firsts: frozenset[str] | set[str], lasts: frozenset[str] | set[str],
+                       d: date) -> list[str]:
+    """One name with the month and day (``fmd`` / ``lmd``): the other name misspelt,
+    initial and all, with a slip in the year. Broad for common names: capped."""
+    md = f"{d.month}-{d.day}"
+    return [f"fmd:{f}:{md}" for f in firsts] + [f"lmd:{la}:{md}" for la in lasts]
+
+
+def birthday_query_keys(first: str | None, last: str | None, dob: date | None) -> list[int]:
+    """The blocks of one name with parts of the date (``fmd`` / ``lmd``, ``fym`` /
+    ``fyd`` / ``lym`` / ``lyd``; names as entered and swapped, the date and its swaps),
+    looked up apart with a cap like ``broad_query_keys``: at millions of accounts a
+    common first name with a year and month is a block of about a hundred."""
+    if dob is None:
+        return []
+    f1, l1, _ = _name_pairs(first, last)
+    f2, l2, _ = _name_pairs(last, first)
+    texts = {t for d in dob_keys(dob) for t in _one_name_birthday(f1 | f2, l1 | l2, d)}
+    texts |= {t for d in dob_keys(dob) for t in _one_name_date_parts(f1 | f2, l1 | l2, d)}
+    return sorted({_key(t) for t in texts})
+
+
+def _one_name_date_parts(
+    firsts: frozenset[str] | set[str], lasts: frozenset[str] | set[str], d: date
+) -> list[str]:
+    """One name with the year and the month, or the year and the day: finds the other
+    name misspelt (even its initial) together with a slip in the day or the month."""
+    out = [f"fym:{f}:{d.year}-{d.month}" for f in firsts]
+    out += [f"fyd:{f}:{d.year}-{d.day}" for f in firsts]
+    out += [f"lym:{la}:{d.year}-{d.month}" for la in lasts]
+    out += [f"lyd:{la}:{d.year}-{d.day}" for la in lasts]
+    return out
+
+
+def _one_name_initial(
+    firsts: frozenset[str], lasts: frozenset[str], fi: str, li: str
+) -> list[str]:
+    """One name's code and the other's initial (``lfi`` / ``fli``): a names-alone block
+    that survives a typo in the other name."""
+    out = [f"lfi:{la}:{fi}" for la in lasts] if fi else []
+    return out + ([f"fli:{f}:{li}" for f in firsts] if li else [])
+
+
+def broad_query_keys(first: str | None, last: str | None, dob: date | None = None
+                     ) -> list[int]:
+    """The names-alone blocks of a query, as entered and swapped: ``fn`` (both names'
+    codes) and ``lfi`` / ``fli`` (one name and the other's initial, for a typo in the
+    other). ``dob`` is not used: the date only sets the repository's cap.
+
+    Broad for common names (thousands of John Smiths among millions): the repository
+    looks these up apart from ``query_keys`` and takes a few rows of them at most, so
+    a rare name pair finds its account from the names alone and a common one adds
+    nothing but a bounded read (common names need another field)."""
+    f1, l1, p1 = _name_pairs(first, last)
+    f2, l2, p2 = _name_pairs(last, first)
+    texts = {f"fn:{p}" for p in p1 | p2}
+    texts |= set(_one_name_initial(f1, l1, _initial(first), _initial(last)))
+    texts |= set(_one_name_initial(f2, l2, _initial(last), _initial(first)))
     return sorted({_key(t) for t in texts})
 
 
@@ -190,6 +269,11 @@ def query_keys(first: str | None, last: str | None, dob: date | None) -> list[in
             if fi:
                 texts |= {f"lyi:{la}:{fi}:{d.year}" for la in ls for d in dates}
                 texts |= {f"lmi:{la}:{fi}:{d.month}-{d.day}" for la in ls for d in dates}
+        # (first codes, last initial) as entered and crossed
+        for li, fs in ((_initial(last), f1), (_initial(first), f2)):
+            if li:
+                texts |= {f"fyi:{f}:{li}:{d.year}" for f in fs for d in dates}
+                texts |= {f"fmi:{f}:{li}:{d.month}-{d.day}" for f in fs for d in dates}
     return sorted({_key(t) for t in texts})
 
 
@@ -199,7 +283,8 @@ def _initial(raw: str | None) -> str:
 
 
 def dob_keys(d: date) -> set[date]:
-    """The date and its day/month swap when that is a valid, different date.
+    """The date, its day/month swap and its year's last two digits swapped (1979 /
+    1997), when those are valid, different dates.
 
     One-digit typos and a year off by one are too many dates to enumerate
     cheaply; such records are found through the name blocks instead.
@@ -207,6 +292,10 @@ def dob_keys(d: date) -> set[date]:
     keys = {d}
     if d.day <= 12 and d.day != d.month:
         keys.add(d.replace(month=d.day, day=d.month))
+    y = f"{d.year:04d}"
+    if y[2] != y[3]:
+        with contextlib.suppress(ValueError):  # 29 February of a year that has none
+            keys.add(d.replace(year=int(y[:2] + y[3] + y[2])))
     return keys
 
 

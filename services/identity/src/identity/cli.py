@@ -157,3 +157,63 @@ def import_customers(
         f"{summary.already_imported} already imported, {len(summary.rejected)} rejected "
         f"({summary.read / seconds if seconds else 0:,.0f} rows/s)"
     )
+
+
+@app.command("fit-matcher")
+def fit_matcher(
+    sample: Annotated[int, typer.Option(min=100, max=200_000,
+                                        help="accounts matched against the rest (EM)")] = 5_000,
+    random_pairs: Annotated[int, typer.Option(min=1_000, max=5_000_000,
+                                              help="random pairs of them (u)")] = 200_000,
+    seed: Annotated[int | None, typer.Option(help="for a repeatable sample")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="print the fitted weights, write nothing")] = False,
+    rekey: Annotated[bool, typer.Option(
+        "--rekey", help="first recompute every account's block keys (after an upgrade "
+        "that changed the blocks)")] = False,
+) -> None:
+    """Refit the matcher's weights from the accounts and write them to match_weights.
+
+    u of each outcome from random pairs of accounts, m by expectation-maximisation over
+    the pairs the blocks bring together, and each name's frequency for the
+    term-frequency adjustment. Running processes use the new weights within a minute.
+    """
+    import json
+
+    from identity import matches
+    from identity.matching_weights import Weights
+    from identity.settings import IdentitySettings
+    from shared.servicekit.db import create_pool
+
+    settings = IdentitySettings()
+    matcher = matches.Matcher.from_settings(settings)
+
+    async def go() -> tuple[Weights, int | None, int]:
+        pool = await create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
+        try:
+            rekeyed = await matches.rekey_accounts(pool) if rekey else 0
+            weights = await matches.fit_from_accounts(
+                pool, matcher, sample=sample, random_pairs=random_pairs, seed=seed)
+            saved = None if dry_run else await matches.save_weights(pool, weights)
+            return weights, saved, rekeyed
+        finally:
+            await pool.close()
+
+    try:
+        weights, saved, rekeyed = asyncio.run(go())
+    except OSError as exc:
+        raise _fail(f"database unreachable: {exc}") from None
+    if rekey:
+        typer.echo(f"block keys recomputed for {rekeyed} accounts")
+    fitted = weights.fitted or {}
+    typer.echo(f"fitted from {fitted.get('accounts')} accounts: "
+               f"{fitted.get('candidate_pairs')} candidate pairs,"
+               f" {fitted.get('random_pairs')} random pairs,"
+               f" lambda {float(str(fitted.get('lambda', 0))):.4f}")
+    for fld, rules in weights.rules.items():
+        for code, rule in rules.items():
+            typer.echo(f"  {fld:<14} {code:<20} m {rule.m:.4f}  u {rule.u:.3g}"
+                       f"  weight {rule.weight:+.2f}")
+    commonest = sorted((weights.last_tf or {}).items(), key=lambda kv: -kv[1])[:5]
+    typer.echo("  commonest last names: " + json.dumps(dict(commonest)))
+    typer.echo("dry run: nothing written" if saved is None else f"weights {saved} written")

@@ -79,5 +79,5 @@ class Deps:
 
 
 def thresholds_from(s: IdentitySettings) -> Thresholds:
-    return Thresholds(strong=s.match_strong, possible=s.match_possible)
+    return Thresholds(strong=s.match_strong, possible=s.match_possible, weak=s.match_weak)
 

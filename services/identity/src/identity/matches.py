@@ -3,18 +3,40 @@ duplicates queue (fed by each account's own events), merge and unmerge."""
 
 from __future__ import annotations
 
+import json
+import math
+import random
+import time
 import uuid
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
 from identity import repository as repo
-from identity.blocking import SsnRelation, query_keys, ssn_slips
+from identity.blocking import (
+    SsnRelation,
+    birthday_query_keys,
+    broad_query_keys,
+    index_keys,
+    normalize_name,
+    query_keys,
+    ssn_slips,
+)
 from identity.deps import OUTBOX, thresholds_from
 from identity.domain import FieldError, InvalidInput, MatchFields
-from identity.matching import Match, Person, Thresholds, rank
+from identity.matching import (
+    Candidate,
+    Match,
+    Person,
+    Thresholds,
+    comparison_vector,
+    rank,
+)
+from identity.matching_weights import DEFAULT_WEIGHTS, Vector, Weights, fit_weights
 from identity.repository import matches as mrepo
 from identity.settings import IdentitySettings
 from identity.ssn import SsnVault
@@ -26,10 +48,12 @@ from shared.servicekit.logs import correlation_id
 
 @dataclass(frozen=True)
 class Matcher:
-    """What matching needs: the SSN vault (for keyed lookups) and the thresholds."""
+    """What matching needs: the SSN vault (for keyed lookups) and the thresholds; the
+    weights are the newest fitted ones in the database unless given here."""
 
     vault: SsnVault
     thresholds: Thresholds
+    weights: Weights | None = None
 
     @classmethod
     def from_settings(cls, s: IdentitySettings) -> Matcher:
@@ -60,12 +84,12 @@ def ssn_lookups(vault: SsnVault, digits: str) -> dict[bytes, SsnRelation]:
     return out
 
 
-async def find(
+async def candidates_for(
     conn: Connection, matcher: Matcher, person: Person, *, exclude: Sequence[uuid.UUID] = ()
-) -> list[Match]:
-    """The best candidates for ``person`` at or above ``possible``, best first."""
+) -> list[Candidate]:
+    """The accounts in any block of ``person`` (unscored)."""
     lookups = ssn_lookups(matcher.vault, person.ssn_digits) if person.ssn_digits else {}
-    found = await mrepo.candidates(
+    return await mrepo.candidates(
         conn,
         keys=query_keys(person.first_name, person.last_name, person.date_of_birth),
         ssn_lookups=lookups,
@@ -73,8 +97,142 @@ async def find(
         email=person.email,
         exclude=exclude,
         query_has_ssn=bool(person.ssn_digits),
+        broad_keys=broad_query_keys(person.first_name, person.last_name,
+                                    person.date_of_birth),
+        broad_cap=mrepo.BROAD_CAP if person.date_of_birth else mrepo.BROAD_CAP_NO_DOB,
+        birthday_keys=birthday_query_keys(person.first_name, person.last_name,
+                                          person.date_of_birth),
     )
-    return rank(person, found, matcher.thresholds)
+
+
+async def find(
+    conn: Connection, matcher: Matcher, person: Person, *, exclude: Sequence[uuid.UUID] = ()
+) -> list[Match]:
+    """The review list for ``person``: up to five candidates at or above ``weak``, best
+    first, each with its band (only ``strong`` may be acted on without a person)."""
+    found = await candidates_for(conn, matcher, person, exclude=exclude)
+    weights = matcher.weights or await current_weights(conn)
+    return rank(person, found, matcher.thresholds, weights=weights)
+
+
+# How often a process looks for newer fitted weights (one indexed max(id) read).
+WEIGHTS_CHECK_SECONDS = 60.0
+
+
+@dataclass
+class _LoadedWeights:
+    weights_id: int | None = None
+    weights: Weights = DEFAULT_WEIGHTS
+    checked: float = -math.inf
+
+
+_loaded = _LoadedWeights()
+
+
+async def current_weights(conn: Connection) -> Weights:
+    """The newest weights of ``match_weights`` (the table's defaults when none), looked
+    for at most once a minute per process."""
+    now = time.monotonic()
+    if now - _loaded.checked < WEIGHTS_CHECK_SECONDS:
+        return _loaded.weights
+    _loaded.checked = now
+    newest = await mrepo.latest_weights_id(conn)
+    if newest != _loaded.weights_id:
+        text = await mrepo.weights_json(conn, newest) if newest is not None else None
+        _loaded.weights = Weights.from_json(json.loads(text)) if text else DEFAULT_WEIGHTS
+        _loaded.weights_id = newest
+    return _loaded.weights
+
+
+def forget_loaded_weights() -> None:
+    """Look for the newest weights on the next match (after a fit, in tests)."""
+    _loaded.checked = -math.inf
+
+
+# -- fitting the weights -----------------------------------------------------------------
+
+
+async def candidate_vectors(
+    conn: Connection, matcher: Matcher, people: Iterable[tuple[Person, Sequence[uuid.UUID]]]
+) -> list[Vector]:
+    """The comparison outcomes of each person with each account its blocks bring."""
+    out: list[Vector] = []
+    for person, exclude in people:
+        for cand in await candidates_for(conn, matcher, person, exclude=exclude):
+            out.append(comparison_vector(person, cand))
+    return out
+
+
+def random_vectors(people: Sequence[Person], pairs: int, rng: random.Random) -> list[Vector]:
+    """The comparison outcomes of ``pairs`` random pairs of ``people``."""
+    out: list[Vector] = []
+    if len(people) < 2:
+        return out
+    for _ in range(pairs):
+        a, b = rng.sample(range(len(people)), 2)
+        out.append(comparison_vector(people[a], Candidate(uuid.UUID(int=b), people[b])))
+    return out
+
+
+async def normalised_name_counts(conn: Connection) -> tuple[Counter[str], Counter[str]]:
+    firsts, lasts = await mrepo.name_counts(conn)
+    fc: Counter[str] = Counter()
+    lc: Counter[str] = Counter()
+    for raw, n in firsts:
+        fc[normalize_name(raw).full] += n
+    for raw, n in lasts:
+        lc[normalize_name(raw).full] += n
+    return fc, lc
+
+
+async def fit_from_accounts(
+    pool: asyncpg.Pool, matcher: Matcher, *, sample: int = 5_000,
+    random_pairs: int = 200_000, seed: int | None = None,
+) -> Weights:
+    """Weights estimated from the accounts: ``sample`` accounts matched against the rest
+    give the candidate pairs (EM), random pairs of them give u, every account's name
+    gives the name frequencies. Nothing is written (see ``save_weights``)."""
+    rng = random.Random(seed)
+    async with pool.acquire() as conn:
+        accounts = await mrepo.sample_accounts(conn, sample)
+        people = [_person_of_account(matcher, a) for a in accounts]
+        cand = await candidate_vectors(
+            conn, matcher, [(p, [a.id]) for p, a in zip(people, accounts, strict=True)])
+        fc, lc = await normalised_name_counts(conn)
+        total = await conn.fetchval("SELECT count(*) FROM customers WHERE merged_into IS NULL")
+    return fit_weights(cand, random_vectors(people, random_pairs, rng), fc, lc, int(total),
+                       fitted_at=datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+def _person_of_account(matcher: Matcher, acc: mrepo.AccountForMatching) -> Person:
+    digits = (
+        matcher.vault.open(acc.ssn_ciphertext, acc.ssn_key_id, acc.id)
+        if acc.ssn_ciphertext is not None and acc.ssn_key_id is not None else None
+    )
+    return Person(acc.first_name, acc.last_name, acc.date_of_birth, digits,
+                  idoc_number=acc.idoc_number, email=acc.email)
+
+
+async def rekey_accounts(pool: asyncpg.Pool, *, batch: int = 2_000) -> int:
+    """Recompute every account's block keys (``blocking.index_keys``), in batches."""
+    done, after = 0, uuid.UUID(int=0)
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await mrepo.accounts_after(conn, after, batch)
+            if not rows:
+                return done
+            await mrepo.set_many_match_keys(conn, [
+                (r.id, index_keys(r.first_name, r.last_name, r.date_of_birth)) for r in rows])
+        done += len(rows)
+        after = rows[-1].id
+
+
+async def save_weights(pool: asyncpg.Pool, weights: Weights) -> int:
+    """Write the weights; every process scores with them within a minute."""
+    async with pool.acquire() as conn:
+        weights_id = await mrepo.save_weights(conn, json.dumps(weights.to_json()))
+    forget_loaded_weights()
+    return weights_id
 
 
 def evidence_of(m: Match) -> list[dict[str, Any]]:
@@ -137,6 +295,12 @@ async def confirm(
 # -- the duplicates queue ---------------------------------------------------------------
 
 
+# The duplicates queue holds what may be one person; a weak candidate is shown to staff
+# who are looking for a person (search, Add Customer) but does not queue a pair: every
+# second "John Smith" would.
+QUEUED_BANDS = frozenset({"strong", "possible"})
+
+
 async def refresh_duplicates(
     conn: Connection, matcher: Matcher, account_id: uuid.UUID, *, replace: bool
 ) -> None:
@@ -162,6 +326,7 @@ async def refresh_duplicates(
         mrepo.FoundPair(m.candidate.account_id, round(m.probability, 4), m.band or "possible",
                         evidence_of(m))
         for m in await find(conn, matcher, person, exclude=exclude)
+        if m.band in QUEUED_BANDS
     ]
     if replace:
         await mrepo.replace_open_pairs(conn, account_id, found)

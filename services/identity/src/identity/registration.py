@@ -97,7 +97,7 @@ async def register(pool: asyncpg.Pool, ids: Deps, reg: Registration) -> tuple[uu
         await mrepo.add_pairs(conn, account_id, [
             mrepo.FoundPair(m.candidate.account_id, round(m.probability, 4), "possible",
                             matches.evidence_of(m))
-            for m in found
+            for m in found if m.band != "weak"
         ])
         await audit.record(
             conn, audit.Actor(account_id, "customer"), "customer.register", account_id,

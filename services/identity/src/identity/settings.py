@@ -46,3 +46,6 @@ class IdentitySettings(ServiceSettings):
     # above `match_strong` is "strong", at or above `match_possible` "possible".
     match_strong: float = Field(0.95, gt=0, le=1)
     match_possible: float = Field(0.6, gt=0, le=1)
+    # ... and at or above `match_weak` "weak": shown to staff looking for a person
+    # (the review list), never acted on and not queued as a duplicate.
+    match_weak: float = Field(0.02, gt=0, le=1)

@@ -5,7 +5,8 @@ out as text (``::text`` casts), whatever codecs the pool's connections have."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -20,6 +21,12 @@ from shared.servicekit.db import Connection
 # More candidates than this from one query means a block key collided with a very
 # common one: the rest would only be scored to be dropped.
 CANDIDATE_CAP = 500
+# Rows taken from the names-alone blocks (``blocking.broad_query_keys``), and as many
+# from the one-name-and-birthday blocks (``blocking.birthday_query_keys``): all of them
+# for a rare name pair, a bounded read for a common one. More when the query has no
+# date of birth (then the names are all there is).
+BROAD_CAP = 20
+BROAD_CAP_NO_DOB = 100
 
 # Each block is an index: GIN over match_keys, btree over ssn_lookup, the
 # identifiers' primary key, the email's unique index. No sequential scan. Each
@@ -46,6 +53,12 @@ FROM (
     UNION ALL
     SELECT id, username, first_name, last_name, date_of_birth, email, ssn_last4, ssn_lookup,
            merged_into FROM customers WHERE lower(email) = $4
+    UNION ALL
+    (SELECT id, username, first_name, last_name, date_of_birth, email, ssn_last4, ssn_lookup,
+            merged_into FROM customers WHERE match_keys && $7::bigint[] LIMIT $8)
+    UNION ALL
+    (SELECT id, username, first_name, last_name, date_of_birth, email, ssn_last4, ssn_lookup,
+            merged_into FROM customers WHERE match_keys && $9::bigint[] LIMIT $8)
 ) c
 WHERE c.merged_into IS NULL AND c.id <> ALL($5::uuid[])
 ORDER BY c.id
@@ -66,11 +79,32 @@ def _person(r: asyncpg.Record) -> Person:
 
 def candidate_args(
     keys: Sequence[int], ssn_lookups: Mapping[bytes, SsnRelation], idoc_number: str | None,
-    email: str | None, exclude: Sequence[UUID],
+    email: str | None, exclude: Sequence[UUID], broad_keys: Sequence[int] = (),
+    broad_cap: int = BROAD_CAP, birthday_keys: Sequence[int] = (),
 ) -> tuple[Any, ...]:
     """The parameters of CANDIDATES_SQL (apart, so a test can EXPLAIN the query)."""
     return (list(keys), list(ssn_lookups), idoc_number, email.lower() if email else None,
-            list(exclude), CANDIDATE_CAP)
+            list(exclude), CANDIDATE_CAP, list(broad_keys), broad_cap, list(birthday_keys))
+
+
+@asynccontextmanager
+async def indexes_only(conn: Connection) -> AsyncIterator[None]:
+    """The capped branches end in ``LIMIT``: with a common key's statistics (or a
+    generic plan's guess) a sequential scan that stops after a few rows looks cheaper
+    to the planner than the index, and for a key nobody has it reads every account.
+    The candidate query is planned with sequential scans off, for its own
+    transaction (or savepoint's span) only, and the setting put back."""
+    if conn.is_in_transaction():
+        before = await conn.fetchval(  # the select list is evaluated left to right
+            "SELECT current_setting('enable_seqscan'), set_config('enable_seqscan', 'off', true)")
+        try:
+            yield
+        finally:
+            await conn.execute("SELECT set_config('enable_seqscan', $1, true)", before)
+        return
+    async with conn.transaction():
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        yield
 
 
 async def candidates(
@@ -82,12 +116,17 @@ async def candidates(
     email: str | None,
     exclude: Sequence[UUID] = (),
     query_has_ssn: bool = False,
+    broad_keys: Sequence[int] = (),
+    broad_cap: int = BROAD_CAP,
+    birthday_keys: Sequence[int] = (),
 ) -> list[Candidate]:
-    """Accounts sharing any block with the query, with their SSN relation set from
-    the keyed lookups (the full SSN is never read back)."""
-    rows = await conn.fetch(
-        CANDIDATES_SQL, *candidate_args(keys, ssn_lookups, idoc_number, email, exclude)
-    )
+    """Accounts sharing any block with the query (at most ``broad_cap`` of them from
+    ``broad_keys``), with their SSN relation set from the keyed lookups (the full SSN
+    is never read back)."""
+    args = candidate_args(keys, ssn_lookups, idoc_number, email, exclude, broad_keys,
+                          broad_cap, birthday_keys)
+    async with indexes_only(conn):
+        rows = await conn.fetch(CANDIDATES_SQL, *args)
     out = []
     for r in rows:
         lookup = r["ssn_lookup"]
@@ -128,6 +167,28 @@ async def account_for_matching(conn: Connection, account_id: UUID) -> AccountFor
         r["id"], r["first_name"], r["last_name"], r["date_of_birth"], r["email"],
         r["idoc_number"], r["ssn_ciphertext"], r["ssn_key_id"], r["merged"],
     )
+
+
+@dataclass(frozen=True)
+class NamesAndBirth:
+    id: UUID
+    first_name: str | None
+    last_name: str | None
+    date_of_birth: date | None
+
+
+async def accounts_after(conn: Connection, after: UUID, limit: int) -> list[NamesAndBirth]:
+    rows = await conn.fetch(
+        "SELECT id, first_name, last_name, date_of_birth FROM customers WHERE id > $1"
+        " ORDER BY id LIMIT $2", after, limit)
+    return [NamesAndBirth(r["id"], r["first_name"], r["last_name"], r["date_of_birth"])
+            for r in rows]
+
+
+async def set_many_match_keys(conn: Connection, keys: Sequence[tuple[UUID, Sequence[int]]]
+                              ) -> None:
+    await conn.executemany("UPDATE customers SET match_keys = $2 WHERE id = $1",
+                           [(i, list(k)) for i, k in keys])
 
 
 async def set_match_keys(conn: Connection, account_id: UUID, keys: Sequence[int]) -> None:
@@ -394,3 +455,46 @@ async def is_merged(conn: Connection, account_id: UUID) -> bool:
             "SELECT merged_into IS NOT NULL FROM customers WHERE id = $1", account_id
         )
     )
+
+
+# -- fitted weights -------------------------------------------------------------------------
+
+
+async def latest_weights_id(conn: Connection) -> int | None:
+    value = await conn.fetchval("SELECT max(id) FROM match_weights")
+    return int(value) if value is not None else None
+
+
+async def weights_json(conn: Connection, weights_id: int) -> str | None:
+    value = await conn.fetchval(
+        "SELECT weights::text FROM match_weights WHERE id = $1", weights_id)
+    return str(value) if value is not None else None
+
+
+async def save_weights(conn: Connection, weights_json_text: str) -> int:
+    return int(await conn.fetchval(
+        "INSERT INTO match_weights (weights) VALUES ($1::text::jsonb) RETURNING id",
+        weights_json_text))
+
+
+async def sample_accounts(conn: Connection, n: int) -> list[AccountForMatching]:
+    """``n`` accounts picked at random (an operator's command: a scan is fine here)."""
+    rows = await conn.fetch(
+        "SELECT c.id, c.first_name, c.last_name, c.date_of_birth, c.email, c.ssn_ciphertext,"
+        " c.ssn_key_id, false AS merged, NULL::text AS idoc_number"
+        " FROM customers c WHERE c.merged_into IS NULL ORDER BY random() LIMIT $1", n)
+    return [AccountForMatching(
+        r["id"], r["first_name"], r["last_name"], r["date_of_birth"], r["email"],
+        r["idoc_number"], r["ssn_ciphertext"], r["ssn_key_id"], r["merged"]) for r in rows]
+
+
+async def name_counts(conn: Connection) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """How many unmerged accounts have each first name and each last name, as stored."""
+    firsts = await conn.fetch(
+        "SELECT first_name, count(*) AS n FROM customers WHERE merged_into IS NULL"
+        " GROUP BY first_name")
+    lasts = await conn.fetch(
+        "SELECT last_name, count(*) AS n FROM customers WHERE merged_into IS NULL"
+        " GROUP BY last_name")
+    return ([(r["first_name"], int(r["n"])) for r in firsts],
+            [(r["last_name"], int(r["n"])) for r in lasts])
