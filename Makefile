@@ -30,13 +30,13 @@ ASSETS := $(STATIC)/.copied
 
 assets: $(ASSETS)
 
-$(ASSETS): $(GATEWAY)/package.json $(GATEWAY)/package-lock.json $(GATEWAY)/static_src/gateway.js
+$(ASSETS): $(GATEWAY)/package.json $(GATEWAY)/package-lock.json $(GATEWAY)/static_src/gateway.js $(GATEWAY)/static_src/gateway.css
 	cd $(GATEWAY) && npm ci --no-audit --no-fund --silent
 	rm -rf $(STATIC) && mkdir -p $(STATIC)/uswds $(STATIC)/htmx
 	cp -R $(GATEWAY)/node_modules/@uswds/uswds/dist/css $(GATEWAY)/node_modules/@uswds/uswds/dist/js \
 	  $(GATEWAY)/node_modules/@uswds/uswds/dist/fonts $(GATEWAY)/node_modules/@uswds/uswds/dist/img $(STATIC)/uswds/
 	cp $(GATEWAY)/node_modules/htmx.org/dist/htmx.min.js $(STATIC)/htmx/
-	cp $(GATEWAY)/static_src/gateway.js $(STATIC)/
+	cp $(GATEWAY)/static_src/gateway.js $(GATEWAY)/static_src/gateway.css $(STATIC)/
 	@touch $@
 
 # The browser tests drive Debian's Chromium (never a downloaded browser).

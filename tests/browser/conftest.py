@@ -42,6 +42,7 @@ from tests.support.stack import Servers
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_PRESENT = Path(CHROMIUM).exists()
 AXE = ROOT / "services/gateway/node_modules/axe-core/axe.min.js"
 SHOTS = ROOT / ".local/screenshots"
 RC = "returning-citizens"
@@ -176,7 +177,7 @@ async def axe(page: Any) -> list[dict[str, Any]]:
 async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
     from playwright.async_api import async_playwright
 
-    if not Path(CHROMIUM).exists():
+    if not CHROMIUM_PRESENT:
         pytest.fail("Debian's chromium is missing: `make chromium` installs it (apt-get)")
     async with async_playwright() as pw:
         chromium = await pw.chromium.launch(executable_path=CHROMIUM,

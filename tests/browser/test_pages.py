@@ -67,8 +67,8 @@ async def test_add_customer_from_sign_in_to_write_down_then_the_customer_signs_i
     await look(browser, page, "customer-list-empty")
     await page.get_by_role("link", name="Add Customer").click()
     await expect(page.get_by_role("heading", name="Add Customer")).to_be_visible()
-    await expect(page.get_by_role("link", name=re.compile("IDOC offender search"))).to_have_attribute(
-        "href", re.compile(r"illinois\.gov/idoc/Offender"))
+    search = page.get_by_role("link", name=re.compile("IDOC offender search"))
+    await expect(search).to_have_attribute("href", re.compile(r"illinois\.gov/idoc/Offender"))
     await look(browser, page, "add-customer-form")
 
     # a form sent with mistakes: the error summary lists each, linked to its field

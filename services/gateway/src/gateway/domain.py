@@ -183,5 +183,7 @@ def field_problems(problem: dict[str, Any], fields: dict[str, tuple[str, str]]
         reason = str(err.get("reason") or err.get("message") or "is not valid")
         input_id, label = fields.get(name, (name or "form", name.replace("_", " ").capitalize()
                                             or "Form"))
+        for other, (_, other_label) in fields.items():  # "must equal idoc_number"
+            reason = re.sub(rf"\b{other}\b", other_label, reason)
         out.append(FieldProblem(input_id, label, f"{label} {reason}"))
     return out

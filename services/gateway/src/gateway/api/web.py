@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 
 from gateway import service
 from gateway.deps import Deps
@@ -23,6 +25,22 @@ from shared.servicekit.runtime import get_deps
 
 HERE = Path(__file__).resolve().parents[1]
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+@pass_context
+def _when(ctx: Any, value: Any) -> str:
+    """An ISO timestamp as the portal's people read it, in the portal's zone."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    zone = ctx.get("zone")
+    local = moment.astimezone(zone) if zone else moment
+    hour = local.strftime("%I:%M %p").lstrip("0")
+    return f"{local.strftime('%B')} {local.day}, {local.year} at {hour} {local.tzname()}"
+
+
+templates.env.filters["when"] = _when
 STATIC = HERE / "static"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 # pages a customer with a temporary password may see: the change itself and sign-out
@@ -115,7 +133,8 @@ def render(
     response = templates.TemplateResponse(
         request, template,
         {"session": session, "csrf_token": csrf, "errors": errors or [],
-         "error_for": {e.field: e.message for e in (errors or [])}, **context},
+         "error_for": {e.field: e.message for e in (errors or [])},
+         "zone": deps.settings.zone, **context},
         status_code=status, headers=NO_STORE,
     )
     if session is None and request.cookies.get(ANON_CSRF_COOKIE) != csrf:
