@@ -201,3 +201,61 @@ async def test_signing_in_as_someone_else_signs_the_first_person_out_with_a_noti
     await page.get_by_role("button", name="Sign in", exact=True).click()
     await expect(page.locator("#error-summary")).to_contain_text("not right")
     await look(browser, page, "signin-error")
+
+
+async def test_admin_pages_registration_and_recovery(
+    gateway_stack: GatewayStack, browser: Browser,
+) -> None:
+    stack = gateway_stack
+    await stack.new_staff("ada", "admin", "reentry", first="Ada", last="Min")
+    worker = await stack.new_staff("wes", "reentry", first="Wes", last="Worker")
+    page = await browser.page()
+    await sign_in(page, stack.url, "ada", STAFF_PASSWORD)
+    await page.get_by_role("link", name="Possible duplicates").click()
+    await expect(page.get_by_text("No possible duplicates are waiting.")).to_be_visible()
+    await look(browser, page, "duplicates")
+
+    # program authorization: a bad ID is shown in the summary; a good one is listed
+    await page.get_by_role("link", name="Program authorization").click()
+    await page.get_by_label("Program", exact=True).select_option("returning-citizens")
+    await expect(page.get_by_role("heading", name="Authorize a staff member")).to_be_visible()
+    await page.get_by_label("Staff account ID", exact=True).fill("wes")
+    await page.get_by_role("button", name="Authorize").click()
+    await expect(page.locator("#error-summary")).to_contain_text("must be an account ID")
+    await look(browser, page, "programs-error")
+    await page.get_by_label("Staff account ID", exact=True).fill(str(worker.id))
+    await page.get_by_role("button", name="Authorize").click()
+    await expect(page.get_by_text("The staff member is authorized.")).to_be_visible()
+    await expect(page.get_by_role("row").filter(has_text="wes")).to_be_visible()
+    await look(browser, page, "programs")
+    # staff without the admin role do not get the page
+    other = await browser.page()
+    await sign_in(other, stack.url, "wes", STAFF_PASSWORD)
+    await expect(other.get_by_role("link", name="Program authorization")).to_have_count(0)
+    await other.goto(f"{stack.url}/console/programs")
+    await expect(other).to_have_url(re.compile(r"/console$"))
+
+    # a person registers and is signed in; recovery answers the same for any address
+    person = await browser.page()
+    await person.goto(f"{stack.url}/signin")
+    await person.get_by_role("link", name="Create an account").click()
+    await look(browser, person, "register")
+    await person.get_by_label("First Name", exact=True).fill("Tanya")
+    await person.get_by_label("Last Name", exact=True).fill("Brooks")
+    await person.get_by_label("Date of Birth", exact=True).fill("1990-02-03")
+    await person.get_by_label("Username", exact=True).fill("tbrooks90")
+    await person.get_by_label("Password", exact=True).fill("short")
+    await person.get_by_role("button", name="Create account").click()
+    await expect(person.locator("#error-summary")).to_contain_text("Password")
+    await look(browser, person, "register-error")
+    await person.get_by_label("Password", exact=True).fill("violet harbor kettle 1977")
+    await person.get_by_role("button", name="Create account").click()
+    await expect(person).to_have_url(re.compile(r"/me$"))
+    await expect(person.get_by_test_id("signed-in-as")).to_contain_text("tbrooks90")
+    await person.get_by_role("button", name="Sign out").click()
+    await person.get_by_role("link", name="Forgot your password?").click()
+    await person.get_by_label("Email address", exact=True).fill("nobody@example.com")
+    await person.get_by_role("button", name="Send the link").click()
+    await expect(person.get_by_text("If that email address belongs to an account")
+                 ).to_be_visible()
+    await look(browser, person, "recover")

@@ -30,15 +30,18 @@ from gateway.domain import (
 )
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-SIDE_NAV = (("/console", "My groups"), ("/console/returning-citizens", "Returning Citizens"))
+SIDE_NAV = (("/console", "My groups"), ("/console/returning-citizens", "Returning Citizens"),
+            ("/console/duplicates", "Possible duplicates"))
+ADMIN_NAV = (("/console/programs", "Program authorization"),)
 STATUSES = [{"code": "enrolled", "name": "Enrolled"}, {"code": "exited", "name": "Exited"}]
 EXPIRED = FieldProblem("form", "Form", "The form expired. Please try again.")
 PAGE_SIZE = 25
 
 
-def _page(request: Request, template: str, session: PageSession, deps: Deps, current: str,
+def page(request: Request, template: str, session: PageSession, deps: Deps, current: str,
           **context: Any) -> HTMLResponse:
-    return render(request, template, session=session, deps=deps, side_nav=SIDE_NAV,
+    nav = SIDE_NAV + ADMIN_NAV if session.is_admin else SIDE_NAV
+    return render(request, template, session=session, deps=deps, side_nav=nav,
                   current=current, **context)
 
 
@@ -51,7 +54,7 @@ async def reference(deps: Deps, session: PageSession, kind: str) -> list[dict[st
 @router.get("", response_class=HTMLResponse)
 async def home(request: Request, session: StaffSession, deps: DepsDep) -> Response:
     notice = "Your password is changed." if request.query_params.get("changed") else None
-    return _page(request, "console_home.html", session, deps, "/console", notice=notice)
+    return page(request, "console_home.html", session, deps, "/console", notice=notice)
 
 
 @router.get("/returning-citizens", response_class=HTMLResponse)
@@ -69,7 +72,7 @@ async def customer_list(request: Request, session: StaffSession, deps: DepsDep) 
                                   "/v1/returning-citizens", params=params)
     except service.ApiError as exc:
         if exc.status == 403:
-            return _page(request, "error.html", session, deps, "/console/returning-citizens",
+            return page(request, "error.html", session, deps, "/console/returning-citizens",
                          heading="Not authorized for Returning Citizens",
                          message="Ask an administrator to authorize you for the "
                                  "Returning Citizens program.")
@@ -78,19 +81,19 @@ async def customer_list(request: Request, session: StaffSession, deps: DepsDep) 
     next_url = ("/console/returning-citizens?" + urlencode({**base, "cursor": found["next_cursor"]})
                 if found.get("next_cursor") else None)
     first_url = ("/console/returning-citizens?" + urlencode(base)) if cursor else None
-    return _page(request, "rc_list.html", session, deps, "/console/returning-citizens",
+    return page(request, "rc_list.html", session, deps, "/console/returning-citizens",
                  items=found["items"], filters=filters, institutions=institutions,
                  statuses=STATUSES, names={i["code"]: i["name"] for i in institutions},
                  next_url=next_url, first_url=first_url)
 
 
-async def _form_page(request: Request, session: PageSession, deps: Deps,
+async def _formpage(request: Request, session: PageSession, deps: Deps,
                      form: dict[str, Any], errors: list[FieldProblem] | None = None,
                      status: int = 200) -> Response:
     institutions = await reference(deps, session, "institutions")
     counties = await reference(deps, session, "counties")
     offenses = await reference(deps, session, "offenses")
-    return _page(request, "add_customer.html", session, deps, "/console/returning-citizens",
+    return page(request, "add_customer.html", session, deps, "/console/returning-citizens",
                  form=form, institutions=institutions, counties=counties, offenses=offenses,
                  errors=errors, status=status,
                  offender_search_url="https://www2.illinois.gov/idoc/Offender/Pages/"
@@ -100,7 +103,7 @@ async def _form_page(request: Request, session: PageSession, deps: Deps,
 @router.get("/returning-citizens/new", response_class=HTMLResponse)
 async def add_customer_form(request: Request, session: StaffSession, deps: DepsDep
                             ) -> Response:
-    return await _form_page(request, session, deps, {})
+    return await _formpage(request, session, deps, {})
 
 
 @router.post("/returning-citizens/new", response_model=None)
@@ -111,17 +114,17 @@ async def add_customer_match(request: Request, session: StaffSession, deps: Deps
     posted = await form_data(request)
     body = add_customer_body(posted)
     if not check_csrf(request, session, posted):
-        return await _form_page(request, session, deps, form_echo(body), [EXPIRED], 403)
+        return await _formpage(request, session, deps, form_echo(body), [EXPIRED], 403)
     try:
         found = await service.api(deps, session, "enrollment", "POST",
                                   "/v1/returning-citizens/matches", json=body)
     except service.ApiError as exc:
         if exc.status != 422:
             raise
-        return await _form_page(request, session, deps, form_echo(body),
+        return await _formpage(request, session, deps, form_echo(body),
                                 field_problems(exc.problem, ADD_CUSTOMER_FIELDS), 422)
     intake_id = await service.keep_intake(request.app.state.runtime.pool, deps, session, body)
-    return _page(request, "match.html", session, deps, "/console/returning-citizens",
+    return page(request, "match.html", session, deps, "/console/returning-citizens",
                  intake_id=intake_id, person=form_echo(body), candidates=found["candidates"],
                  open_enrollment_id=found.get("open_enrollment_id"))
 
@@ -136,7 +139,7 @@ async def add_customer_submit(intake_id: uuid.UUID, request: Request, session: S
     if body is None:
         return redirect("/console/returning-citizens/new")
     if not check_csrf(request, session, posted):
-        return await _form_page(request, session, deps, form_echo(body), [EXPIRED], 403)
+        return await _formpage(request, session, deps, form_echo(body), [EXPIRED], 403)
     link = str(posted.get("link_account_id") or "")
     submit = dict(body)
     if link:
@@ -151,12 +154,12 @@ async def add_customer_submit(intake_id: uuid.UUID, request: Request, session: S
     except service.ApiError as exc:
         if exc.status not in (409, 422):
             raise
-        return await _form_page(request, session, deps, form_echo(body),
+        return await _formpage(request, session, deps, form_echo(body),
                                 field_problems(exc.problem, ADD_CUSTOMER_FIELDS)
                                 or [FieldProblem("idoc_number", "IDOC Number", exc.detail)],
                                 exc.status)
     await service.drop_intake(pool, intake_id)
-    return _page(request, "writedown.html", session, deps, "/console/returning-citizens",
+    return page(request, "writedown.html", session, deps, "/console/returning-citizens",
                  done=done, person=f"{body.get('first_name')} {body.get('last_name')}")
 
 
@@ -167,7 +170,7 @@ async def customer_page(enrollment_id: uuid.UUID, request: Request, session: Sta
                                f"/v1/returning-citizens/{enrollment_id}")
     account = await service.api(deps, session, "identity", "GET",
                                 f"/v1/customers/{record['customer_id']}")
-    return _page(request, "customer.html", session, deps, "/console/returning-citizens",
+    return page(request, "customer.html", session, deps, "/console/returning-citizens",
                  record=record, account=account)
 
 
@@ -185,5 +188,5 @@ async def password_reset(enrollment_id: uuid.UUID, request: Request, session: St
             "temporary_password": reset["temporary_password"],
             "password_expires_at": reset.get("password_expires_at"),
             "enrollment_id": str(enrollment_id)}
-    return _page(request, "writedown.html", session, deps, "/console/returning-citizens",
+    return page(request, "writedown.html", session, deps, "/console/returning-citizens",
                  done=done, person=f"{record['first_name']} {record['last_name']}", reset=True)
