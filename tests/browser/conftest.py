@@ -26,7 +26,8 @@ from enrollment.settings import EnrollmentSettings
 from gateway.app import create_app as create_gateway
 from gateway.settings import GatewaySettings
 from identity.app import create_app as create_identity
-from identity.service import Identity, create_staff
+from identity.deps import Deps as IdentityDeps
+from identity.service import create_staff
 from identity.settings import IdentitySettings
 from shared.devstack.processes import free_port
 from shared.servicekit.db import create_pool
@@ -79,7 +80,7 @@ class GatewayStack:
     async def new_staff(self, username: str, *roles: str, first: str = "Robin",
                         last: str = "Case") -> Staff:
         staff_id = await create_staff(
-            self.identity_pool, Identity.from_settings(self.identity_settings),
+            self.identity_pool, IdentityDeps.from_settings(self.identity_settings),
             username=username, first_name=first, last_name=last, email=None,
             roles=list(roles), password=STAFF_PASSWORD)
 
