@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import httpx
@@ -23,6 +24,8 @@ class Deps:
     sealer: Sealer
     # service name -> a keep-alive client on its base URL
     upstreams: dict[str, httpx.AsyncClient]
+    # reference lists (institutions, counties, offenses): key -> (fetched at, items)
+    cache: dict[str, tuple[float, Any]] = field(default_factory=dict)
 
 
 def upstream_client(base_url: str, s: GatewaySettings) -> httpx.AsyncClient:

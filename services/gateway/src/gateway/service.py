@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -107,6 +108,21 @@ async def api(
     if r.headers.get("content-type", "").startswith("text/html"):
         return r.text
     return r.json()
+
+
+REFERENCE_TTL = 300.0  # seconds a reference list is reused
+
+
+async def reference(deps: Deps, session: PageSession, kind: str) -> list[dict[str, Any]]:
+    """Enrollment's reference list (the same for every staff member), kept a few minutes."""
+    now = time.monotonic()
+    cached = deps.cache.get(kind)
+    if cached is not None and now - cached[0] < REFERENCE_TTL:
+        items: list[dict[str, Any]] = cached[1]
+        return items
+    found = await api(deps, session, "enrollment", "GET", f"/v1/reference/{kind}")
+    deps.cache[kind] = (now, found["items"])
+    return list(found["items"])
 
 
 # -- rates ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -46,9 +47,7 @@ def page(request: Request, template: str, session: PageSession, deps: Deps, curr
 
 
 async def reference(deps: Deps, session: PageSession, kind: str) -> list[dict[str, Any]]:
-    found = await service.api(deps, session, "enrollment", "GET", f"/v1/reference/{kind}")
-    items: list[dict[str, Any]] = found["items"]
-    return items
+    return await service.reference(deps, session, kind)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -90,9 +89,8 @@ async def customer_list(request: Request, session: StaffSession, deps: DepsDep) 
 async def _formpage(request: Request, session: PageSession, deps: Deps,
                      form: dict[str, Any], errors: list[FieldProblem] | None = None,
                      status: int = 200) -> Response:
-    institutions = await reference(deps, session, "institutions")
-    counties = await reference(deps, session, "counties")
-    offenses = await reference(deps, session, "offenses")
+    institutions, counties, offenses = await asyncio.gather(
+        *(reference(deps, session, k) for k in ("institutions", "counties", "offenses")))
     return page(request, "add_customer.html", session, deps, "/console/returning-citizens",
                  form=form, institutions=institutions, counties=counties, offenses=offenses,
                  errors=errors, status=status,

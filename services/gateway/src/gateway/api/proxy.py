@@ -20,6 +20,8 @@ from shared.servicekit.runtime import Pool, get_deps
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["proxy"])
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+# the answer's length stays (its bytes pass unchanged); the request id is set by the kit
+ANSWER_DROPS = (HOP_HEADERS - {"content-length"}) | {REQUEST_ID_HEADER, "set-cookie"}
 
 
 def client_address(request: Request) -> str:
@@ -62,6 +64,6 @@ async def forward(
                       type_=PROBLEM_BASE + "service-unavailable",
                       service=name, headers={"Retry-After": "5"}) from None
     headers: dict[str, Any] = {k: v for k, v in answer.headers.items()
-                               if k.lower() not in HOP_HEADERS and k.lower() != REQUEST_ID_HEADER}
+                               if k.lower() not in ANSWER_DROPS}
     return StreamingResponse(answer.aiter_raw(), status_code=answer.status_code,
                              headers=headers, background=BackgroundTask(answer.aclose))
