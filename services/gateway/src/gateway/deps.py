@@ -15,6 +15,10 @@ from gateway.settings import GatewaySettings
 from shared.servicekit.clock import Clock, SystemClock
 from shared.servicekit.outbox import Outbox
 
+# below uvicorn's 5 s keep-alive: a pooled connection is dropped here before the
+# service closes it under a request
+KEEPALIVE_SECONDS = 4.0
+
 
 @dataclass(frozen=True)
 class Deps:
@@ -34,7 +38,7 @@ def upstream_client(base_url: str, s: GatewaySettings) -> httpx.AsyncClient:
         timeout=httpx.Timeout(s.read_timeout_seconds, connect=s.connect_timeout_seconds),
         limits=httpx.Limits(max_connections=s.max_connections,
                             max_keepalive_connections=s.max_connections,
-                            keepalive_expiry=30.0),
+                            keepalive_expiry=KEEPALIVE_SECONDS),
         follow_redirects=False,
     )
 

@@ -76,13 +76,21 @@ async def call(
 ) -> httpx.Response:
     """One call to a service; Unavailable when it cannot be reached."""
     client = deps.upstreams[service]
-    try:
-        return await client.request(method, path, headers=_headers(token), json=json,
-                                    data=data, params=params)
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout,
-            httpx.RemoteProtocolError, httpx.PoolTimeout) as exc:
-        log.warning("upstream_unavailable", service=service, error=type(exc).__name__)
-        raise Unavailable(service) from None
+    for attempt in range(2):
+        try:
+            return await client.request(method, path, headers=_headers(token), json=json,
+                                        data=data, params=params)
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
+            # a keep-alive connection the service closed as it was reused: a read is
+            # asked again; a write is not (it may have been done)
+            if attempt == 0 and method == "GET":
+                continue
+            log.warning("upstream_unavailable", service=service, error=type(exc).__name__)
+            raise Unavailable(service) from None
+        except httpx.TransportError as exc:
+            log.warning("upstream_unavailable", service=service, error=type(exc).__name__)
+            raise Unavailable(service) from None
+    raise Unavailable(service)
 
 
 def _problem(r: httpx.Response) -> ApiError:

@@ -56,9 +56,14 @@ async def forward(
         content=request.stream() if has_body else None,
     )
     try:
-        answer = await client.send(upstream, stream=True)
-    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
-            httpx.ReadTimeout, httpx.RemoteProtocolError) as exc:
+        try:
+            answer = await client.send(upstream, stream=True)
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+            if has_body:  # a streamed body cannot be sent twice
+                raise
+            # a keep-alive connection the service closed as it was reused: once more
+            answer = await client.send(upstream, stream=True)
+    except httpx.TransportError as exc:
         log.warning("upstream_unavailable", service=name, error=type(exc).__name__)
         raise Problem(503, "Service unavailable", f"{name} is unavailable; try again shortly",
                       type_=PROBLEM_BASE + "service-unavailable",
