@@ -119,6 +119,7 @@ async def gateway_stack(
                  "GATEWAY_IDENTITY_URL": identity.url,
                  "GATEWAY_ENROLLMENT_URL": enrollment.url, "GATEWAY_GROUPS_URL": dead,
                  "GATEWAY_SYNC_IWDS_URL": dead, "GATEWAY_NOTIFY_URL": dead,
+                 "GATEWAY_READINESS_URL": dead,
                  "GATEWAY_AUTH_RATE_PER_MINUTE": "30"}.items():
         monkeypatch.setenv(k, v)
     gateway = IdentityServer(create_gateway(GatewaySettings()))

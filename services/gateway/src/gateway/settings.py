@@ -16,6 +16,7 @@ DEFAULT_UPSTREAMS = {
     "enrollment": "http://127.0.0.1:8103",
     "sync-iwds": "http://127.0.0.1:8104",
     "notify": "http://127.0.0.1:8105",
+    "readiness": "http://127.0.0.1:8106",
 }
 
 
@@ -34,6 +35,7 @@ class GatewaySettings(ServiceSettings):
     enrollment_url: str = DEFAULT_UPSTREAMS["enrollment"]
     sync_iwds_url: str = DEFAULT_UPSTREAMS["sync-iwds"]
     notify_url: str = DEFAULT_UPSTREAMS["notify"]
+    readiness_url: str = DEFAULT_UPSTREAMS["readiness"]
 
     connect_timeout_seconds: float = Field(2.0, gt=0, le=30)
     read_timeout_seconds: float = Field(15.0, gt=0, le=300)
@@ -49,7 +51,7 @@ class GatewaySettings(ServiceSettings):
         return {
             "identity": self.identity_url, "groups": self.groups_url,
             "enrollment": self.enrollment_url, "sync-iwds": self.sync_iwds_url,
-            "notify": self.notify_url,
+            "notify": self.notify_url, "readiness": self.readiness_url,
         }
 
     @property
