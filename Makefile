@@ -9,7 +9,7 @@ UV := $(BOOT)/bin/uv
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: dev test lint typecheck pytest install bench bench-install bench-accuracy soak clean
+.PHONY: dev test lint typecheck pytest install assets chromium bench bench-install bench-accuracy soak clean
 
 install: $(STAMP)
 
@@ -22,7 +22,29 @@ $(STAMP): $(UV) pyproject.toml uv.lock
 	UV_PYTHON=$(PYTHON) $(UV) sync --frozen --quiet
 	@touch $(STAMP)
 
-dev: $(STAMP)
+# The gateway's pages: the U.S. Web Design System and htmx from npm (versions pinned in
+# services/gateway/package-lock.json), copied into the folder the gateway serves at /static.
+GATEWAY := services/gateway
+STATIC := $(GATEWAY)/src/gateway/static
+ASSETS := $(STATIC)/.copied
+
+assets: $(ASSETS)
+
+$(ASSETS): $(GATEWAY)/package.json $(GATEWAY)/package-lock.json $(GATEWAY)/static_src/gateway.js $(GATEWAY)/static_src/gateway.css
+	cd $(GATEWAY) && npm ci --no-audit --no-fund --silent
+	rm -rf $(STATIC) && mkdir -p $(STATIC)/uswds $(STATIC)/htmx
+	cp -R $(GATEWAY)/node_modules/@uswds/uswds/dist/css $(GATEWAY)/node_modules/@uswds/uswds/dist/js \
+	  $(GATEWAY)/node_modules/@uswds/uswds/dist/fonts $(GATEWAY)/node_modules/@uswds/uswds/dist/img $(STATIC)/uswds/
+	cp $(GATEWAY)/node_modules/htmx.org/dist/htmx.min.js $(STATIC)/htmx/
+	cp $(GATEWAY)/static_src/gateway.js $(GATEWAY)/static_src/gateway.css $(STATIC)/
+	@touch $@
+
+# The browser tests drive Debian's Chromium (never a downloaded browser).
+chromium:
+	@[ -x /usr/bin/chromium ] || { echo "installing chromium (apt-get)"; \
+	  apt-get install -y -qq chromium >/dev/null || sudo apt-get install -y -qq chromium >/dev/null; }
+
+dev: $(STAMP) assets
 	$(VENV)/bin/csc dev
 
 lint: $(STAMP)
@@ -33,7 +55,7 @@ typecheck: $(STAMP)
 
 # two workers (each with its own PostgreSQL and broker), a test file's tests on one
 # worker; the slowest 25 printed. Shuffled order: add `-p randomly`.
-pytest: $(STAMP)
+pytest: $(STAMP) assets chromium
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=25
 
 test: lint typecheck pytest

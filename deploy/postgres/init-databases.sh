@@ -24,6 +24,7 @@ GRANT ALL ON DATABASE :"name" TO :"name";
 SQL
 }
 
+csc_create_database gateway GATEWAY_DB_PASSWORD
 csc_create_database identity IDENTITY_DB_PASSWORD
 csc_create_database groups GROUPS_DB_PASSWORD
 csc_create_database enrollment ENROLLMENT_DB_PASSWORD

@@ -24,6 +24,7 @@ class ServiceInfo:
 SERVICES: dict[str, ServiceInfo] = {
     s.name: s
     for s in (
+        ServiceInfo("gateway", "gateway", "GATEWAY_", 8100, "gateway"),
         ServiceInfo("identity", "identity", "IDENTITY_", 8101, "identity"),
         ServiceInfo("groups", "groups", "GROUPS_", 8102, "groups"),
         ServiceInfo("enrollment", "enrollment", "ENROLLMENT_", 8103, "enrollment"),

@@ -131,6 +131,8 @@ class DevStack:
             "NOTIFY_SMTP_PORT": str(self.smtp_port),
         }
         for info in self.services.values():
+            if info.name != "gateway":  # where the gateway forwards /api/<name>/...
+                env[f"GATEWAY_{info.env_prefix}URL"] = f"http://127.0.0.1:{info.port}"
             env[f"{info.env_prefix}DATABASE_URL"] = pg.dsn(info.database)
             env[f"{info.env_prefix}HOST"] = "127.0.0.1"
             env[f"{info.env_prefix}PORT"] = str(info.port)
@@ -275,6 +277,10 @@ class DevStack:
             f"{self.root / 'logs' / (name + '.log')})"
             for name, i in self.services.items()
         ]
+        gateway = self.services.get("gateway")
+        if gateway is not None:
+            print(f"\nOpen http://127.0.0.1:{gateway.port}/signin  (the pages; the services"
+                  " answer under /api/<service>/...)")
         print("\nCustomer Support Center is up:\n" + "\n".join(lines))
         print(f"  {'PostgreSQL':<11} {pg.dsn('<service>')}  (data: {pg.data_dir})")
         print(f"  {'broker':<11} 127.0.0.1:{self.broker_port}  (Tansu, memory storage)")

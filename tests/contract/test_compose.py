@@ -18,6 +18,7 @@ SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 
 # compose service -> (python package, port from DESIGN.md, env prefix, database)
 APPS = {
+    "gateway": ("gateway", 8100, "GATEWAY_", "gateway"),
     "identity": ("identity", 8101, "IDENTITY_", "identity"),
     "groups": ("groups", 8102, "GROUPS_", "groups"),
     "enrollment": ("enrollment", 8103, "ENROLLMENT_", "enrollment"),

@@ -1,0 +1,1 @@
+"""The gateway: the one public entry point (`/api/<service>/...`) and the web pages."""

@@ -1,0 +1,64 @@
+"""What the gateway's routes and use cases share: one pooled HTTP client per service."""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import httpx
+
+from gateway.domain import Sealer
+from gateway.settings import GatewaySettings
+from shared.servicekit.clock import Clock, SystemClock
+from shared.servicekit.outbox import Outbox
+
+# below uvicorn's 5 s keep-alive: a pooled connection is dropped here before the
+# service closes it under a request
+KEEPALIVE_SECONDS = 4.0
+
+
+@dataclass(frozen=True)
+class Deps:
+    clock: Clock
+    outbox: Outbox
+    settings: GatewaySettings
+    sealer: Sealer
+    # service name -> a keep-alive client on its base URL
+    upstreams: dict[str, httpx.AsyncClient]
+    # reference lists (institutions, counties, offenses): key -> (fetched at, items)
+    cache: dict[str, tuple[float, Any]] = field(default_factory=dict)
+
+
+def upstream_client(base_url: str, s: GatewaySettings) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base_url.rstrip("/"),
+        timeout=httpx.Timeout(s.read_timeout_seconds, connect=s.connect_timeout_seconds),
+        limits=httpx.Limits(max_connections=s.max_connections,
+                            max_keepalive_connections=s.max_connections,
+                            keepalive_expiry=KEEPALIVE_SECONDS),
+        follow_redirects=False,
+    )
+
+
+def sealer_for(s: GatewaySettings) -> Sealer:
+    key = s.data_key.get_secret_value().strip()
+    if not key:
+        # only in dev (settings refuse an empty key elsewhere): sessions end at restart
+        return Sealer(os.urandom(32))
+    return Sealer(base64.b64decode(key, validate=True))
+
+
+async def build_deps(s: GatewaySettings, pool: asyncpg.Pool) -> Deps:
+    return Deps(
+        clock=SystemClock(s.zone), outbox=Outbox("gateway"), settings=s,
+        sealer=sealer_for(s),
+        upstreams={name: upstream_client(url, s) for name, url in s.upstreams.items()},
+    )
+
+
+async def stop_deps(deps: Deps) -> None:
+    for client in deps.upstreams.values():
+        await client.aclose()
