@@ -19,6 +19,7 @@ import pytest_asyncio
 
 from shared.devstack.processes import LocalBroker, LocalPostgres, free_port
 from shared.servicekit.db import KIT_MIGRATIONS, migrate
+from shared.servicekit.topics import PREFIX_VAR
 from tests.support.stack import Servers
 
 os.environ.setdefault("CSC_ENV", "test")
@@ -45,6 +46,15 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     finally:
         broker.stop()
         pg.stop()
+
+
+@pytest.fixture(autouse=True)
+def topic_namespace(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test's own topics on the shared broker: its consumers (starting at the
+    beginning of a fresh database's topics) never read an earlier test's events."""
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    monkeypatch.setenv(PREFIX_VAR, prefix)
+    return prefix
 
 
 @pytest_asyncio.fixture

@@ -23,6 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from shared.servicekit.aio import wait_event
+from shared.servicekit.topics import broker_topic
 
 log = structlog.get_logger(__name__)
 
@@ -148,7 +149,8 @@ class BrokerWatch:
         epoch = epoch_of(topics)
         # Topics first, marker last: a marker promises the topics are there.
         await create_topics(
-            admin, self.topics, partitions=self.cfg.partitions, replication=self.cfg.replication
+            admin, [broker_topic(t) for t in self.topics],
+            partitions=self.cfg.partitions, replication=self.cfg.replication,
         )
         if epoch is None:
             await create_topics(admin, [EPOCH_PREFIX + new_epoch()], partitions=1, replication=1)
@@ -166,6 +168,8 @@ class BrokerWatch:
                 if current is None:
                     log.warning("broker_lost_its_log", previous_epoch=self.epoch)
                     current = await self._establish()
+                elif self.epoch is None:  # first look: make this process's topics exist
+                    await self._establish()
                 self.reachable = True
             except (TimeoutError, KafkaError, OSError) as exc:
                 self.reachable = False

@@ -42,6 +42,7 @@ from shared.servicekit.broker import EPOCH_HEADER, BrokerWatch, KafkaConfig, new
 from shared.servicekit.db import Connection
 from shared.servicekit.logs import bound_context
 from shared.servicekit.outbox import add_raw
+from shared.servicekit.topics import broker_topic, logical_topic
 
 log = structlog.get_logger(__name__)
 
@@ -107,7 +108,8 @@ def dlq_topic(topic: str) -> str:
 
 
 def subscribed_topics(subscriptions: Subscriptions) -> list[str]:
-    return sorted({event_class.TOPIC for event_class in subscriptions})
+    """The broker's names of the topics these subscriptions read."""
+    return sorted({broker_topic(event_class.TOPIC) for event_class in subscriptions})
 
 
 @dataclass(frozen=True)
@@ -426,7 +428,7 @@ class InboxConsumer:
             await add_raw(
                 conn,
                 event_id=uuid.uuid5(_DLQ_NS, f"{self.name}:{d.event_id}"),
-                topic=dlq_topic(record.topic),
+                topic=dlq_topic(logical_topic(record.topic)),
                 subject=(record.key or b"").decode("utf-8", errors="replace"),
                 event_type="DeadLetter",
                 value=json.dumps(doc).encode(),

@@ -30,6 +30,7 @@ from shared.servicekit.aio import wait_event
 from shared.servicekit.broker import EPOCH_HEADER, BrokerWatch, KafkaConfig, new_producer
 from shared.servicekit.db import Connection
 from shared.servicekit.logs import causation_id, correlation_id
+from shared.servicekit.topics import broker_topic
 
 log = structlog.get_logger(__name__)
 _partitioner = DefaultPartitioner()
@@ -405,10 +406,11 @@ class OutboxRelay:
 
             for i, row in enumerate(rows):
                 row_future.append(-1)
-                if row.topic not in partitions:
-                    partitions[row.topic] = sorted(await producer.partitions_for(row.topic))
+                topic = broker_topic(row.topic)
+                if topic not in partitions:
+                    partitions[topic] = sorted(await producer.partitions_for(topic))
                 key = row.subject.encode()
-                target = (row.topic, _partitioner(key, partitions[row.topic], None))
+                target = (topic, _partitioner(key, partitions[topic], None))
                 if target not in open_batches:
                     open_batches[target] = (producer.create_batch(), [])
                 batch, _members = open_batches[target]

@@ -14,6 +14,7 @@ import pytest
 from enrollment import add_customer
 from enrollment.repository import returning_citizens as rc_repo
 from shared.schemas.envelope import Envelope
+from shared.servicekit.topics import broker_topic
 from tests.integration.enrollment.conftest import NEW_PASSWORD, RC, Stack, bearer, form
 from tests.integration.enrollment.helpers import (
     enroll,
@@ -224,7 +225,7 @@ async def test_events_reach_the_broker_keyed_by_customer(stack: Stack) -> None:
     staff = await stack.reentry_worker()
     created = await enroll(stack, staff)
     await wait_until(stack.all_published, timeout=20)
-    records = await read_topic(stack.servers.bootstrap, "enrollment.enrollments.v1")
+    records = await read_topic(stack.servers.bootstrap, broker_topic("enrollment.enrollments.v1"))
     ours = [Envelope.from_bytes(r.value) for r in records
             if r.key == created["account_id"].encode()]
     assert [e.type for e in ours] == ["CustomerEnrolled"]

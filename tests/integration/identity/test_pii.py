@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from shared.schemas.identity import ACCOUNTS_TOPIC
 from shared.servicekit.consumer import dlq_topic
 from shared.servicekit.logs import configure_logging
+from shared.servicekit.topics import broker_topic
 from tests.integration.identity.conftest import IdentityApp, bearer
 from tests.integration.identity.test_journey import STAFF_PASSWORD, make_staff
 from tests.integration.identity.test_signin import running_identity
@@ -182,8 +183,8 @@ async def test_a_planted_ssn_never_comes_out(
     assert stored is not None and stored["ssn_last4"] == "9999"
     assert stored["ssn_ciphertext"] is not None
 
-    records = await read_topic(servers.bootstrap, ACCOUNTS_TOPIC)
-    dead = await read_topic(servers.bootstrap, dlq_topic(ACCOUNTS_TOPIC))
+    records = await read_topic(servers.bootstrap, broker_topic(ACCOUNTS_TOPIC))
+    dead = await read_topic(servers.bootstrap, broker_topic(dlq_topic(ACCOUNTS_TOPIC)))
     for record in dead:
         assert not leaks(record.value)
     ours = [r for r in records if r.key == account_id.encode()]

@@ -10,6 +10,7 @@ import pytest
 
 from shared.schemas.envelope import Envelope
 from shared.servicekit.outbox import OutboxRelay
+from shared.servicekit.topics import broker_topic
 from tests.support.kit import KitNode, check_effects, unique_topic, wait_until
 from tests.support.stack import Servers
 
@@ -122,7 +123,7 @@ async def test_poison_message_goes_to_dead_letters_and_the_rest_are_applied(
         from aiokafka import AIOKafkaConsumer
 
         c = AIOKafkaConsumer(
-            f"{node.topic}.dlq", bootstrap_servers=servers.bootstrap,
+            broker_topic(f"{node.topic}.dlq"), bootstrap_servers=servers.bootstrap,
             auto_offset_reset="earliest", enable_auto_commit=False,
         )
         await c.start()

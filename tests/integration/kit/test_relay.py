@@ -13,6 +13,7 @@ from aiokafka import TopicPartition
 from shared.servicekit.broker import new_consumer
 from shared.servicekit.db import KIT_MIGRATIONS, migrate
 from shared.servicekit.outbox import RELAY_LOCK_KEY, OutboxRelay
+from shared.servicekit.topics import broker_topic
 from tests.support.kit import KitNode, check_effects, unique_topic, wait_until
 from tests.support.stack import Servers
 
@@ -31,7 +32,7 @@ async def _topic_seqs(node: KitNode, count: int) -> list[tuple[str, int]]:
     consumer = new_consumer(node.cfg, group_id=None)
     await consumer.start()
     try:
-        parts = [TopicPartition(node.topic, p) for p in range(node.cfg.partitions)]
+        parts = [TopicPartition(broker_topic(node.topic), p) for p in range(node.cfg.partitions)]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         got: list[tuple[str, int]] = []

@@ -36,6 +36,7 @@ from shared.servicekit.auth import JwksVerifier
 from shared.servicekit.broker import KafkaConfig, new_producer
 from shared.servicekit.clock import FixedClock
 from shared.servicekit.testing_keys import TestSigner
+from shared.servicekit.topics import broker_topic
 from tests.support.kit import wait_until
 from tests.support.stack import Servers
 
@@ -86,7 +87,8 @@ class NotifyStack:
     async def publish(self, event: Event, *, producer: str = "groups",
                       envelope: Envelope | None = None) -> Envelope:
         env = envelope or Envelope.wrap(event, producer=producer)
-        await self.producer.send_and_wait(event.TOPIC, env.to_bytes(), key=env.subject.encode())
+        await self.producer.send_and_wait(broker_topic(event.TOPIC), env.to_bytes(),
+                                          key=env.subject.encode())
         return env
 
     async def customer(self, name: str, *, email: bool = True) -> Person:

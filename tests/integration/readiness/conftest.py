@@ -32,6 +32,7 @@ from shared.servicekit.auth import JwksVerifier
 from shared.servicekit.broker import KafkaConfig, new_producer
 from shared.servicekit.db import create_pool
 from shared.servicekit.testing_keys import TestSigner
+from shared.servicekit.topics import broker_topic
 from tests.support.kit import wait_until
 from tests.support.stack import Servers
 
@@ -137,7 +138,7 @@ class Readiness:
 
     async def publish(self, event: Event, producer: str = "groups") -> None:
         env = Envelope.wrap(event, producer=producer)
-        await self.producer.send_and_wait(event.TOPIC, env.to_bytes(),
+        await self.producer.send_and_wait(broker_topic(event.TOPIC), env.to_bytes(),
                                           key=env.subject.encode())
 
     async def post_feed(self, lines: list[Any], headers: dict[str, str] | None = None
