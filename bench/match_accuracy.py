@@ -638,14 +638,14 @@ class OurRun:
 
 
 async def run_ours(dsn: str, data: Dataset) -> OurRun:
-    from identity import matches
     from identity.app import SPEC
-    from identity.blocking import query_keys
     from identity.deps import Deps
-    from identity.importer import import_customers
-    from identity.matching import Person as MatchPerson
-    from identity.matching import check_query, score
-    from identity.repository import matches as mrepo
+    from identity.domain.blocking import query_keys
+    from identity.domain.matching import Person as MatchPerson
+    from identity.domain.matching import check_query, score
+    from identity.repository import matching as mrepo
+    from identity.service import matching as matches
+    from identity.service.imports import import_customers
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
     from shared.servicekit.runtime import migrate_database

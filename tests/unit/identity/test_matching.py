@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from identity.blocking import (
+from identity.domain.blocking import (
     dob_keys,
     index_keys,
     is_nickname,
@@ -20,7 +20,7 @@ from identity.blocking import (
     ssn_relation,
     ssn_variants,
 )
-from identity.matching import (
+from identity.domain.matching import (
     Candidate,
     Match,
     Person,
@@ -29,7 +29,7 @@ from identity.matching import (
     rank,
     score,
 )
-from identity.matching_weights import PRIOR_LOG2_ODDS, RULES, probability_of
+from identity.domain.matching_weights import PRIOR_LOG2_ODDS, RULES, probability_of
 
 DOB = date(1984, 3, 7)
 BASE = Person(
@@ -465,8 +465,8 @@ def test_initials_and_dates_block_when_both_names_are_misspelt() -> None:
 
 
 def test_rank_skips_only_candidates_that_could_not_reach_possible() -> None:
-    from identity.matching import _cannot_reach
-    from identity.matching_weights import weight_for
+    from identity.domain.matching import _cannot_reach
+    from identity.domain.matching_weights import weight_for
 
     needed = weight_for(0.6)
     q = Person("Ann", "Lee", date(1990, 1, 2))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from groups.api import router
 from groups.handlers import SUBSCRIPTIONS
 from groups.settings import GroupsSettings
 from shared.servicekit.runtime import ServiceSpec, build_app
@@ -15,6 +16,7 @@ SPEC = ServiceSpec(
     settings_cls=GroupsSettings,
     migrations=Path(__file__).resolve().parents[2] / "migrations",
     subscriptions=SUBSCRIPTIONS,
+    routers=(router,),
     title="Customer Support Center: groups",
 )
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from notify.api import router
 from notify.handlers import SUBSCRIPTIONS
 from notify.settings import NotifySettings
 from shared.servicekit.runtime import ServiceSpec, build_app
@@ -15,6 +16,7 @@ SPEC = ServiceSpec(
     settings_cls=NotifySettings,
     migrations=Path(__file__).resolve().parents[2] / "migrations",
     subscriptions=SUBSCRIPTIONS,
+    routers=(router,),
     title="Customer Support Center: notify",
 )
 

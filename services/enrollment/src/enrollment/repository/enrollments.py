@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-from enrollment.records import Application, Enrollment, HistoryEntry, IntakeRequest
+from enrollment.domain.records import Application, Enrollment, HistoryEntry, IntakeRequest
 from shared.servicekit.db import Connection
 
 _ENROLLMENT = (
