@@ -12,6 +12,7 @@ import asyncpg
 from identity.domain.records import AccountKind, Credentials, Customer, Session, Staff, StoredKey
 from shared.servicekit.audit import Actor, record
 from shared.servicekit.db import Connection
+from shared.servicekit.idempotency import IdempotencyStore
 
 # -- usernames ---------------------------------------------------------------------
 
@@ -415,37 +416,29 @@ async def set_signing_key_status(conn: Connection, kid: str, status: str) -> Non
 # -- idempotency -----------------------------------------------------------------------------
 
 
+# the answer to a customer creation under a staff member's Idempotency-Key, sealed
+IDEMPOTENCY = IdempotencyStore("idempotency_keys", kept=("status_code", "sealed_body"))
+
+
 async def idempotent_answer(
     conn: Connection, staff_id: UUID, key: str
 ) -> tuple[bytes, int, bytes] | None:
-    r = await conn.fetchrow(
-        "SELECT request_hash, status_code, sealed_body FROM idempotency_keys"
-        " WHERE staff_id = $1 AND key = $2",
-        staff_id,
-        key,
-    )
-    return (bytes(r["request_hash"]), r["status_code"], bytes(r["sealed_body"])) if r else None
+    r = await IDEMPOTENCY.get(conn, staff_id, key)
+    if r is None:
+        return None
+    return r.request_hash, int(r.values["status_code"]), bytes(r.values["sealed_body"])
 
 
 async def lock_idempotency_key(conn: Connection, staff_id: UUID, key: str) -> None:
     """Serialise requests with the same key: the second waits for the first."""
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 0))", str(staff_id), key
-    )
+    await IDEMPOTENCY.lock(conn, staff_id, key)
 
 
 async def save_idempotent_answer(
     conn: Connection, staff_id: UUID, key: str, request_hash: bytes, status: int, sealed: bytes
 ) -> None:
-    await conn.execute(
-        "INSERT INTO idempotency_keys (staff_id, key, request_hash, status_code, sealed_body)"
-        " VALUES ($1, $2, $3, $4, $5)",
-        staff_id,
-        key,
-        request_hash,
-        status,
-        sealed,
-    )
+    await IDEMPOTENCY.finish(conn, staff_id, key, request_hash,
+                             {"status_code": status, "sealed_body": sealed})
 
 
 # -- audit -------------------------------------------------------------------------------------
