@@ -81,7 +81,7 @@ def decide(candidates: list[dict[str, Any]], enrolled: set[str]) -> dict[str, An
 
 async def setup_staff(identity_dsn: str, workers: int) -> None:
     from identity.deps import Deps
-    from identity.service import create_staff
+    from identity.service.accounts import create_staff
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
 

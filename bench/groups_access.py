@@ -267,7 +267,7 @@ async def message(port: int, token: str, group: uuid.UUID) -> tuple[float, int]:
 
 async def make_staff(identity_dsn: str) -> dict[str, uuid.UUID]:
     from identity.deps import Deps as IdentityDeps
-    from identity.service import create_staff
+    from identity.service.accounts import create_staff
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
 

@@ -104,7 +104,7 @@ async def bench(args: argparse.Namespace, base_url: str, staff: list[str]) -> No
 async def make_staff(n: int) -> list[str]:
     from identity.app import SPEC
     from identity.deps import Deps
-    from identity.service import create_staff
+    from identity.service.accounts import create_staff
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
     from shared.servicekit.runtime import migrate_database

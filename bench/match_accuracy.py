@@ -809,15 +809,15 @@ async def fit_for_bench(conn: Any, pool: Any, matcher: Any, data: Dataset, how: 
     candidate pairs of a training set of corrupted records made with another seed (not
     the queries measured), u from random pairs of accounts, name frequencies from all
     accounts, as Splink trains on the records it links."""
-    from identity import matches
-    from identity.matching_weights import fit_weights
+    from identity.domain.matching_weights import fit_weights
+    from identity.service import matching as matches
 
     if how == "none":
         return None
     if how == "accounts":
         return await matches.fit_from_accounts(pool, matcher, sample=3_000, seed=seed)
     train = make_dataset(len(data.people), 3_000, 0, seed, people=data.people)
-    from identity.matching import Person as MatchPerson
+    from identity.domain.matching import Person as MatchPerson
 
     people = [(MatchPerson(q.first_name, q.last_name, q.date_of_birth, q.ssn), ())
               for q in train.queries]
@@ -844,12 +844,12 @@ def print_weights(weights: Any) -> None:
 
 
 async def run_ours(dsn: str, data: Dataset, fit: str = "none", seed: int = 7) -> OurRun:
-    from identity import matches
     from identity.app import SPEC
     from identity.deps import Deps
-    from identity.importer import import_customers
-    from identity.matching import Person as MatchPerson
-    from identity.matching import check_query, score
+    from identity.domain.matching import Person as MatchPerson
+    from identity.domain.matching import check_query, score
+    from identity.service import matching as matches
+    from identity.service.imports import import_customers
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
     from shared.servicekit.runtime import migrate_database

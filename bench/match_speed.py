@@ -75,7 +75,7 @@ async def prepare_service(dsn: str) -> str:
     import asyncpg
 
     from identity.deps import Deps
-    from identity.service import create_staff
+    from identity.service.accounts import create_staff
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
 
@@ -93,8 +93,8 @@ async def prepare_service(dsn: str) -> str:
 async def in_process(dsn: str, queries: list[dict[str, Any]]) -> list[float]:
     import uuid
 
-    from identity import matches
-    from identity.domain import MatchFields, clean_match_fields
+    from identity.domain.accounts import MatchFields, clean_match_fields
+    from identity.service import matching as matches
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
 

@@ -14,7 +14,7 @@ import statistics
 import time
 from collections.abc import Awaitable
 
-from identity.passwords import Passwords
+from identity.domain.passwords import Passwords
 
 PW = "correct horse battery staple 42"
 

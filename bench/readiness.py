@@ -50,7 +50,7 @@ from shared.schemas.groups import GroupCreated, MemberAdded
 from shared.schemas.readiness import ReadinessRecordReported
 from shared.servicekit.broker import KafkaConfig, new_producer
 from shared.servicekit.db import ensure_database
-from shared.servicekit.testing_keys import TestSigner
+from tests.support.keys import TestSigner
 
 SEEDED = ["career-cluster", "work-interest", "work-values", "skills"]
 EXTRA = [f"bench-assessment-{i}" for i in range(1, 9)]

@@ -27,7 +27,7 @@ from gateway.app import create_app as create_gateway
 from gateway.settings import GatewaySettings
 from identity.app import create_app as create_identity
 from identity.deps import Deps as IdentityDeps
-from identity.service import create_staff
+from identity.service.accounts import create_staff
 from identity.settings import IdentitySettings
 from shared.devstack.processes import free_port
 from shared.servicekit.db import create_pool

@@ -14,8 +14,8 @@ import pytest
 import pytest_asyncio
 from fastapi import FastAPI
 
-from enrollment.domain import IdempotencyKeyReused, PossibleDuplicates
-from enrollment.identity_client import IdentityClient, IdentityUnauthorized, IdentityUnavailable
+from enrollment.domain.programs import IdempotencyKeyReused, PossibleDuplicates
+from enrollment.repository.identity import IdentityClient, IdentityUnauthorized, IdentityUnavailable
 from identity.app import create_app
 from identity.settings import IdentitySettings
 from shared.contracts.identity import CustomerCreate, Identifier, MatchQuery

@@ -27,7 +27,7 @@ from enrollment.app import create_app as create_enrollment
 from enrollment.settings import EnrollmentSettings
 from identity.app import create_app as create_identity
 from identity.deps import Deps
-from identity.service import create_staff
+from identity.service.accounts import create_staff
 from identity.settings import IdentitySettings
 from shared.servicekit.db import KIT_MIGRATIONS, create_pool, migrate
 from tests.support.kit import wait_until

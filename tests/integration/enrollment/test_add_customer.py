@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from enrollment import add_customer
 from enrollment.repository import returning_citizens as rc_repo
+from enrollment.service import add_customer
 from shared.schemas.envelope import Envelope
 from shared.servicekit.topics import broker_topic
 from tests.integration.enrollment.conftest import NEW_PASSWORD, RC, Stack, bearer, form

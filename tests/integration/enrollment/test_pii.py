@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from shared.servicekit.logs import configure_logging
+from shared.servicekit.topics import broker_topic
 from tests.integration.enrollment.conftest import Stack, form
 from tests.integration.enrollment.helpers import match, submit
 from tests.integration.identity.test_pii import read_topic
@@ -102,7 +103,7 @@ async def test_the_ssn_never_comes_out(stack: Stack, logs: io.StringIO) -> None:
             assert offense not in bytes(v["value"])
 
     for topic in ("enrollment.enrollments.v1", "enrollment.programs.v1"):
-        for record in await read_topic(stack.servers.bootstrap, topic):
+        for record in await read_topic(stack.servers.bootstrap, broker_topic(topic)):
             assert not leaks(record.value) and not leaks(record.key or b"")
             assert b"burglary" not in record.value
             assert not any(leaks(v or b"") for _, v in record.headers)

@@ -27,7 +27,7 @@ from groups.app import create_app as create_groups
 from groups.settings import GroupsSettings
 from identity.app import create_app as create_identity
 from identity.deps import Deps as IdentityDeps
-from identity.service import create_staff
+from identity.service.accounts import create_staff
 from identity.settings import IdentitySettings
 from shared.schemas.base import Event
 from shared.schemas.enrollment import CustomerEnrolled, ProgramStaffAuthorized

@@ -13,10 +13,10 @@ import asyncpg
 import pytest
 from typer.testing import CliRunner
 
-from identity.blocking import query_keys
-from identity.matches import Matcher, ssn_lookups
-from identity.matching import Person
-from identity.repository import matches as mrepo
+from identity.domain.blocking import query_keys
+from identity.domain.matching import Person
+from identity.repository import matching as mrepo
+from identity.service.matching import Matcher, ssn_lookups
 from identity.settings import IdentitySettings
 from shared.cli.main import app as csc
 from shared.schemas.envelope import Envelope

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner
 
 from identity import app as identity_app
-from identity.service import load_keyring
-from identity.tokens import issue_access_token
+from identity.domain.tokens import issue_access_token
+from identity.service.accounts import load_keyring
 from shared.cli.main import app as csc
 from tests.integration.identity.conftest import IdentityApp, bearer
 from tests.integration.identity.test_journey import NEW_PASSWORD, STAFF_PASSWORD, make_staff

@@ -281,7 +281,7 @@ async def test_fit_matcher_writes_weights_the_service_then_scores_with(
 
     from typer.testing import CliRunner
 
-    from identity import matches
+    from identity.service import matching as matches
     from shared.cli.main import app as csc
 
     staff = await staff_token(identity)
@@ -343,10 +343,10 @@ async def test_wider_blocks_use_indexes_at_two_million_accounts(
     from datetime import date
 
     from identity.app import SPEC
-    from identity.blocking import birthday_query_keys, broad_query_keys, query_keys
-    from identity.matches import Matcher, ssn_lookups
-    from identity.matching import Person
-    from identity.repository import matches as mrepo
+    from identity.domain.blocking import birthday_query_keys, broad_query_keys, query_keys
+    from identity.domain.matching import Person
+    from identity.repository import matching as mrepo
+    from identity.service.matching import Matcher, ssn_lookups
     from identity.settings import IdentitySettings
     from shared.servicekit.runtime import migrate_database
     from tests.integration.identity.test_import import SEED
@@ -383,7 +383,7 @@ async def test_candidate_query_leaves_the_planner_settings_as_it_found_them(
     identity_env: dict[str, str], database: str, pool: asyncpg.Pool
 ) -> None:
     from identity.app import SPEC
-    from identity.repository import matches as mrepo
+    from identity.repository import matching as mrepo
     from shared.servicekit.runtime import migrate_database
 
     await migrate_database(SPEC, database)

@@ -18,7 +18,7 @@ import pytest_asyncio
 from fastapi import FastAPI
 
 from identity.app import create_app
-from identity.domain import LockoutPolicy
+from identity.domain.accounts import LockoutPolicy
 from identity.settings import IdentitySettings
 from tests.integration.identity.conftest import IdentityApp, bearer
 from tests.integration.identity.test_journey import NEW_PASSWORD, STAFF_PASSWORD, make_staff

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from enrollment import handout
-from enrollment.domain import (
+from enrollment.domain import handout
+from enrollment.domain.programs import (
     InvalidInput,
     Question,
     check_answers,

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from enrollment.corrections import Facts, check_patch
-from enrollment.domain import InvalidInput
-from enrollment.intake import (
+from enrollment.domain.corrections import Facts, check_patch
+from enrollment.domain.programs import InvalidInput
+from enrollment.domain.returning_citizens import (
     FORM_FIELDS,
     Decision,
     check_form,

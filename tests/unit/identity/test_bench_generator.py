@@ -14,10 +14,10 @@ from types import ModuleType
 import pytest
 from rapidfuzz.distance import DamerauLevenshtein
 
-from identity.blocking import is_nickname, normalize_name
-from identity.domain import normalize_ssn
-from identity.matching import Person as MatchPerson
-from identity.matching import check_query
+from identity.domain.accounts import normalize_ssn
+from identity.domain.blocking import is_nickname, normalize_name
+from identity.domain.matching import Person as MatchPerson
+from identity.domain.matching import check_query
 
 
 def _load() -> ModuleType:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from identity.domain import (
+from identity.domain.accounts import (
     IDENTIFIER_KINDS,
     STAFF_ROLES,
     DomainError,

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from identity.blocking import (
+from identity.domain.blocking import (
     dob_keys,
     index_keys,
     is_nickname,
@@ -20,7 +20,7 @@ from identity.blocking import (
     ssn_relation,
     ssn_variants,
 )
-from identity.matching import (
+from identity.domain.matching import (
     Candidate,
     Match,
     Person,
@@ -29,7 +29,7 @@ from identity.matching import (
     rank,
     score,
 )
-from identity.matching_weights import PRIOR_LOG2_ODDS, RULES, probability_of
+from identity.domain.matching_weights import PRIOR_LOG2_ODDS, RULES, probability_of
 
 DOB = date(1984, 3, 7)
 BASE = Person(
@@ -471,8 +471,8 @@ def test_initials_and_dates_block_when_both_names_are_misspelt() -> None:
 
 
 def test_rank_skips_only_candidates_that_could_not_reach_possible() -> None:
-    from identity.matching import _cannot_reach
-    from identity.matching_weights import weight_for
+    from identity.domain.matching import _cannot_reach
+    from identity.domain.matching_weights import weight_for
 
     needed = weight_for(0.6)
     q = Person("Ann", "Lee", date(1990, 1, 2))
@@ -497,7 +497,7 @@ SARAH = Person("Sarah", "Whitfield", date(1979, 6, 14), "219099999")
 
 def _blocked(query: Person, account: Person) -> bool:
     """Would the account's indexed keys meet the query's keys (narrow or broad)?"""
-    from identity.blocking import birthday_query_keys, broad_query_keys
+    from identity.domain.blocking import birthday_query_keys, broad_query_keys
 
     stored = set(index_keys(account.first_name, account.last_name, account.date_of_birth))
     q = (query.first_name, query.last_name, query.date_of_birth)
@@ -592,7 +592,7 @@ def test_strong_needs_no_field_saying_another_person() -> None:
 
 
 def test_term_frequency_makes_a_rare_surname_count_for_more() -> None:
-    from identity.matching_weights import Weights
+    from identity.domain.matching_weights import Weights
 
     w = Weights(RULES, first_tf={"sarah": 0.01}, last_tf={"smith": 0.01, "whitfield": 2e-5})
     smith = score(Person("Sarah", "Smith", DOB), cand(Person("Sarah", "Smith", DOB)), weights=w)
@@ -603,14 +603,14 @@ def test_term_frequency_makes_a_rare_surname_count_for_more() -> None:
     assert last["Smith"].outcome == "last name: exact (a common name)"
     assert last["Whitfield"].outcome == "last name: exact (a rare name)"
     # an unknown name gets the floor, never more than the cap above the table
-    from identity.matching_weights import TF_MAX_GAIN
+    from identity.domain.matching_weights import TF_MAX_GAIN
 
     assert w.exact_name_weight("last_name", "zzyzx") <= (
         RULES["last_name"]["exact"].weight + TF_MAX_GAIN)
 
 
 def test_em_recovers_m_and_lambda_from_a_known_mixture() -> None:
-    from identity.matching_weights import em
+    from identity.domain.matching_weights import em
 
     rng = random.Random(5)
     true_m = {"exact": 0.8, "close": 0.1, "different": 0.1}
@@ -637,7 +637,7 @@ def test_em_recovers_m_and_lambda_from_a_known_mixture() -> None:
 
 
 def test_fit_weights_round_trips_through_json() -> None:
-    from identity.matching_weights import Weights, fit_weights
+    from identity.domain.matching_weights import Weights, fit_weights
 
     cand_vecs = [(("first_name", "exact"), ("last_name", "exact"), ("date_of_birth", "exact"))
                  ] * 50 + [(("first_name", "different"), ("last_name", "exact"),

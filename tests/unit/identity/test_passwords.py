@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from identity.passwords import OWASP_MEMORY_KIB, OWASP_TIME_COST, Passwords
+from identity.domain.passwords import OWASP_MEMORY_KIB, OWASP_TIME_COST, Passwords
 
 PW = "correct horse battery staple"
 

@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from identity.domain import DomainError
-from identity.ssn import SealedSsn, SsnUnavailable, SsnVault
+from identity.domain.accounts import DomainError
+from identity.domain.ssn import SealedSsn, SsnUnavailable, SsnVault
 
 SSN = "123-45-6789"
 DIGITS = "123456789"

@@ -11,7 +11,7 @@ from typing import Literal
 import jwt
 import pytest
 
-from identity.tokens import (
+from identity.domain.tokens import (
     PASSWORD_CHANGE_SCOPE,
     KeyRing,
     KeyStatus,

@@ -7,11 +7,11 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
-from enrollment.api import problem, router
-from enrollment.api_returning_citizens import router as returning_citizens_router
+from enrollment.api import participants, programs, returning_citizens
+from enrollment.api.problems import problem
 from enrollment.deps import Deps
 from enrollment.handlers import SUBSCRIPTIONS
-from enrollment.identity_client import IdentityClient
+from enrollment.repository.identity import IdentityClient
 from enrollment.settings import EnrollmentSettings
 from shared.servicekit.runtime import ServiceSpec, build_app
 
@@ -32,7 +32,7 @@ SPEC = ServiceSpec(
     settings_cls=EnrollmentSettings,
     migrations=Path(__file__).resolve().parents[2] / "migrations",
     subscriptions=SUBSCRIPTIONS,
-    routers=(returning_citizens_router, router),
+    routers=(returning_citizens.router, programs.router, participants.router),
     title="Customer Support Center: enrollment",
     problems=problem,
     build_deps=build_deps,

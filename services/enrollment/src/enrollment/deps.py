@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from enrollment.identity_client import IdentityClient
+from enrollment.repository.identity import IdentityClient
 from enrollment.settings import EnrollmentSettings
 from shared.servicekit.clock import Clock, SystemClock
 from shared.servicekit.outbox import Outbox

@@ -8,8 +8,8 @@ The consumer subscribes to exactly these types' topics.
 
 from __future__ import annotations
 
-from enrollment import accounts
 from enrollment.deps import Deps
+from enrollment.service import accounts
 from shared.schemas.envelope import Envelope
 from shared.schemas.identity import (
     CustomerAccountCreated,

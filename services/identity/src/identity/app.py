@@ -8,12 +8,11 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
-from identity.api import router
-from identity.api_matching import router as matching_router
+from identity.api import accounts, customers, matching, registration
+from identity.api.problems import problem_for
 from identity.deps import Deps
 from identity.handlers import SUBSCRIPTIONS
-from identity.problems import problem_for
-from identity.service import ensure_signing_key, load_keyring
+from identity.service.accounts import ensure_signing_key, load_keyring
 from identity.settings import IdentitySettings
 from shared.servicekit.auth import JwksVerifier
 from shared.servicekit.runtime import Runtime, ServiceSpec, build_app
@@ -31,7 +30,7 @@ SPEC = ServiceSpec(
     settings_cls=IdentitySettings,
     migrations=Path(__file__).resolve().parents[2] / "migrations",
     subscriptions=SUBSCRIPTIONS,
-    routers=(router, matching_router),
+    routers=(accounts.router, customers.router, matching.router, registration.router),
     title="Customer Support Center: identity",
     problems=problem_for,
     build_deps=build_deps,

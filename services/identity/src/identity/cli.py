@@ -12,7 +12,7 @@ import typer
 if TYPE_CHECKING:
     from rich.progress import TaskID
 
-    from identity.importer import ImportSummary
+    from identity.service.imports import ImportSummary
 
 app = typer.Typer(help="Accounts and signing keys.", no_args_is_help=True)
 
@@ -34,8 +34,8 @@ def create_staff(
 ) -> None:
     """Create a staff account. The password comes on standard input, never as an argument."""
     from identity.deps import Deps
-    from identity.domain import InvalidInput
-    from identity.service import create_staff as create
+    from identity.domain.accounts import InvalidInput
+    from identity.service.accounts import create_staff as create
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
     from shared.servicekit.errors import Conflict
@@ -74,8 +74,8 @@ def rotate_keys() -> None:
     import asyncpg
 
     from identity.deps import Deps
-    from identity.service import ensure_signing_key
-    from identity.service import rotate_keys as rotate
+    from identity.service.accounts import ensure_signing_key
+    from identity.service.accounts import rotate_keys as rotate
     from identity.settings import IdentitySettings
 
     settings = IdentitySettings()
@@ -115,8 +115,8 @@ def import_customers(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from identity.deps import Deps
-    from identity.importer import BadFile, read_csv
-    from identity.importer import import_customers as run_import
+    from identity.service.imports import BadFile, read_csv
+    from identity.service.imports import import_customers as run_import
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
 
@@ -180,8 +180,8 @@ def fit_matcher(
     """
     import json
 
-    from identity import matches
-    from identity.matching_weights import Weights
+    from identity.domain.matching_weights import Weights
+    from identity.service import matching as matches
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
 

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import timedelta
 
-from identity.domain import LockoutPolicy
-from identity.matching import DEFAULT_THRESHOLDS, Thresholds
-from identity.passwords import Passwords
+from identity.domain.matching import DEFAULT_THRESHOLDS, Thresholds
+from identity.domain.passwords import LockoutPolicy, Passwords
+from identity.domain.ssn import SsnVault
+from identity.domain.tokens import KeyRing, TokenSettings
 from identity.settings import IdentitySettings
-from identity.ssn import SsnVault
-from identity.tokens import KeyRing, TokenSettings
 from shared.servicekit.clock import Clock, SystemClock
 from shared.servicekit.outbox import Outbox
 

@@ -7,8 +7,9 @@ slows the request that created it.
 
 from __future__ import annotations
 
-from identity import customers, matches
 from identity.deps import Deps
+from identity.service import customers
+from identity.service import matching as matches
 from shared.schemas.enrollment import CustomerEnrolled
 from shared.schemas.envelope import Envelope
 from shared.schemas.identity import CustomerAccountCreated, CustomerAccountUpdated

@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from shared.servicekit.runtime import ServiceSpec, build_app
+from sync_iwds.api import router
 from sync_iwds.handlers import SUBSCRIPTIONS
 from sync_iwds.settings import SyncIwdsSettings
 
@@ -15,6 +16,7 @@ SPEC = ServiceSpec(
     settings_cls=SyncIwdsSettings,
     migrations=Path(__file__).resolve().parents[2] / "migrations",
     subscriptions=SUBSCRIPTIONS,
+    routers=(router,),
     title="Customer Support Center: sync-iwds",
 )
 

@@ -8,8 +8,9 @@ from uuid import UUID
 
 import asyncpg
 
-from enrollment.records import Application, Enrollment, HistoryEntry, IntakeRequest
+from enrollment.domain.records import Application, Enrollment, HistoryEntry, IntakeRequest
 from shared.servicekit.db import Connection
+from shared.servicekit.idempotency import IdempotencyStore
 
 _ENROLLMENT = (
     "SELECT e.id, e.program, e.customer_id, e.status, e.status_on, e.status_reason,"
@@ -189,51 +190,40 @@ async def history(conn: Connection, enrollment_id: UUID) -> list[HistoryEntry]:
 # -- Add Customer idempotency -------------------------------------------------------------
 
 
-def _intake_request(r: asyncpg.Record) -> IntakeRequest:
-    return IntakeRequest(r["staff_id"], r["key"], bytes(r["request_hash"]), r["state"],
-                         r["account_id"], r["account_created"], r["username"],
-                         r["enrollment_id"])
+# an Add Customer submit under a staff member's Idempotency-Key: 'matched' once its
+# candidates are settled (committed before identity makes the account), then 'done'
+INTAKE = IdempotencyStore(
+    "intake_requests", kept=("account_id", "account_created", "username", "enrollment_id"),
+    started="matched")
 
 
 async def get_intake_request(
     conn: Connection, staff_id: UUID, key: str, *, for_update: bool = False
 ) -> IntakeRequest | None:
-    sql = (
-        "SELECT staff_id, key, request_hash, state, account_id, account_created, username,"
-        " enrollment_id FROM intake_requests WHERE staff_id = $1 AND key = $2"
-    )
-    r = await conn.fetchrow(sql + (" FOR UPDATE" if for_update else ""), staff_id, key)
-    return _intake_request(r) if r else None
+    r = await INTAKE.get(conn, staff_id, key, for_update=for_update)
+    if r is None:
+        return None
+    v = r.values
+    return IntakeRequest(staff_id, key, r.request_hash, r.state, v["account_id"],
+                         v["account_created"], v["username"], v["enrollment_id"])
 
 
 async def start_intake_request(
     conn: Connection, staff_id: UUID, key: str, request_hash: bytes
 ) -> bool:
     """True when this call recorded it (False: another submit with the key came first)."""
-    return bool(await conn.fetchval(
-        "INSERT INTO intake_requests (staff_id, key, request_hash, state)"
-        " VALUES ($1, $2, $3, 'matched') ON CONFLICT DO NOTHING RETURNING true",
-        staff_id, key, request_hash,
-    ))
+    return await INTAKE.start(conn, staff_id, key, request_hash)
 
 
 async def drop_intake_request(conn: Connection, staff_id: UUID, key: str) -> None:
     """Identity refused the account: the submit ended with nothing made, the key is free."""
-    await conn.execute(
-        "DELETE FROM intake_requests WHERE staff_id = $1 AND key = $2 AND state = 'matched'",
-        staff_id, key,
-    )
+    await INTAKE.drop(conn, staff_id, key)
 
 
 async def finish_intake_request(
     conn: Connection, staff_id: UUID, key: str, *, account_id: UUID, account_created: bool,
     username: str | None, enrollment_id: UUID, request_hash: bytes,
 ) -> None:
-    await conn.execute(
-        "INSERT INTO intake_requests (staff_id, key, request_hash, state, account_id,"
-        " account_created, username, enrollment_id) VALUES ($1, $2, $3, 'done', $4, $5, $6, $7)"
-        " ON CONFLICT (staff_id, key) DO UPDATE SET state = 'done',"
-        " account_id = excluded.account_id, account_created = excluded.account_created,"
-        " username = excluded.username, enrollment_id = excluded.enrollment_id",
-        staff_id, key, request_hash, account_id, account_created, username, enrollment_id,
-    )
+    await INTAKE.finish(conn, staff_id, key, request_hash, {
+        "account_id": account_id, "account_created": account_created, "username": username,
+        "enrollment_id": enrollment_id})

@@ -10,8 +10,8 @@ from uuid import UUID
 
 import asyncpg
 
-from enrollment.domain import Question, questions_from_stored
-from enrollment.records import Authorization, KnownStaff, Program, ReferenceEntry
+from enrollment.domain.programs import Question, questions_from_stored
+from enrollment.domain.records import Authorization, KnownStaff, Program, ReferenceEntry
 from shared.servicekit.db import Connection
 
 # -- programs -------------------------------------------------------------------------

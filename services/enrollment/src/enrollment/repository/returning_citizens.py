@@ -10,7 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
-from enrollment.records import ReturningCitizen
+from enrollment.domain.records import ReturningCitizen
 from shared.servicekit.db import Connection
 
 _COLUMNS = (

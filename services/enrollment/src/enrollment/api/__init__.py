@@ -1,0 +1,1 @@
+"""enrollment's routes, one module per feature (programs, participants, returning_citizens)."""

@@ -1,0 +1,1 @@
+"""enrollment rules and shapes as plain code (no I/O), split by feature."""

@@ -1,0 +1,1 @@
+"""enrollment use cases, split by feature (the same names as domain, repository, api)."""

@@ -1,0 +1,1 @@
+"""identity's routes, one module per feature (accounts, customers, matching, registration)."""

@@ -1,0 +1,67 @@
+"""What identity's route modules share: route dependencies and the answer shapes
+more than one of them returns (no routes here)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends
+from pydantic import BaseModel
+
+from identity.deps import Deps
+from identity.domain.matching import Match
+from identity.domain.records import Customer
+from shared.contracts.identity import Candidate, Evidence
+from shared.servicekit.auth import Principal, require_staff
+from shared.servicekit.runtime import get_deps
+
+Ids = Annotated[Deps, Depends(get_deps)]
+Staff = Annotated[Principal, require_staff()]
+
+
+class IdentifierView(BaseModel):
+    kind: str
+    value: str
+
+
+class CustomerView(BaseModel):
+    """A customer account as staff (and the customer) see it: the SSN's last four only."""
+
+    id: uuid.UUID
+    username: str
+    first_name: str
+    last_name: str
+    date_of_birth: str | None
+    email: str | None
+    ssn_last4: str | None
+    status: str
+    password_change_required: bool
+    identifiers: list[IdentifierView]
+
+
+def customer_view(c: Customer) -> CustomerView:
+    return CustomerView(
+        id=c.id, username=c.username, first_name=c.first_name, last_name=c.last_name,
+        date_of_birth=c.date_of_birth.isoformat() if c.date_of_birth else None,
+        email=c.email, ssn_last4=c.ssn_last4, status=c.status,
+        password_change_required=c.password_change_required,
+        identifiers=[IdentifierView(kind=k, value=v) for k, v in c.identifiers],
+    )
+
+
+def candidate_view(m: Match) -> Candidate:
+    """A candidate as staff see it: the SSN as its last four digits only."""
+    p = m.candidate.person
+    return Candidate(
+        account_id=m.candidate.account_id,
+        username=m.candidate.username,
+        first_name=p.first_name,
+        last_name=p.last_name,
+        date_of_birth=p.date_of_birth,
+        ssn_last4=p.ssn_last4,
+        score=round(m.probability, 4),
+        band=m.band,
+        evidence=[Evidence(field=e.field, outcome=e.outcome, weight=e.weight)
+                  for e in m.evidence],
+    )

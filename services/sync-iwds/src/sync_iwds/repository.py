@@ -1,0 +1,3 @@
+"""sync-iwds's data access: SQL on the caller's connection, nothing else."""
+
+from __future__ import annotations
