@@ -49,8 +49,8 @@ def test_a_good_row_is_read_with_typed_fields() -> None:
 
 
 def test_columns_in_any_order_and_extra_columns_ignored() -> None:
-    cols = list(reversed(PARTICIPANT_COLUMNS)) + ["favourite_colour"]
-    vals = list(reversed(GOOD.split(","))) + ["blue"]
+    cols = [*reversed(PARTICIPANT_COLUMNS), "favourite_colour"]
+    vals = [*reversed(GOOD.split(",")), "blue"]
     [row] = parse("participants", ",".join(cols) + "\n" + ",".join(vals) + "\n")
     [expected] = parse("participants", f"{HEADER}\n{GOOD}\n")
     assert row == expected
@@ -120,7 +120,8 @@ def test_duplicate_id_in_one_file() -> None:
 
 
 def test_lwia_one_digit_is_padded_and_status_case_folded() -> None:
-    [row] = parse("participants", f"{HEADER}\n{GOOD.replace(',07,', ',7,').replace('active', 'Active')}\n")
+    text = GOOD.replace(",07,", ",7,").replace("active", "Active")
+    [row] = parse("participants", f"{HEADER}\n{text}\n")
     assert isinstance(row, Participant) and row.lwia_code == "07" and row.status == "active"
 
 

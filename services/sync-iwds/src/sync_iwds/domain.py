@@ -198,7 +198,7 @@ def parse_participant(line: int, raw: dict[str, str | None]) -> Participant:
         _date(raw, "exit_date"),
     )
     updated_at = _timestamp(raw, "updated_at")
-    return Participant(line, *values, updated_at, record_hash(values))  # type: ignore[arg-type]
+    return Participant(line, *values, updated_at, record_hash(values))
 
 
 def parse_grant(line: int, raw: dict[str, str | None]) -> Grant:

@@ -11,9 +11,12 @@ the run's status under a row lock, so applying twice does nothing the second tim
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterable, Callable, Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,7 @@ from shared.servicekit.audit import Actor, record
 from shared.servicekit.db import Connection
 from shared.servicekit.errors import Conflict, NotFound
 from sync_iwds import repository as repo
-from sync_iwds.deps import Deps
+from sync_iwds.deps import Deps, IdentityUnavailable
 from sync_iwds.domain import (
     BadFile,
     Counts,
@@ -152,11 +155,14 @@ async def stage(pool: asyncpg.Pool, deps: Deps, run: Run, chunks: AsyncIterable[
             await st.finish()
     except BadFile as exc:
         return await refuse(pool, deps, run, str(exc))
+    except Exception as exc:  # the body stopped (client gone...): nothing applied
+        await refuse(pool, deps, run, f"reading stopped ({type(exc).__name__}); send it again")
+        raise
     return None
 
 
 async def file_chunks(path: Path) -> AsyncIterable[bytes]:
-    with path.open("rb") as f:  # noqa: ASYNC230 - local disk, 1 MiB at a time
+    with path.open("rb") as f:
         while chunk := f.read(READ_CHUNK):
             yield chunk
 
@@ -165,7 +171,7 @@ async def import_file(pool: asyncpg.Pool, deps: Deps, *, feed: Feed, mode: Mode,
                       progress: Callable[[int], None] | None = None) -> Run:
     """The CLI's import: read, stage, apply; the finished (or held, refused) run."""
     run = await open_run(pool, deps, feed=feed, mode=mode, source="cli",
-                         file_path=str(path.resolve()))
+                         file_path=os.path.abspath(path))
     refused = await stage(pool, deps, run, file_chunks(path), progress)
     if refused is not None:
         return refused
@@ -221,7 +227,7 @@ async def apply_in(conn: Connection, deps: Deps, run_id: uuid.UUID, *,
     await repo.finish_run(conn, run.id, status="done", counts=counts, message=None, at=now,
                           phase="applied")
     await deps.outbox.add(conn, IwdsSyncCompleted(
-        run_id=run.id, kind=run.kind, started_at=run.started_at,  # type: ignore[arg-type]
+        run_id=run.id, kind=run.kind, started_at=run.started_at,
         finished_at=now, counts=IwdsRunCounts(**counts.as_dict())))
     log.info("iwds_run_done", run_id=str(run.id), feed=run.feed, **counts.as_dict())
     return await _reload(conn, run.id)
@@ -345,7 +351,7 @@ async def recover(pool: asyncpg.Pool, deps: Deps) -> list[Run]:
         log.info("iwds_run_recovering", run_id=str(run_id), phase=run.phase)
         if run.phase == "staged":
             done.append(await apply_run(pool, deps, run_id))
-        elif run.file_path and Path(run.file_path).is_file():
+        elif run.file_path and os.path.isfile(run.file_path):
             async with pool.acquire() as conn, conn.transaction():
                 await conn.execute("DELETE FROM iwds_stage_people WHERE run_id = $1", run_id)
                 await conn.execute("DELETE FROM iwds_stage_grants WHERE run_id = $1", run_id)
@@ -456,3 +462,44 @@ async def link_matched(pool: asyncpg.Pool, deps: Deps, person_id: str,
         row = await repo.person_for_update(conn, person_id)
         await deps.outbox.add(conn, _updated(row))
     return True
+
+
+async def link_once(pool: asyncpg.Pool, deps: Deps) -> tuple[int, int]:
+    """One batch of unlinked records through identity's matcher: (asked, linked).
+    Raises IdentityUnavailable when identity cannot be asked (tried again later)."""
+    assert deps.identity is not None
+    s = deps.settings
+    now = deps.clock.now()
+    async with pool.acquire() as conn:
+        batch = await repo.unlinked_batch(conn, s.link_batch,
+                                          now - timedelta(hours=s.link_retry_hours))
+    linked = 0
+    tried: list[str] = []
+    try:
+        for r in batch:
+            account = await deps.identity.strong_match(
+                r["first_name"], r["last_name"], r["date_of_birth"])
+            tried.append(r["iwds_person_id"])
+            if account is not None and await link_matched(
+                    pool, deps, r["iwds_person_id"], account):
+                linked += 1
+    finally:
+        if tried:
+            async with pool.acquire() as conn:
+                await repo.mark_link_tried(conn, tried, now)
+    return len(batch), linked
+
+
+async def link_forever(pool: asyncpg.Pool, deps: Deps) -> None:
+    while True:
+        try:
+            asked, linked = await link_once(pool, deps)
+            if linked:
+                log.info("iwds_records_linked", asked=asked, linked=linked)
+            if asked:
+                continue
+        except IdentityUnavailable as exc:
+            log.info("iwds_linking_paused", reason=str(exc))
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("iwds_linking_failed", error=type(exc).__name__)
+        await asyncio.sleep(deps.settings.link_interval_seconds)
