@@ -171,7 +171,7 @@ async def import_file(pool: asyncpg.Pool, deps: Deps, *, feed: Feed, mode: Mode,
                       progress: Callable[[int], None] | None = None) -> Run:
     """The CLI's import: read, stage, apply; the finished (or held, refused) run."""
     run = await open_run(pool, deps, feed=feed, mode=mode, source="cli",
-                         file_path=os.path.abspath(path))
+                         file_path=os.path.abspath(path))  # noqa: ASYNC240
     refused = await stage(pool, deps, run, file_chunks(path), progress)
     if refused is not None:
         return refused
@@ -351,7 +351,7 @@ async def recover(pool: asyncpg.Pool, deps: Deps) -> list[Run]:
         log.info("iwds_run_recovering", run_id=str(run_id), phase=run.phase)
         if run.phase == "staged":
             done.append(await apply_run(pool, deps, run_id))
-        elif run.file_path and os.path.isfile(run.file_path):
+        elif run.file_path and os.path.isfile(run.file_path):  # noqa: ASYNC240
             async with pool.acquire() as conn, conn.transaction():
                 await conn.execute("DELETE FROM iwds_stage_people WHERE run_id = $1", run_id)
                 await conn.execute("DELETE FROM iwds_stage_grants WHERE run_id = $1", run_id)
