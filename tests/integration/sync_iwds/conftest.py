@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import asyncpg
 import pytest_asyncio
 
+from shared.schemas.envelope import Envelope
 from shared.servicekit.db import KIT_MIGRATIONS, create_pool, migrate
 from sync_iwds.app import SPEC
 from sync_iwds.deps import Deps, build_deps
@@ -62,9 +62,19 @@ def write_staff(path: Path, rows: list[tuple[str, str, str, str, str]]) -> Path:
 
 
 async def events(pool: asyncpg.Pool, event_type: str | None = None) -> list[dict[str, Any]]:
-    rows = await pool.fetch("SELECT event_type, value FROM outbox ORDER BY id")
-    return [{"type": r["event_type"], **json.loads(r["value"])["payload"]} for r in rows
-            if event_type is None or r["event_type"] == event_type]
+    """The outbox's events, each parsed back through Envelope and its registered model
+    (the bulk events are built in SQL: this keeps them to the contract)."""
+    rows = await pool.fetch("SELECT event_type, subject, value FROM outbox ORDER BY id")
+    out = []
+    for r in rows:
+        env = Envelope.from_bytes(r["value"])
+        assert env.type == r["event_type"] and env.subject == r["subject"]
+        assert env.producer == "sync-iwds"
+        event = env.parse_payload()
+        assert event.subject_key() == env.subject
+        if event_type is None or r["event_type"] == event_type:
+            out.append({"type": env.type, **event.model_dump(mode="json")})
+    return out
 
 
 async def clear_outbox(pool: asyncpg.Pool) -> None:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from identity import matches, registration
 from identity.api_deps import Ids, Staff
+from identity.clients import MatchActor
 from identity.domain import FieldError, InvalidInput, MatchFields, clean_match_fields
 from identity.matching import Match
 from identity.repository.matches import DuplicatePair, PairAccount
@@ -46,14 +47,15 @@ def candidate_view(m: Match) -> Candidate:
 
 
 @router.post("/v1/matches", tags=["matching"])
-async def find_matches(body: MatchQuery, pool: Pool, ids: Ids, staff: Staff) -> MatchAnswer:
+async def find_matches(body: MatchQuery, pool: Pool, ids: Ids, actor: MatchActor
+                       ) -> MatchAnswer:
     """At most five candidates, best first, each with the evidence for it."""
     fields = MatchFields(body.first_name, body.last_name, body.date_of_birth, body.ssn,
                          body.idoc_number, body.email)
     clean = clean_match_fields(fields, today=ids.clock.today())
     found = await matches.search(
         pool, matches.Matcher(ids.vault, ids.thresholds), clean,
-        staff_id=staff.id, account_id=body.account_id)
+        staff_id=actor, account_id=body.account_id)
     return MatchAnswer(candidates=[candidate_view(m) for m in found])
 
 

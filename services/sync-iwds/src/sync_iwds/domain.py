@@ -11,13 +11,14 @@ import codecs
 import csv
 import hashlib
 import json
+import operator
 import re
 import uuid
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Feed = Literal["participants", "staff-access"]
 Mode = Literal["full", "partial"]
@@ -64,8 +65,7 @@ class Rejection:
     reason: str
 
 
-@dataclass(frozen=True)
-class Participant:
+class Participant(NamedTuple):
     """One valid participants row, in the order it is copied to staging."""
 
     line: int
@@ -84,16 +84,10 @@ class Participant:
     hash: bytes
 
     def as_copy_row(self) -> tuple[Any, ...]:
-        return (
-            self.line, self.iwds_person_id, self.worknet_account_id, self.lwia_code,
-            self.office_code, self.case_manager_staff_id, self.first_name, self.last_name,
-            self.date_of_birth, self.program, self.status, self.exit_date, self.updated_at,
-            self.hash,
-        )
+        return tuple(self)
 
 
-@dataclass(frozen=True)
-class Grant:
+class Grant(NamedTuple):
     """One valid staff-access row (one grant)."""
 
     line: int
@@ -104,17 +98,20 @@ class Grant:
     office_code: str | None
 
     def as_copy_row(self) -> tuple[Any, ...]:
-        return (self.line, self.iwds_staff_id, self.worknet_username, self.level,
-                self.lwia_code, self.office_code)
+        return tuple(self)
 
 
 Row = Participant | Grant
 Parsed = Row | Rejection
 
+# anything SSN-shaped anywhere in a row: the (rare) slow path checks field by field
+_SSN_ANYWHERE = re.compile(r"(?<!\d)\d{3}[- ]?\d{2}[- ]?\d{4}(?!\d)")
+_SEP = "\x1f"
+
 
 def record_hash(values: Iterable[object]) -> bytes:
     """A stable digest of a record's content (``updated_at`` excluded)."""
-    text = "\x1f".join("" if v is None else str(v) for v in values)
+    text = _SEP.join("" if v is None else str(v) for v in values)
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
@@ -124,25 +121,19 @@ class _RowError(Exception):
         self.reason = reason
 
 
-def _text(raw: dict[str, str | None], name: str, max_len: int, *, is_id: bool = False
-          ) -> str | None:
-    value = raw.get(name)
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    if ssn_shaped(value, is_id=is_id):
-        if is_id:
-            raise _RowError(f"{name} looks like an SSN")
-        return None  # an SSN-shaped value is dropped, never kept
-    if len(value) > max_len:
-        raise _RowError(f"{name} is longer than {max_len} characters")
-    return value
+def _unsafe(values: list[str], names: tuple[str, ...], id_name: str) -> list[str]:
+    """Drop SSN-shaped values (an SSN-shaped id rejects the row)."""
+    out = []
+    for name, v in zip(names, values, strict=True):
+        if v and ssn_shaped(v, is_id=name == id_name):
+            if name == id_name:
+                raise _RowError(f"{name} looks like an SSN")
+            v = ""
+        out.append(v)
+    return out
 
 
-def _date(raw: dict[str, str | None], name: str) -> date | None:
-    value = (raw.get(name) or "").strip()
+def _date(value: str, name: str) -> date | None:
     if not value:
         return None
     try:
@@ -151,78 +142,86 @@ def _date(raw: dict[str, str | None], name: str) -> date | None:
         raise _RowError(f"bad {name} (expected YYYY-MM-DD)") from None
 
 
-def _timestamp(raw: dict[str, str | None], name: str) -> datetime:
-    value = (raw.get(name) or "").strip()
-    if not value:
-        raise _RowError(f"missing {name}")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise _RowError(f"bad {name} (expected an ISO 8601 date and time)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _lwia(raw: dict[str, str | None], *, required: bool) -> str | None:
-    value = (raw.get("lwia_code") or "").strip()
+def _lwia(value: str, *, required: bool) -> str | None:
     if not value:
         if required:
             raise _RowError("missing lwia_code")
         return None
+    if len(value) == 2 and value.isdigit() and "01" <= value <= "26":
+        return value
     if not _LWIA.fullmatch(value) or not 1 <= int(value) <= 26:
         raise _RowError("unknown lwia_code (expected 01 to 26)")
     return f"{int(value):02d}"
 
 
-def parse_participant(line: int, raw: dict[str, str | None]) -> Participant:
-    """One participants row; raises _RowError with the reason it is rejected."""
-    person_id = _text(raw, "iwds_person_id", CODE_MAX, is_id=True)
-    if person_id is None:
+def _too_long(values: list[str], names: tuple[str, ...]) -> None:
+    for name, v in zip(names, values, strict=True):
+        limit = NAME_MAX if name in ("first_name", "last_name", "worknet_username") else CODE_MAX
+        if len(v) > limit:
+            raise _RowError(f"{name} is longer than {limit} characters")
+
+
+def parse_participant(line: int, fields: Iterable[str]) -> Participant:
+    """One participants row (values in PARTICIPANT_COLUMNS order); raises _RowError."""
+    v = list(map(str.strip, fields))
+    if _SSN_ANYWHERE.search(_SEP.join(v)):
+        v = _unsafe(v, PARTICIPANT_COLUMNS, "iwds_person_id")
+    pid, acct, lwia, office, cm, first, last, dob, program, status, exit_d, upd = v
+    if not pid:
         raise _RowError("missing iwds_person_id")
-    account_text = (raw.get("worknet_account_id") or "").strip()
+    if max(map(len, v)) > CODE_MAX:
+        _too_long(v, PARTICIPANT_COLUMNS)
     try:
-        account = uuid.UUID(account_text) if account_text else None
+        account = uuid.UUID(acct) if acct else None
     except ValueError:
         raise _RowError("bad worknet_account_id (expected a UUID)") from None
-    lwia = _lwia(raw, required=True)
-    assert lwia is not None
-    status = (raw.get("status") or "").strip().lower()
-    if not status:
-        raise _RowError("missing status")
+    lwia = _lwia(lwia, required=True) or ""
+    status = status.lower()
     if status not in STATUSES:
-        raise _RowError("unknown status (expected active or exited)")
-    values = (
-        person_id, account, lwia,
-        _text(raw, "office_code", CODE_MAX), _text(raw, "case_manager_staff_id", CODE_MAX),
-        _text(raw, "first_name", NAME_MAX), _text(raw, "last_name", NAME_MAX),
-        _date(raw, "date_of_birth"), _text(raw, "program", CODE_MAX), status,
-        _date(raw, "exit_date"),
-    )
-    updated_at = _timestamp(raw, "updated_at")
-    return Participant(line, *values, updated_at, record_hash(values))
+        raise _RowError("unknown status (expected active or exited)" if status
+                        else "missing status")
+    birth, exited = _date(dob, "date_of_birth"), _date(exit_d, "exit_date")
+    if not upd:
+        raise _RowError("missing updated_at")
+    try:
+        updated_at = datetime.fromisoformat(upd)
+    except ValueError:
+        raise _RowError("bad updated_at (expected an ISO 8601 date and time)") from None
+    if updated_at.tzinfo is None:
+        updated_at = updated_at.replace(tzinfo=UTC)
+    digest = hashlib.blake2b(_SEP.join((
+        pid, str(account or ""), lwia, office, cm, first, last, str(birth or ""), program,
+        status, str(exited or ""))).encode(), digest_size=16).digest()
+    return Participant(line, pid, account, lwia, office or None, cm or None, first or None,
+                       last or None, birth, program or None, status, exited, updated_at, digest)
 
 
-def parse_grant(line: int, raw: dict[str, str | None]) -> Grant:
-    staff_id = _text(raw, "iwds_staff_id", CODE_MAX, is_id=True)
-    if staff_id is None:
+def parse_grant(line: int, fields: Iterable[str]) -> Grant:
+    v = list(map(str.strip, fields))
+    if _SSN_ANYWHERE.search(_SEP.join(v)):
+        v = _unsafe(v, STAFF_COLUMNS, "iwds_staff_id")
+    staff_id, username, lwia_text, office_text, level = v
+    if not staff_id:
         raise _RowError("missing iwds_staff_id")
-    level = (raw.get("access_level") or "").strip().lower()
+    _too_long(v, STAFF_COLUMNS)
+    level = level.lower()
     if not level:
         raise _RowError("missing access_level")
     if level not in LEVELS:
         raise _RowError("unknown access_level (expected statewide, lwia, office or caseload)")
-    lwia = _lwia(raw, required=level in ("lwia", "office"))
-    office = _text(raw, "office_code", CODE_MAX)
+    lwia = _lwia(lwia_text, required=level in ("lwia", "office"))
+    office = office_text or None
     if level == "office" and office is None:
         raise _RowError("missing office_code for access_level office")
     if level == "statewide":
         lwia = office = None
     elif level == "lwia":
         office = None
-    return Grant(line, staff_id, _text(raw, "worknet_username", NAME_MAX), level, lwia, office)
+    return Grant(line, staff_id, username or None, level, lwia, office)
 
 
-def _safe_id(feed: Feed, raw: dict[str, str | None]) -> str:
-    value = (raw.get(ID_COLUMN[feed]) or "").strip()
+def _safe_id(value: str) -> str:
+    value = value.strip()
     if not value or ssn_shaped(value, is_id=True) or len(value) > CODE_MAX:
         return ""
     return value
@@ -231,50 +230,58 @@ def _safe_id(feed: Feed, raw: dict[str, str | None]) -> str:
 class Parser:
     """Turns the text lines of one feed file into rows and rejections.
 
-    Call :meth:`line` with each physical line in order (CSV or NDJSON, decided by
-    the first non-blank line). A CSV header missing a required column raises
-    BadFile naming it. Columns beyond the feed's are never read, so an ``ssn``
-    column is dropped here and goes nowhere.
+    Give it the lines in order (:meth:`lines`, CSV or NDJSON, decided by the first
+    non-blank line). A CSV header missing a required column raises BadFile naming
+    it. Columns beyond the feed's are never read, so an ``ssn`` column is dropped
+    here and goes nowhere.
     """
 
     def __init__(self, feed: Feed) -> None:
         self.feed = feed
+        self.columns = COLUMNS[feed]
         self.format: Literal["csv", "ndjson"] | None = None
-        self.lineno = 0
+        self.lineno = 0  # physical lines consumed
         self.read = 0
         self.rejected = 0
         self.dropped_columns: list[str] = []
-        self._index: list[tuple[str, int]] = []
+        self._pick: Any = None
+        self._width = 0
         self._pending: list[str] = []
-        self._pending_start = 0
         self._seen: dict[object, int] = {}
+        self._parse = parse_participant if feed == "participants" else parse_grant
 
-    def line(self, text: str) -> Parsed | None:
-        self.lineno += 1
+    def lines(self, texts: list[str]) -> Iterator[Parsed]:
+        i = 0
         if self.format is None:
-            if not text.strip():
-                return None
-            self.format = "ndjson" if text.lstrip("\ufeff \t").startswith("{") else "csv"
+            while i < len(texts) and not texts[i].strip():
+                i += 1
+            if i == len(texts):
+                self.lineno += i
+                return
+            first = texts[i].lstrip("\ufeff \t")
+            self.format = "ndjson" if first.startswith("{") else "csv"
             if self.format == "csv":
-                self._header(text)
-                return None
+                self._header(texts[i])
+                i += 1
+            self.lineno += i
+            texts = texts[i:]
         if self.format == "ndjson":
-            return self._json_line(text)
-        return self._csv_line(text)
-
-    def lines(self, texts: Iterable[str]) -> Iterator[Parsed]:
-        for text in texts:
-            out = self.line(text)
-            if out is not None:
-                yield out
+            for text in texts:
+                self.lineno += 1
+                if text.strip():
+                    yield self._json_line(text)
+            return
+        yield from self._csv_lines(texts)
 
     def finish(self) -> Parsed | None:
         """The end of the input: a CSV record left open by an unbalanced quote."""
         if self._pending:
+            start = self.lineno + 1
+            self.lineno += len(self._pending)
             self._pending = []
             self.read += 1
             self.rejected += 1
-            return Rejection(self._pending_start, "", "unterminated quoted field")
+            return Rejection(start, "", "unterminated quoted field")
         if self.format is None:
             raise BadFile("the file is empty")
         return None
@@ -283,39 +290,56 @@ class Parser:
 
     def _header(self, text: str) -> None:
         names = [n.strip().lstrip("\ufeff").strip().lower() for n in next(csv.reader([text]))]
-        missing = [c for c in COLUMNS[self.feed] if c not in names]
+        missing = [c for c in self.columns if c not in names]
         if missing:
             raise BadFile(
                 f"the header lacks the required column{'s' if len(missing) > 1 else ''} "
                 + ", ".join(missing))
-        self._index = [(c, names.index(c)) for c in COLUMNS[self.feed]]
-        self.dropped_columns = [n for n in names if n not in COLUMNS[self.feed]]
+        index = [names.index(c) for c in self.columns]
+        self._pick = operator.itemgetter(*index)
+        self._width = max(index) + 1
+        self.dropped_columns = [n for n in names if n not in self.columns]
 
-    def _csv_line(self, text: str) -> Parsed | None:
-        if self._pending:
-            self._pending.append(text)
-        elif not text.strip():
-            return None
-        else:
-            self._pending, self._pending_start = [text], self.lineno
-        if sum(part.count('"') for part in self._pending) % 2:
-            return None  # a quoted field goes on over the next line
-        record = "\n".join(self._pending)
-        self._pending = []
-        try:
-            values = next(csv.reader([record]))
-        except csv.Error:
-            self.read += 1
-            self.rejected += 1
-            return Rejection(self._pending_start, "", "not a CSV row")
-        raw = {c: (values[i] if i < len(values) else None) for c, i in self._index}
-        return self._row(self._pending_start, raw)
+    def _csv_lines(self, texts: list[str]) -> Iterator[Parsed]:
+        batch = self._pending + texts if self._pending else texts
+        cut = len(batch)
+        quoted = any('"' in t for t in batch)
+        if quoted:
+            # a quoted field may go on over the next line: keep an open record back
+            odd, cut = False, 0
+            for n, t in enumerate(batch, start=1):
+                if t.count('"') % 2:
+                    odd = not odd
+                if not odd:
+                    cut = n
+        self._pending = batch[cut:]
+        base = self.lineno
+        # a quoted field over two lines keeps its line break
+        reader = csv.reader([t + "\n" for t in batch[:cut]] if quoted else batch[:cut])
+        consumed = 0
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                break
+            except csv.Error:
+                self.read += 1
+                self.rejected += 1
+                yield Rejection(base + consumed + 1, "", "not a CSV row")
+                consumed = reader.line_num
+                continue
+            start = base + consumed + 1
+            consumed = reader.line_num
+            if not values or (len(values) == 1 and not values[0].strip()):
+                continue
+            if len(values) < self._width:
+                values += [""] * (self._width - len(values))
+            yield self._row(start, self._pick(values))
+        self.lineno = base + cut
 
     # -- NDJSON ------------------------------------------------------------------------
 
-    def _json_line(self, text: str) -> Parsed | None:
-        if not text.strip():
-            return None
+    def _json_line(self, text: str) -> Parsed:
         try:
             obj = json.loads(text)
         except ValueError:
@@ -328,33 +352,27 @@ class Parser:
 
     def record(self, obj: dict[str, Any], line: int) -> Parsed:
         """One record given as a mapping (NDJSON line, raw-topic record)."""
-        raw: dict[str, str | None] = {}
-        for c in COLUMNS[self.feed]:
+        values = []
+        for c in self.columns:
             v = obj.get(c)
-            raw[c] = None if v is None else (v if isinstance(v, str) else str(v))
-        return self._row(line, raw)
+            values.append("" if v is None else (v if isinstance(v, str) else str(v)))
+        return self._row(line, tuple(values))
 
     # -- both --------------------------------------------------------------------------
 
-    def _row(self, line: int, raw: dict[str, str | None]) -> Parsed:
+    def _row(self, line: int, values: tuple[str, ...]) -> Parsed:
         self.read += 1
         try:
-            row: Row
-            if self.feed == "participants":
-                row = parse_participant(line, raw)
-                key: object = row.iwds_person_id
-                what = "iwds_person_id"
-            else:
-                row = parse_grant(line, raw)
-                key = (row.iwds_staff_id, row.level, row.lwia_code, row.office_code)
-                what = "grant"
+            row = self._parse(line, values)
+            key: object = row[1] if self.feed == "participants" else row[1:2] + row[3:]
             first = self._seen.setdefault(key, line)
             if first != line:
+                what = "iwds_person_id" if self.feed == "participants" else "grant"
                 raise _RowError(f"duplicate {what} in this file (first on line {first})")
             return row
         except _RowError as exc:
             self.rejected += 1
-            return Rejection(line, _safe_id(self.feed, raw), exc.reason)
+            return Rejection(line, _safe_id(values[0]), exc.reason)
 
 
 class Decoder:

@@ -231,23 +231,61 @@ _PERSON_EVENT = (
     " p.lwia_code, p.office_code, p.case_manager_staff_id, p.program, p.status, p.exit_date")
 
 
-def updated_people(conn: Connection) -> Any:
-    """Cursor over the current state of the run's added and changed records."""
-    return conn.cursor(
-        _PERSON_EVENT + " FROM iwds_diff d JOIN iwds_people p USING (iwds_person_id)"
-        " WHERE d.k IN ('a', 'c')", prefetch=5000)
+# The envelope (shared/schemas/envelope.py) built in SQL for the bulk events of a
+# run: one INSERT ... SELECT instead of a million pydantic models. The payload's
+# fields are exactly IwdsRecordUpdated's / IwdsRecordRemoved's; a contract test
+# parses these rows back with Envelope and the event models.
+_ENVELOPE = (
+    "INSERT INTO outbox (event_id, topic, subject, event_type, value)"
+    " SELECT e.id, $1, e.subject, $2, convert_to(json_build_object("
+    "  'event_id', e.id, 'type', $2::text, 'version', 1, 'occurred_at', $3::timestamptz,"
+    "  'producer', $4::text, 'correlation_id', $5::text, 'causation_id', $6::text,"
+    "  'subject', e.subject, 'payload', e.payload)::text, 'UTF8')"
+    " FROM (SELECT gen_random_uuid() AS id, p.iwds_person_id AS subject, {payload} AS payload"
+    "       FROM {source} ORDER BY p.iwds_person_id) e")
+_UPDATED_PAYLOAD = (
+    "json_build_object('iwds_person_id', p.iwds_person_id,"
+    " 'account_id', coalesce(p.worknet_account_id, p.linked_account_id),"
+    " 'lwia_code', p.lwia_code, 'office_code', p.office_code,"
+    " 'case_manager_staff_id', p.case_manager_staff_id, 'program', p.program,"
+    " 'status', p.status, 'exit_date', p.exit_date)")
+_REMOVED_PAYLOAD = (
+    "json_build_object('iwds_person_id', p.iwds_person_id,"
+    " 'account_id', coalesce(p.worknet_account_id, p.linked_account_id),"
+    " 'lwia_code', p.lwia_code, 'office_code', p.office_code)")
+
+
+@dataclass(frozen=True)
+class EnvelopeMeta:
+    topic: str
+    event_type: str
+    occurred_at: datetime
+    producer: str
+    correlation_id: str | None
+    causation_id: str | None
+
+
+async def add_updated_events(conn: Connection, meta: EnvelopeMeta) -> None:
+    """IwdsRecordUpdated for the run's added and changed records, one statement."""
+    await conn.execute(
+        _ENVELOPE.format(payload=_UPDATED_PAYLOAD, source=(
+            "iwds_diff d JOIN iwds_people p USING (iwds_person_id) WHERE d.k IN ('a', 'c')")),
+        meta.topic, meta.event_type, meta.occurred_at, meta.producer, meta.correlation_id,
+        meta.causation_id)
+
+
+async def add_removed_events(conn: Connection, meta: EnvelopeMeta) -> None:
+    """IwdsRecordRemoved for the records missing from a full extract (before removal)."""
+    await conn.execute(
+        _ENVELOPE.format(payload=_REMOVED_PAYLOAD, source=(
+            "iwds_gone g JOIN iwds_people p USING (iwds_person_id)")),
+        meta.topic, meta.event_type, meta.occurred_at, meta.producer, meta.correlation_id,
+        meta.causation_id)
 
 
 async def remove_gone(conn: Connection) -> None:
     await conn.execute(
         "DELETE FROM iwds_people p USING iwds_gone g WHERE p.iwds_person_id = g.iwds_person_id")
-
-
-def gone_people(conn: Connection) -> Any:
-    """Cursor over the records about to be removed (call before remove_gone)."""
-    return conn.cursor(
-        _PERSON_EVENT + " FROM iwds_gone g JOIN iwds_people p USING (iwds_person_id)",
-        prefetch=5000)
 
 
 async def count_unlinked(conn: Connection, run_id: uuid.UUID) -> int:

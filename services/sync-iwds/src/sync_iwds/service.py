@@ -34,6 +34,7 @@ from shared.schemas.iwds import (
 from shared.servicekit.audit import Actor, record
 from shared.servicekit.db import Connection
 from shared.servicekit.errors import Conflict, NotFound
+from shared.servicekit.logs import causation_id, correlation_id
 from sync_iwds import repository as repo
 from sync_iwds.deps import Deps, IdentityUnavailable
 from sync_iwds.domain import (
@@ -95,7 +96,7 @@ class Staging:
             if isinstance(p, Rejection):
                 self._rejected.append(p)
             else:
-                self._rows.append((run_id, *p.as_copy_row()))
+                self._rows.append((run_id, *p))
 
     async def _flush(self) -> None:
         if self._rows:
@@ -250,16 +251,18 @@ async def _apply_people(conn: Connection, deps: Deps, run: Run, *, force: bool
             counts.removed, await repo.count_people(conn), deps.settings.hold_share):
         return counts, True
     await repo.apply_people(conn, run.id)
-    batch = deps.settings.event_batch
     if full and counts.removed:
-        await _emit(conn, deps, repo.gone_people(conn), batch, lambda r: IwdsRecordRemoved(
-            iwds_person_id=r["iwds_person_id"], account_id=r["account_id"],
-            lwia_code=r["lwia_code"], office_code=r["office_code"]))
+        await repo.add_removed_events(conn, _meta(deps, IwdsRecordRemoved))
         await repo.remove_gone(conn)
     if counts.added or counts.changed:
-        await _emit(conn, deps, repo.updated_people(conn), batch, _updated)
+        await repo.add_updated_events(conn, _meta(deps, IwdsRecordUpdated))
     counts.unlinked = await repo.count_unlinked(conn, run.id)
     return counts, False
+
+
+def _meta(deps: Deps, event: type[Any]) -> repo.EnvelopeMeta:
+    return repo.EnvelopeMeta(event.TOPIC, event.TYPE, deps.clock.now(), deps.outbox.producer,
+                             correlation_id.get(), causation_id.get())
 
 
 def _updated(r: Any) -> IwdsRecordUpdated:
@@ -268,18 +271,6 @@ def _updated(r: Any) -> IwdsRecordUpdated:
         lwia_code=r["lwia_code"], office_code=r["office_code"],
         case_manager_staff_id=r["case_manager_staff_id"], program=r["program"],
         status=r["status"], exit_date=r["exit_date"])
-
-
-async def _emit(conn: Connection, deps: Deps, cursor: Any, batch: int,
-                build: Callable[[Any], Any]) -> None:
-    events: list[Any] = []
-    async for r in cursor:
-        events.append(build(r))
-        if len(events) >= batch:
-            await deps.outbox.add_many(conn, events)
-            events = []
-    if events:
-        await deps.outbox.add_many(conn, events)
 
 
 async def _apply_staff(conn: Connection, deps: Deps, run: Run, *, force: bool
