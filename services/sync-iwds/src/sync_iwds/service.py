@@ -70,6 +70,7 @@ class Staging:
         self._rows: list[tuple[Any, ...]] = []
         self._rejected: list[Rejection] = []
         self._conn: Any = None
+        self._copy: asyncio.Task[None] | None = None
         self.staged = 0
 
     async def __aenter__(self) -> Staging:
@@ -81,6 +82,9 @@ class Staging:
 
     async def __aexit__(self, *exc: object) -> None:
         try:
+            if self._copy is not None:
+                self._copy.cancel()
+                await asyncio.gather(self._copy, return_exceptions=True)
             await repo.unlock_run(self._conn, self.run.id)
         finally:
             await self.pool.release(self._conn)
@@ -99,13 +103,24 @@ class Staging:
                 self._rows.append((run_id, *p))
 
     async def _flush(self) -> None:
-        if self._rows:
-            await repo.copy_stage(self._conn, self.run.feed, self._rows)
-            self.staged += len(self._rows)
-            self._rows = []
-        if self._rejected:
-            await repo.copy_rejected(self._conn, self.run.id, self._rejected)
-            self._rejected = []
+        """COPY the rows read so far while the next ones are parsed (PostgreSQL and
+        Python work at the same time); at most one COPY is in flight."""
+        await self._wait_copy()
+        rows, rejected = self._rows, self._rejected
+        self._rows, self._rejected = [], []
+        self.staged += len(rows)
+        self._copy = asyncio.create_task(self._copy_batch(rows, rejected))
+
+    async def _copy_batch(self, rows: list[tuple[Any, ...]], rejected: list[Rejection]) -> None:
+        if rows:
+            await repo.copy_stage(self._conn, self.run.feed, rows)
+        if rejected:
+            await repo.copy_rejected(self._conn, self.run.id, rejected)
+
+    async def _wait_copy(self) -> None:
+        if self._copy is not None:
+            task, self._copy = self._copy, None
+            await task
 
     async def finish(self) -> Counts:
         self._take(self.parser.lines(self.decoder.end()))
@@ -113,6 +128,7 @@ class Staging:
         if last is not None:
             self._take([last])
         await self._flush()
+        await self._wait_copy()
         counts = Counts(read=self.parser.read, rejected=self.parser.rejected)
         await repo.analyze_stage(self._conn, self.run.feed)
         await repo.set_staged(self._conn, self.run.id, self.staged, counts)
