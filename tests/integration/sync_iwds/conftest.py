@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
+import pytest
 import pytest_asyncio
+from fastapi import FastAPI
 
 from shared.schemas.envelope import Envelope
+from shared.servicekit.auth import JwksVerifier
 from shared.servicekit.db import KIT_MIGRATIONS, create_pool, migrate
-from sync_iwds.app import SPEC
+from shared.servicekit.testing_keys import TestSigner
+from sync_iwds.app import SPEC, create_app
 from sync_iwds.deps import Deps, build_deps
 from sync_iwds.domain import PARTICIPANT_COLUMNS, STAFF_COLUMNS
 from sync_iwds.settings import SyncIwdsSettings
+from tests.support.kit import wait_until
+from tests.support.stack import Servers
 
 
 @pytest_asyncio.fixture
@@ -79,3 +88,51 @@ async def events(pool: asyncpg.Pool, event_type: str | None = None) -> list[dict
 
 async def clear_outbox(pool: asyncpg.Pool) -> None:
     await pool.execute("DELETE FROM outbox")
+
+
+@dataclass
+class Service:
+    app: FastAPI
+    client: httpx.AsyncClient
+    pool: asyncpg.Pool
+    signer: TestSigner
+    bootstrap: str
+
+    def client_headers(self, scope: str = "iwds:feed", **claims: Any) -> dict[str, str]:
+        token = self.signer.token(str(uuid.uuid4()), kind="client", scope=scope, **claims)
+        return {"Authorization": f"Bearer {token}"}
+
+    def staff_headers(self, *roles: str) -> dict[str, str]:
+        token = self.signer.token(str(uuid.uuid4()), kind="staff", roles=list(roles))
+        return {"Authorization": f"Bearer {token}"}
+
+    async def wait_run(self, run_id: str, status: str = "done") -> dict[str, Any]:
+        admin = self.staff_headers("admin")
+        seen: dict[str, Any] = {}
+
+        async def finished() -> bool:
+            r = await self.client.get(f"/v1/runs/{run_id}", headers=admin)
+            assert r.status_code == 200, r.text
+            seen.update(r.json())
+            return bool(seen["status"] != "running")
+
+        await wait_until(finished, timeout=30)
+        assert seen["status"] == status, seen
+        return seen
+
+
+@pytest_asyncio.fixture
+async def iwds_service(servers: Servers, database: str, monkeypatch: pytest.MonkeyPatch
+                       ) -> AsyncIterator[Service]:
+    for k, v in {"CSC_KAFKA_BOOTSTRAP": servers.bootstrap, "CSC_KAFKA_CONSUMER_MODE": "assign",
+                 "CSC_BROKER_CHECK_INTERVAL": "0.5"}.items():
+        monkeypatch.setenv(k, v)
+    signer = TestSigner()
+    settings = SyncIwdsSettings(database_url=database, outbox_poll_interval=0.2,
+                                stage_batch_rows=100)
+    app = create_app(settings, verifier=JwksVerifier.from_jwks(
+        signer.jwks(), issuer=signer.issuer, audience=signer.audience))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://sync-iwds") as client:
+        pool = app.state.runtime.pool
+        yield Service(app, client, pool, signer, servers.bootstrap)

@@ -10,6 +10,7 @@ import structlog
 from fastapi import FastAPI
 
 from shared.servicekit.aio import wait_event
+from shared.servicekit.auth import JwksVerifier
 from shared.servicekit.runtime import Runtime, ServiceSpec, build_app
 from sync_iwds import service
 from sync_iwds.api import router
@@ -68,5 +69,6 @@ SPEC = ServiceSpec(
 )
 
 
-def create_app(settings: SyncIwdsSettings | None = None) -> FastAPI:
-    return build_app(SPEC, settings)
+def create_app(settings: SyncIwdsSettings | None = None, *,
+               verifier: JwksVerifier | None = None) -> FastAPI:
+    return build_app(SPEC, settings, verifier=verifier)
