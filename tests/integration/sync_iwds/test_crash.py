@@ -18,7 +18,7 @@ async def test_killed_while_applying_is_applied_once_at_next_start(
         iwds_pool: asyncpg.Pool, deps: Deps, tmp_path: Path, database: str) -> None:
     iwds_dsn = database
     path = write_csv(tmp_path / "a.csv", [person(f"P{i}") for i in range(300)])
-    run = await service.open_run(iwds_pool, deps, feed="participants", mode="full",
+    run = service.open_run(iwds_pool, deps, feed="participants", mode="full",
                                  source="cli", file_path=str(path))
     assert await service.stage(iwds_pool, deps, run, service.file_chunks(path)) is None
 
@@ -56,7 +56,7 @@ async def test_killed_while_applying_is_applied_once_at_next_start(
 async def test_killed_while_reading_is_read_again_from_its_file(
         iwds_pool: asyncpg.Pool, deps: Deps, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "a.csv", [person(f"P{i}") for i in range(500)])
-    run = await service.open_run(iwds_pool, deps, feed="participants", mode="full",
+    run = service.open_run(iwds_pool, deps, feed="participants", mode="full",
                                  source="cli", file_path=str(path))
     staging = service.Staging(iwds_pool, deps, run)
     await staging.__aenter__()
@@ -76,8 +76,10 @@ async def test_killed_while_reading_is_read_again_from_its_file(
 
 async def test_killed_while_reading_a_body_that_is_gone_is_refused(
         iwds_pool: asyncpg.Pool, deps: Deps) -> None:
-    run = await service.open_run(iwds_pool, deps, feed="participants", mode="partial",
-                                 source="http")
+    run = service.open_run(iwds_pool, deps, feed="participants", mode="partial",
+                           source="http")
+    async with iwds_pool.acquire() as conn:  # its process died before it read a byte
+        await service.repo.insert_run(conn, run)
     [refused] = await service.recover(iwds_pool, deps)
     assert refused.id == run.id and refused.status == "refused"
     assert "send it again" in (refused.message or "")
@@ -87,7 +89,7 @@ async def test_killed_while_reading_a_body_that_is_gone_is_refused(
 async def test_a_live_run_is_left_alone(iwds_pool: asyncpg.Pool, deps: Deps,
                                         tmp_path: Path) -> None:
     path = write_csv(tmp_path / "a.csv", [person("P1")])
-    run = await service.open_run(iwds_pool, deps, feed="participants", mode="full",
+    run = service.open_run(iwds_pool, deps, feed="participants", mode="full",
                                  source="cli", file_path=str(path))
     async with service.Staging(iwds_pool, deps, run):
         assert await service.recover(iwds_pool, deps) == []

@@ -73,7 +73,7 @@ async def post_feed(
 ) -> Accepted:
     """A feed file as the body (CSV, optionally gzip, or NDJSON), read as it streams in.
     The run is applied in the background: follow it at GET /v1/runs/{run_id}."""
-    run = await service.open_run(pool, deps, feed=feed, mode=mode, source="http")
+    run = service.open_run(pool, deps, feed=feed, mode=mode, source="http")
     refused = await service.stage(pool, deps, run, request.stream())
     if refused is not None:
         raise Problem(422, "Feed refused", refused.message or "the feed was refused",

@@ -57,7 +57,8 @@ _RUN_COLUMNS = ("id, feed, mode, kind, source, status, phase, file_path, staged_
 async def insert_run(conn: Connection, run: Run) -> None:
     await conn.execute(
         "INSERT INTO iwds_runs (id, feed, mode, kind, source, status, phase, file_path,"
-        " counts, started_at) VALUES ($1, $2, $3, $4, $5, 'running', 'reading', $6, $7, $8)",
+        " counts, started_at) VALUES ($1, $2, $3, $4, $5, 'running', 'reading', $6, $7, $8)"
+        " ON CONFLICT (id) DO NOTHING",
         run.id, run.feed, run.mode, run.kind, run.source, run.file_path,
         run.counts.as_dict(), run.started_at)
 

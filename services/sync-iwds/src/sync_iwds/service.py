@@ -78,6 +78,9 @@ class Staging:
         if not await repo.try_lock_run(self._conn, self.run.id):
             await self.pool.release(self._conn)
             raise Conflict("run", "is being read by another process", code="run-busy")
+        # the row appears only once its lock is held: recovery never takes a run
+        # being opened for a dead one
+        await repo.insert_run(self._conn, self.run)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -139,13 +142,11 @@ class Staging:
         return counts
 
 
-async def open_run(pool: asyncpg.Pool, deps: Deps, *, feed: Feed, mode: Mode, source: str,
+def open_run(pool: asyncpg.Pool | None, deps: Deps, *, feed: Feed, mode: Mode, source: str,
                    file_path: str | None = None) -> Run:
-    run = Run(uuid.uuid4(), feed, mode, _kind(mode, source), source, "running", "reading",
-              file_path, 0, Counts(), None, deps.clock.now(), None)
-    async with pool.acquire() as conn:
-        await repo.insert_run(conn, run)
-    return run
+    """A new run; its row is written when staging starts (under the run's lock)."""
+    return Run(uuid.uuid4(), feed, mode, _kind(mode, source), source, "running", "reading",
+               file_path, 0, Counts(), None, deps.clock.now(), None)
 
 
 async def refuse(pool: asyncpg.Pool, deps: Deps, run: Run, message: str,
@@ -187,7 +188,7 @@ async def file_chunks(path: Path) -> AsyncIterable[bytes]:
 async def import_file(pool: asyncpg.Pool, deps: Deps, *, feed: Feed, mode: Mode, path: Path,
                       progress: Callable[[int], None] | None = None) -> Run:
     """The CLI's import: read, stage, apply; the finished (or held, refused) run."""
-    run = await open_run(pool, deps, feed=feed, mode=mode, source="cli",
+    run = open_run(pool, deps, feed=feed, mode=mode, source="cli",
                          file_path=os.path.abspath(path))  # noqa: ASYNC240
     refused = await stage(pool, deps, run, file_chunks(path), progress)
     if refused is not None:
