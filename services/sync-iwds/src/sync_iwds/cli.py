@@ -56,6 +56,9 @@ def _with_pool(work: Callable[[Any, Any], Awaitable[Any]]) -> Any:
 
     try:
         return asyncio.run(go())
+    except TimeoutError:
+        raise _fail("a database statement took too long; the run is resumed at the "
+                    "next start") from None
     except OSError as exc:
         raise _fail(f"database unreachable: {exc}") from None
 

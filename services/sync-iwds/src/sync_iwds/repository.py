@@ -15,6 +15,10 @@ from sync_iwds.domain import Counts, Feed, Rejection
 RUN_LOCK = 0x49574452  # "IWDR"
 FEED_LOCK = 0x49574446  # "IWDF"
 
+# the bulk statements of a million-row run may run longer than the pool's default
+# statement timeout (60 s) on a busy machine
+HEAVY = 3600.0
+
 STAGE_PEOPLE_COLUMNS = (
     "run_id", "line", "iwds_person_id", "worknet_account_id", "lwia_code", "office_code",
     "case_manager_staff_id", "first_name", "last_name", "date_of_birth", "program", "status",
@@ -118,7 +122,8 @@ async def unlock_run(conn: Connection, run_id: uuid.UUID) -> None:
 
 async def lock_feed(conn: Connection, feed: Feed) -> None:
     """Applies of one feed take turns (transaction lock)."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", FEED_LOCK, feed)
+    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", FEED_LOCK, feed,
+                       timeout=HEAVY)
 
 
 # -- staging -----------------------------------------------------------------------------
@@ -127,10 +132,10 @@ async def lock_feed(conn: Connection, feed: Feed) -> None:
 async def copy_stage(conn: Connection, feed: Feed, rows: Sequence[tuple[Any, ...]]) -> None:
     if feed == "participants":
         await conn.copy_records_to_table(
-            "iwds_stage_people", columns=STAGE_PEOPLE_COLUMNS, records=rows)
+            "iwds_stage_people", columns=STAGE_PEOPLE_COLUMNS, records=rows, timeout=HEAVY)
     else:
         await conn.copy_records_to_table(
-            "iwds_stage_grants", columns=STAGE_GRANT_COLUMNS, records=rows)
+            "iwds_stage_grants", columns=STAGE_GRANT_COLUMNS, records=rows, timeout=HEAVY)
 
 
 async def copy_rejected(conn: Connection, run_id: uuid.UUID, rejected: Sequence[Rejection]
@@ -143,12 +148,13 @@ async def copy_rejected(conn: Connection, run_id: uuid.UUID, rejected: Sequence[
 async def count_staged(conn: Connection, feed: Feed, run_id: uuid.UUID) -> int:
     table = "iwds_stage_people" if feed == "participants" else "iwds_stage_grants"
     return int(await conn.fetchval(
-        f"SELECT count(*) FROM {table} WHERE run_id = $1", run_id))  # noqa: S608
+        f"SELECT count(*) FROM {table} WHERE run_id = $1", run_id,  # noqa: S608
+        timeout=HEAVY))
 
 
 async def analyze_stage(conn: Connection, feed: Feed) -> None:
     table = "iwds_stage_people" if feed == "participants" else "iwds_stage_grants"
-    await conn.execute(f"ANALYZE {table}")
+    await conn.execute(f"ANALYZE {table}", timeout=HEAVY)
 
 
 async def clear_stage(conn: Connection, feed: Feed, run_id: uuid.UUID) -> None:
@@ -158,9 +164,10 @@ async def clear_stage(conn: Connection, feed: Feed, run_id: uuid.UUID) -> None:
         "SELECT count(*) FROM iwds_runs WHERE id <> $1 AND feed = $2"
         " AND (status = 'held' OR status = 'running')", run_id, feed)
     if others:
-        await conn.execute(f"DELETE FROM {table} WHERE run_id = $1", run_id)  # noqa: S608
+        await conn.execute(f"DELETE FROM {table} WHERE run_id = $1", run_id,  # noqa: S608
+                           timeout=HEAVY)
     else:
-        await conn.execute(f"TRUNCATE {table}")
+        await conn.execute(f"TRUNCATE {table}", timeout=HEAVY)
 
 
 async def delete_rejected(conn: Connection, run_id: uuid.UUID) -> None:
@@ -192,22 +199,23 @@ async def diff_people(conn: Connection, run_id: uuid.UUID, *, full: bool) -> dic
         "       WHEN s.updated_at < p.updated_at THEN 's'"
         "       WHEN s.hash = p.hash THEN 'u' ELSE 'c' END AS k"
         " FROM iwds_stage_people s LEFT JOIN iwds_people p USING (iwds_person_id)"
-        " WHERE s.run_id = $1", run_id)
+        " WHERE s.run_id = $1", run_id, timeout=HEAVY)
     counts = {r["k"]: r["n"] for r in await conn.fetch(
-        "SELECT k, count(*) AS n FROM iwds_diff GROUP BY k")}
+        "SELECT k, count(*) AS n FROM iwds_diff GROUP BY k", timeout=HEAVY)}
     if full:
         await conn.execute(
             "CREATE TEMP TABLE iwds_gone ON COMMIT DROP AS"
             " SELECT p.iwds_person_id FROM iwds_people p"
             " WHERE NOT EXISTS (SELECT 1 FROM iwds_stage_people s"
-            "   WHERE s.run_id = $1 AND s.iwds_person_id = p.iwds_person_id)", run_id)
-        counts["r"] = await conn.fetchval("SELECT count(*) FROM iwds_gone")
-    await conn.execute("ANALYZE iwds_diff")
+            "   WHERE s.run_id = $1 AND s.iwds_person_id = p.iwds_person_id)", run_id,
+            timeout=HEAVY)
+        counts["r"] = await conn.fetchval("SELECT count(*) FROM iwds_gone", timeout=HEAVY)
+    await conn.execute("ANALYZE iwds_diff", timeout=HEAVY)
     return counts
 
 
 async def count_people(conn: Connection) -> int:
-    return int(await conn.fetchval("SELECT count(*) FROM iwds_people"))
+    return int(await conn.fetchval("SELECT count(*) FROM iwds_people", timeout=HEAVY))
 
 
 async def apply_people(conn: Connection, run_id: uuid.UUID) -> None:
@@ -215,7 +223,7 @@ async def apply_people(conn: Connection, run_id: uuid.UUID) -> None:
         f"INSERT INTO iwds_people (iwds_person_id, {_PEOPLE_FIELDS})"  # noqa: S608
         f" SELECT s.iwds_person_id, {_PEOPLE_FIELDS.replace(', ', ', s.')}"
         " FROM iwds_stage_people s JOIN iwds_diff d USING (iwds_person_id)"
-        " WHERE s.run_id = $1 AND d.k = 'a'", run_id)
+        " WHERE s.run_id = $1 AND d.k = 'a'", run_id, timeout=HEAVY)
     await conn.execute(
         "UPDATE iwds_people p SET worknet_account_id = s.worknet_account_id,"
         " lwia_code = s.lwia_code, office_code = s.office_code,"
@@ -224,7 +232,8 @@ async def apply_people(conn: Connection, run_id: uuid.UUID) -> None:
         " status = s.status, exit_date = s.exit_date, updated_at = s.updated_at, hash = s.hash,"
         " link_tried_at = NULL"
         " FROM iwds_stage_people s JOIN iwds_diff d USING (iwds_person_id)"
-        " WHERE s.run_id = $1 AND d.k = 'c' AND p.iwds_person_id = s.iwds_person_id", run_id)
+        " WHERE s.run_id = $1 AND d.k = 'c' AND p.iwds_person_id = s.iwds_person_id", run_id,
+        timeout=HEAVY)
 
 
 _PERSON_EVENT = (
@@ -272,7 +281,7 @@ async def add_updated_events(conn: Connection, meta: EnvelopeMeta) -> None:
         _ENVELOPE.format(payload=_UPDATED_PAYLOAD, source=(
             "iwds_diff d JOIN iwds_people p USING (iwds_person_id) WHERE d.k IN ('a', 'c')")),
         meta.topic, meta.event_type, meta.occurred_at, meta.producer, meta.correlation_id,
-        meta.causation_id)
+        meta.causation_id, timeout=HEAVY)
 
 
 async def add_removed_events(conn: Connection, meta: EnvelopeMeta) -> None:
@@ -281,12 +290,13 @@ async def add_removed_events(conn: Connection, meta: EnvelopeMeta) -> None:
         _ENVELOPE.format(payload=_REMOVED_PAYLOAD, source=(
             "iwds_gone g JOIN iwds_people p USING (iwds_person_id)")),
         meta.topic, meta.event_type, meta.occurred_at, meta.producer, meta.correlation_id,
-        meta.causation_id)
+        meta.causation_id, timeout=HEAVY)
 
 
 async def remove_gone(conn: Connection) -> None:
     await conn.execute(
-        "DELETE FROM iwds_people p USING iwds_gone g WHERE p.iwds_person_id = g.iwds_person_id")
+        "DELETE FROM iwds_people p USING iwds_gone g WHERE p.iwds_person_id = g.iwds_person_id",
+        timeout=HEAVY)
 
 
 async def count_unlinked(conn: Connection, run_id: uuid.UUID) -> int:
@@ -294,7 +304,7 @@ async def count_unlinked(conn: Connection, run_id: uuid.UUID) -> int:
     return int(await conn.fetchval(
         "SELECT count(*) FROM iwds_stage_people s JOIN iwds_people p USING (iwds_person_id)"
         " WHERE s.run_id = $1 AND p.worknet_account_id IS NULL"
-        " AND p.linked_account_id IS NULL", run_id))
+        " AND p.linked_account_id IS NULL", run_id, timeout=HEAVY))
 
 
 # -- staff access --------------------------------------------------------------------------

@@ -379,10 +379,12 @@ async def _orphans(pool: asyncpg.Pool) -> list[uuid.UUID]:
 
 
 async def staged_runs(pool: asyncpg.Pool) -> list[uuid.UUID]:
+    """Runs staged over HTTP, waiting for the applier (a CLI run applies its own;
+    one whose process died is found by ``recover``)."""
     async with pool.acquire() as conn:
         rows = await conn.fetch(
             "SELECT id FROM iwds_runs WHERE status = 'running' AND phase = 'staged'"
-            " ORDER BY started_at")
+            " AND source = 'http' ORDER BY started_at")
     return [r["id"] for r in rows]
 
 
