@@ -33,7 +33,7 @@ async def test_import_confirm_and_exit_codes(database: str, tmp_path: Path) -> N
     assert rc == 0, err
     assert "done: 40 read, 40 added" in out and "6789" not in out + err
 
-    short = write_csv(tmp_path / "b.csv", rows[:30] + [person("", last_name="x")])
+    short = write_csv(tmp_path / "b.csv", [*rows[:30], person("", last_name="x")])
     rc, out, err = await csc(database, "import", "--feed", "participants", str(short))
     assert rc == 3 and "held" in out and "10 removed" in out
     assert "line 32: -: missing iwds_person_id" in err
