@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, NonNegativeInt
@@ -14,6 +14,7 @@ PRODUCER = "sync-iwds"
 RECORDS_TOPIC = "iwds.records.v1"
 STAFF_ACCESS_TOPIC = "iwds.staff-access.v1"
 RUNS_TOPIC = "iwds.runs.v1"
+RAW_TOPIC = "iwds.raw.v1"
 
 RecordStatus = Literal["active", "exited"]
 AccessLevel = Literal["statewide", "lwia", "office", "caseload"]
@@ -104,3 +105,18 @@ class IwdsSyncCompleted(Event):
     started_at: AwareDatetime
     finished_at: AwareDatetime
     counts: IwdsRunCounts
+
+
+class IwdsRawRecords(Event):
+    """Records an IWDS producer publishes between nightly extracts: a streamed (partial)
+    update of one feed, each record with the feed's CSV column names. sync-iwds reads
+    them through the same pipeline as a file; any field beyond the feed's columns (an
+    ``ssn`` above all) is dropped on read. Keyed by feed, so one feed's messages stay
+    in order (a record older than the one held is ignored anyway)."""
+
+    TYPE: ClassVar[str] = "IwdsRawRecords"
+    TOPIC: ClassVar[str] = RAW_TOPIC
+    KEY_FIELD: ClassVar[str] = "feed"
+
+    feed: Literal["participants", "staff-access"]
+    records: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)

@@ -29,6 +29,14 @@ class TokenError(Exception):
     """The token is missing, malformed, expired, or not signed by a known key."""
 
 
+class ClientTokenError(TokenError):
+    """A valid client credential's token where a staff or customer one is needed."""
+
+
+class NotClientTokenError(TokenError):
+    """A valid staff or customer token where a client credential's one is needed."""
+
+
 @dataclass(frozen=True)
 class Principal:
     subject: str
@@ -49,6 +57,23 @@ class Principal:
     def actor(self) -> Actor:
         """Who acts, for the audit log."""
         return Actor(self.id, self.kind)
+
+
+@dataclass(frozen=True)
+class ClientPrincipal:
+    """A machine holding an OAuth2 client credential (``kind: "client"``): it has
+    scopes and never acts as a staff member or a customer."""
+
+    client_id: str
+    scopes: frozenset[str]
+    claims: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def actor(self) -> Actor:
+        try:
+            return Actor(uuid.UUID(self.client_id), "client")
+        except ValueError:
+            return Actor(None, "client")
 
 
 class JwksVerifier:
@@ -110,6 +135,32 @@ class JwksVerifier:
                     await client.aclose()
 
     async def verify(self, token: str) -> Principal:
+        """A staff or customer principal; ClientTokenError for a client credential."""
+        claims = await self._claims(token)
+        kind = claims.get("kind")
+        if kind == "client":
+            raise ClientTokenError("a client credential cannot act as staff or customer")
+        if kind not in ("staff", "customer"):
+            raise TokenError("token has no principal kind")
+        roles = claims.get("roles") or []
+        if isinstance(roles, str):
+            roles = [roles]
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise TokenError("token roles are not a list of names")
+        return Principal(str(claims["sub"]), kind, frozenset(roles), claims)
+
+    async def verify_client(self, token: str) -> ClientPrincipal:
+        """A client credential's principal; TokenError for any other token."""
+        claims = await self._claims(token)
+        if claims.get("kind") != "client":
+            raise NotClientTokenError("requires a client credential")
+        if claims.get("roles"):
+            raise TokenError("a client token carries no roles")
+        scope = claims.get("scope")
+        scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
+        return ClientPrincipal(str(claims["sub"]), scopes, claims)
+
+    async def _claims(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -134,15 +185,7 @@ class JwksVerifier:
             )
         except jwt.PyJWTError as exc:
             raise TokenError(str(exc)) from exc
-        kind = claims.get("kind")
-        if kind not in ("staff", "customer"):
-            raise TokenError("token has no principal kind")
-        roles = claims.get("roles") or []
-        if isinstance(roles, str):
-            roles = [roles]
-        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            raise TokenError("token roles are not a list of names")
-        return Principal(str(claims["sub"]), kind, frozenset(roles), claims)
+        return dict(claims)
 
 
 def _parse_jwks(jwks: Any) -> dict[str, PyJWK]:
@@ -179,15 +222,23 @@ def _unauthorized(detail: str) -> Problem:
 PASSWORD_CHANGE_SCOPE = "password-change"  # noqa: S105 - a scope name
 
 
-async def any_principal(request: Request) -> Principal:
-    """The bearer, including one whose token may only change its password."""
-    verifier: JwksVerifier = request.app.state.verifier
+def _bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("a bearer token is required")
+    return token.strip()
+
+
+async def any_principal(request: Request) -> Principal:
+    """The bearer, including one whose token may only change its password.
+    A client credential's token is refused (403): it is no staff member or customer."""
+    verifier: JwksVerifier = request.app.state.verifier
+    token = _bearer_token(request)
     try:
-        return await verifier.verify(token.strip())
+        return await verifier.verify(token)
+    except ClientTokenError as exc:
+        raise Problem(403, "Forbidden", str(exc), type_=PROBLEM_BASE + "forbidden") from exc
     except TokenError as exc:
         raise _unauthorized(str(exc)) from exc
 
@@ -230,5 +281,26 @@ def require_customer() -> Any:
         if principal.kind != "customer":
             raise Problem(403, "Forbidden", "customers only", type_=PROBLEM_BASE + "forbidden")
         return principal
+
+    return Depends(dependency)
+
+
+def require_scope(scope: str) -> Any:
+    """Dependency: a client credential's token carrying ``scope`` (machines' routes).
+    A staff or customer token gets a 403."""
+
+    async def dependency(request: Request) -> ClientPrincipal:
+        verifier: JwksVerifier = request.app.state.verifier
+        token = _bearer_token(request)
+        try:
+            client = await verifier.verify_client(token)
+        except NotClientTokenError as exc:
+            raise Problem(403, "Forbidden", str(exc), type_=PROBLEM_BASE + "forbidden") from exc
+        except TokenError as exc:
+            raise _unauthorized(str(exc)) from exc
+        if scope not in client.scopes:
+            raise Problem(403, "Forbidden", f"requires the scope {scope}",
+                          type_=PROBLEM_BASE + "forbidden")
+        return client
 
     return Depends(dependency)

@@ -60,6 +60,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "IwdsRecordRemoved": ("iwds.records.v1", "iwds_person_id"),
     "IwdsStaffAccessUpdated": ("iwds.staff-access.v1", "iwds_staff_id"),
     "IwdsSyncCompleted": ("iwds.runs.v1", "run_id"),
+    "IwdsRawRecords": ("iwds.raw.v1", "feed"),
     "MessageDelivered": ("notify.deliveries.v1", "message_id"),
     "MessageFailed": ("notify.deliveries.v1", "message_id"),
     "ReadinessRecordReported": ("portal.readiness.v1", "account_id"),

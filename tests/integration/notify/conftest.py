@@ -35,8 +35,8 @@ from shared.schemas.identity import CustomerAccountCreated
 from shared.servicekit.auth import JwksVerifier
 from shared.servicekit.broker import KafkaConfig, new_producer
 from shared.servicekit.clock import FixedClock
-from shared.servicekit.testing_keys import TestSigner
 from shared.servicekit.topics import broker_topic
+from tests.support.keys import TestSigner
 from tests.support.kit import wait_until
 from tests.support.stack import Servers
 

@@ -68,6 +68,41 @@ def create_staff(
     typer.echo(f"staff account {username} created (id {staff_id})")
 
 
+@app.command("create-client")
+def create_client(
+    name: Annotated[str, typer.Option(help="who the credential is for")],
+    scope: Annotated[
+        list[str], typer.Option(help="iwds:feed, readiness:feed or identity:match; repeat")],
+) -> None:
+    """An OAuth2 client credential; prints {"client_id", "client_secret"} once."""
+    import json
+
+    from identity.service.clients import create_client as create
+    from identity.settings import IdentitySettings
+    from shared.servicekit.db import create_pool, transaction
+    from shared.servicekit.errors import Conflict, InvalidInput
+
+    settings = IdentitySettings()
+
+    async def go() -> tuple[object, str]:
+        pool = await create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
+        try:
+            async with transaction(pool) as conn:
+                return await create(conn, name, scope)
+        finally:
+            await pool.close()
+
+    try:
+        client_id, secret = asyncio.run(go())
+    except InvalidInput as exc:
+        raise _fail("; ".join(f"{e.field}: {e.reason}" for e in exc.errors)) from None
+    except Conflict as exc:
+        raise _fail(f"{exc.field} {exc.reason}") from None
+    except OSError as exc:
+        raise _fail(f"database unreachable: {exc}") from None
+    typer.echo(json.dumps({"client_id": str(client_id), "client_secret": secret}))
+
+
 @app.command("rotate-keys")
 def rotate_keys() -> None:
     """Start signing with a new key; the previous one stays published until the next rotation."""

@@ -12,6 +12,7 @@ from identity.api.common import CustomerView, Ids, customer_view
 from identity.domain.accounts import FieldError, InvalidInput
 from identity.domain.records import Staff as StaffRecord
 from identity.service import accounts as service
+from identity.service import clients
 from shared.servicekit.auth import Principal, any_principal, current_principal
 from shared.servicekit.db import transaction
 from shared.servicekit.http import Problem
@@ -47,12 +48,20 @@ class TokenAnswer(BaseModel):
 @router.post("/v1/auth/token", tags=["auth"], response_model_exclude_none=True)
 async def token(
     pool: Pool, ids: Ids,
-    grant_type: Annotated[Literal["password", "refresh_token"], Form()] = "password",
+    grant_type: Annotated[
+        Literal["password", "refresh_token", "client_credentials"], Form()] = "password",
     username: Annotated[str | None, Form(max_length=200)] = None,
     password: Annotated[str | None, Form(max_length=1024)] = None,
     refresh_token: Annotated[str | None, Form(max_length=200)] = None,
+    client_id: Annotated[str | None, Form(max_length=100)] = None,
+    client_secret: Annotated[str | None, Form(max_length=200)] = None,
 ) -> TokenAnswer:
-    """OAuth2 password form (`username`, `password`), or `grant_type=refresh_token`."""
+    """OAuth2 password form (`username`, `password`), `grant_type=refresh_token`, or
+    `grant_type=client_credentials` (`client_id`, `client_secret`: a machine's token)."""
+    if grant_type == "client_credentials":
+        async with transaction(pool) as conn:
+            access, ttl = await clients.client_token(conn, ids, client_id, client_secret)
+        return TokenAnswer(access_token=access, expires_in=ttl)
     if grant_type == "refresh_token":
         if not refresh_token:
             raise InvalidInput([FieldError("refresh_token", "is required")])

@@ -6,18 +6,55 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from pydantic import BaseModel
 
 from identity.deps import Deps
 from identity.domain.matching import Match
 from identity.domain.records import Customer
 from shared.contracts.identity import Candidate, Evidence
-from shared.servicekit.auth import Principal, require_staff
+from shared.servicekit.auth import (
+    ClientTokenError,
+    JwksVerifier,
+    Principal,
+    TokenError,
+    require_staff,
+)
+from shared.servicekit.http import PROBLEM_BASE, Problem
 from shared.servicekit.runtime import get_deps
 
 Ids = Annotated[Deps, Depends(get_deps)]
 Staff = Annotated[Principal, require_staff()]
+MATCH_SCOPE = "identity:match"
+
+
+async def staff_or_matcher(request: Request) -> uuid.UUID:
+    """Who may search matches: a staff member, or a client with scope identity:match
+    (sync-iwds linking IWDS records). The acting id, for the audit."""
+    verifier: JwksVerifier = request.app.state.verifier
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Problem(401, "Unauthorized", "a bearer token is required",
+                      type_=PROBLEM_BASE + "unauthorized", headers={"WWW-Authenticate": "Bearer"})
+    try:
+        principal: Principal = await verifier.verify(token.strip())
+    except ClientTokenError:
+        client = await verifier.verify_client(token.strip())
+        if MATCH_SCOPE not in client.scopes:
+            raise Problem(403, "Forbidden", f"requires the scope {MATCH_SCOPE}",
+                          type_=PROBLEM_BASE + "forbidden") from None
+        return uuid.UUID(client.client_id)
+    except TokenError as exc:
+        raise Problem(401, "Unauthorized", str(exc), type_=PROBLEM_BASE + "unauthorized",
+                      headers={"WWW-Authenticate": "Bearer"}) from exc
+    if not principal.is_staff or principal.claims.get("scope"):
+        raise Problem(403, "Forbidden", "staff only", type_=PROBLEM_BASE + "forbidden")
+    return principal.id
+
+
+
+
+MatchActor = Annotated[uuid.UUID, Depends(staff_or_matcher)]
 
 
 class IdentifierView(BaseModel):

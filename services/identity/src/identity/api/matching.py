@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict
 
-from identity.api.common import IdentifierView, Ids, Staff, candidate_view
+from identity.api.common import IdentifierView, Ids, MatchActor, Staff, candidate_view
 from identity.domain.accounts import FieldError, InvalidInput, MatchFields, clean_match_fields
 from identity.repository.matching import DuplicatePair, PairAccount
 from identity.service import matching as matches
@@ -26,14 +26,15 @@ PairId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @router.post("/v1/matches", tags=["matching"])
-async def find_matches(body: MatchQuery, pool: Pool, ids: Ids, staff: Staff) -> MatchAnswer:
+async def find_matches(body: MatchQuery, pool: Pool, ids: Ids, actor: MatchActor
+                       ) -> MatchAnswer:
     """At most five candidates, best first, each with the evidence for it."""
     fields = MatchFields(body.first_name, body.last_name, body.date_of_birth, body.ssn,
                          body.idoc_number, body.email)
     clean = clean_match_fields(fields, today=ids.clock.today())
     found = await matches.search(
         pool, matches.Matcher(ids.vault, ids.thresholds), clean,
-        staff_id=staff.id, account_id=body.account_id)
+        staff_id=actor, account_id=body.account_id)
     return MatchAnswer(candidates=[candidate_view(m) for m in found])
 
 
