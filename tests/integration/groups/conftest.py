@@ -75,6 +75,7 @@ class Stack:
     ident: httpx.AsyncClient    # identity, over HTTP
     _admin: Person | None = field(default=None)
     _n: int = 0
+    groups_server: IdentityServer | None = None  # groups over HTTP, for identity to ask
 
     async def token(self, username: str, password: str = STAFF_PASSWORD) -> str:
         r = await self.ident.post("/v1/auth/token",
@@ -224,19 +225,22 @@ async def stack(
         monkeypatch.setenv(k, v)
     identity_settings = IdentitySettings()
     identity = IdentityServer(create_identity(identity_settings))
-    await identity.start()
     monkeypatch.setenv("CSC_JWKS_URL", f"{identity.url}/.well-known/jwks.json")
+    # groups over real HTTP too: identity asks it who reaches whom (the kit's helper)
     app = create_groups(GroupsSettings())
+    groups = IdentityServer(app)
+    monkeypatch.setenv("CSC_GROUPS_URL", groups.url)
+    await identity.start()
+    await groups.start()
     pool = await create_pool(database, min_size=1, max_size=4)
     id_pool = await create_pool(identity_database, min_size=1, max_size=4)
     try:
-        async with app.router.lifespan_context(app), \
-                httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                  base_url="http://groups") as client, \
+        async with httpx.AsyncClient(base_url=groups.url, timeout=30) as client, \
                 httpx.AsyncClient(base_url=identity.url, timeout=30) as ident:
             yield Stack(servers, identity, identity_settings, id_pool, pool, app, client,
-                        ident)
+                        ident, groups_server=groups)
     finally:
+        await groups.stop()
         await identity.stop()
         await pool.close()
         await id_pool.close()

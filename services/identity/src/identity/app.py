@@ -14,15 +14,23 @@ from identity.deps import Deps
 from identity.handlers import SUBSCRIPTIONS
 from identity.service.accounts import ensure_signing_key, load_keyring
 from identity.settings import IdentitySettings
+from shared.servicekit.access import GroupsAccess
 from shared.servicekit.auth import JwksVerifier
 from shared.servicekit.runtime import Runtime, ServiceSpec, build_app
 
 KEY_RELOAD_SECONDS = 30.0
 
 
+async def stop_deps(ids: Deps) -> None:
+    if ids.groups_access is not None:
+        await ids.groups_access.aclose()
+
+
 async def build_deps(s: IdentitySettings, pool: asyncpg.Pool) -> Deps:
     # the signing keys are loaded by the app (on_start): handlers and replay need none
-    return Deps.from_settings(s)
+    ids = Deps.from_settings(s)
+    ids.groups_access = GroupsAccess.from_env()
+    return ids
 
 
 SPEC = ServiceSpec(
@@ -34,6 +42,7 @@ SPEC = ServiceSpec(
     title="Customer Support Center: identity",
     problems=problem_for,
     build_deps=build_deps,
+    stop_deps=stop_deps,
 )
 
 

@@ -13,6 +13,7 @@ from identity.domain.passwords import LockoutPolicy, Passwords
 from identity.domain.ssn import SsnVault
 from identity.domain.tokens import KeyRing, TokenSettings
 from identity.settings import IdentitySettings
+from shared.servicekit.access import GroupsAccess
 from shared.servicekit.clock import Clock, SystemClock
 from shared.servicekit.outbox import Outbox
 
@@ -35,6 +36,8 @@ class Deps:
     recovery_ttl: timedelta
     keyring: KeyRing | None = None
     thresholds: Thresholds = DEFAULT_THRESHOLDS
+    # groups' answer to "does this staff member reach this customer?" (the kit's helper)
+    groups_access: GroupsAccess | None = None
     # Failed sign-ins per unknown username (bounded, per process), so an unknown
     # name slows down exactly as a real account does and timing tells nothing.
     unknown_failures: dict[str, int] = dataclass_field(default_factory=dict)

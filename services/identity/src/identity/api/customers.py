@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field
 
 from identity.api.common import CustomerView, Ids, Staff, customer_view
 from identity.service import customers
 from shared.contracts.identity import CreatedCustomer, CustomerCreate
+from shared.servicekit.access import bearer_token
 from shared.servicekit.db import transaction
 from shared.servicekit.runtime import Pool
 
@@ -34,7 +35,12 @@ async def create_customer(
 
 
 @router.get("/v1/customers/{account_id}", tags=["customers"])
-async def get_customer(account_id: uuid.UUID, pool: Pool, staff: Staff) -> CustomerView:
+async def get_customer(
+    account_id: uuid.UUID, request: Request, pool: Pool, ids: Ids, staff: Staff
+) -> CustomerView:
+    """404 to staff who do not reach the customer (groups' rule; the creator does)."""
+    async with pool.acquire() as conn:
+        await customers.require_reach(conn, ids, account_id, staff, bearer_token(request))
     async with transaction(pool) as conn:
         customer = await customers.view_customer(conn, account_id, staff_id=staff.id)
     return customer_view(customer)
@@ -50,8 +56,10 @@ class TemporaryPassword(BaseModel):
 
 @router.post("/v1/customers/{account_id}/password-reset", tags=["customers"])
 async def reset_password(
-    account_id: uuid.UUID, pool: Pool, ids: Ids, staff: Staff
+    account_id: uuid.UUID, request: Request, pool: Pool, ids: Ids, staff: Staff
 ) -> TemporaryPassword:
+    async with pool.acquire() as conn:
+        await customers.require_reach(conn, ids, account_id, staff, bearer_token(request))
     password, expires_at = await customers.reset_password_by_staff(
         pool, ids, account_id, staff_id=staff.id)
     return TemporaryPassword(id=account_id, temporary_password=password,

@@ -113,6 +113,18 @@ async def add_identifiers(
     return [i for i in identifiers if i not in added]
 
 
+async def created_by(conn: Connection, account_id: UUID) -> UUID | None:
+    """Who created the account (None for self-registered, imported or unknown ones)."""
+    value: UUID | None = await conn.fetchval(
+        "SELECT created_by FROM customers WHERE id = $1", account_id)
+    return value
+
+
+async def customer_exists(conn: Connection, account_id: UUID) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1)", account_id))
+
+
 async def get_customer(conn: Connection, account_id: UUID) -> Customer | None:
     r = await conn.fetchrow(
         f"SELECT {_CUSTOMER_COLUMNS} FROM customers c WHERE c.id = $1",  # noqa: S608

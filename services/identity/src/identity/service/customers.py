@@ -40,6 +40,7 @@ from shared.schemas.identity import (
     PasswordResetByStaff,
 )
 from shared.servicekit import audit
+from shared.servicekit.auth import Principal
 from shared.servicekit.db import Connection
 from shared.servicekit.errors import Conflict, NotFound
 
@@ -197,6 +198,21 @@ async def create_customer(
                 _seal(ids.kek, json.dumps(created.body()).encode(), idempotency_key.encode()),
             )
     return created
+
+
+async def require_reach(
+    conn: Connection, ids: Deps, account_id: uuid.UUID, staff: Principal, token: str
+) -> None:
+    """404 unless the staff member reaches the customer: the one who created the account
+    does (known here at once); anyone else as groups says (503 when it cannot say)."""
+    created_by = await repo.created_by(conn, account_id)
+    if created_by is None and not await repo.customer_exists(conn, account_id):
+        raise NotFound("customer not found")
+    if created_by == staff.id:
+        return
+    if ids.groups_access is None:
+        raise NotFound("customer not found")
+    await ids.groups_access.require(token, account_id)
 
 
 async def view_customer(
