@@ -2,8 +2,8 @@
 
 Every ```sh block of README.md runs in one bash session (so a block may use what
 an earlier one set), from the project's folder, exactly as printed, while the
-stack runs on the README's own ports. curl fails on any HTTP error (a README
-example that answers 4xx says so with ``|| true`` or ``-w``). A block preceded
+stack runs on the README's own ports. curl fails on any HTTP error, except
+where an example prints the status code itself (``-w '%{http_code}'``). A block preceded
 by ``<!-- readme: not run (why) -->`` is left out: the long-running ones
 (``make dev``, ``make test``, Docker, the benchmarks).
 """
@@ -27,7 +27,12 @@ BLOCK = re.compile(
     r"(?P<marker><!-- readme: not run[^>]*-->\s*\n)?```sh\n(?P<body>.*?)^```", re.S | re.M
 )
 PREAMBLE = """set -euo pipefail
-curl() { command curl --silent --show-error --fail-with-body "$@"; }
+curl() {  # an HTTP error fails the run, unless the example prints the status itself (-w)
+  case " $* " in
+    *" -w "*) command curl --silent --show-error "$@" ;;
+    *) command curl --silent --show-error --fail-with-body "$@" ;;
+  esac
+}
 """
 DEFAULT_PORTS = [5432, 9092, 1025, 8025, *(info.port for info in SERVICES.values())]
 
