@@ -42,7 +42,9 @@ $(ASSETS): $(GATEWAY)/package.json $(GATEWAY)/package-lock.json $(GATEWAY)/stati
 # The browser tests drive Debian's Chromium (never a downloaded browser).
 chromium:
 	@[ -x /usr/bin/chromium ] || { echo "installing chromium (apt-get)"; \
-	  apt-get install -y -qq chromium >/dev/null || sudo apt-get install -y -qq chromium >/dev/null; }
+	  apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
+	  { sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; }; }
 
 dev: $(STAMP) assets
 	$(VENV)/bin/csc dev
