@@ -241,7 +241,7 @@ def _seconds(n: float) -> timedelta:
 
 
 def _may_see(principal: Principal, m: Message) -> bool:
-    # TODO(lead): also staff who reach the group (groups' access helper, not in the kit yet)
+    # the sender and admins; staff who reach the group are not admitted yet (issue 15)
     return principal.is_staff and (m.sender_id == principal.id or ADMIN_ROLE in principal.roles)
 
 
