@@ -3,6 +3,7 @@ token rotation and reuse, temporary password expiry, argon2 parameter upgrade.""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import statistics
 import time
@@ -99,6 +100,25 @@ async def test_repeated_tries_of_an_unknown_name_slow_down_like_a_real_account(
         assert (await identity.sign_in("ghost-user", WRONG)).status_code == 401
         times.append(time.perf_counter() - started)
     assert times[0] >= policy.delay_for(1) and times[1] >= policy.delay_for(2), times
+
+
+async def test_concurrent_guesses_at_a_customer_are_all_counted_and_lock_it(
+    quick: IdentityApp, pool: asyncpg.Pool
+) -> None:
+    """Many wrong guesses at once, the right one among them: every failure is counted,
+    the account locks at the limit, and the right password is refused from then on."""
+    await make_staff()
+    staff = await quick.token("rcaseworker", STAFF_PASSWORD)
+    made = await new_customer(quick, staff)
+    guesses = [f"wrong guess number {i}" for i in range(30)]
+    guesses.insert(15, made["temporary_password"])
+    answers = await asyncio.gather(*(quick.sign_in(made["username"], g) for g in guesses))
+    assert sum(a.status_code == 401 for a in answers) >= 30
+    row = await pool.fetchrow("SELECT failed_signins, locked_until FROM customers")
+    assert row is not None and row["failed_signins"] == 30
+    assert row["locked_until"] is not None and row["locked_until"] > datetime.now(UTC)
+    again = await quick.sign_in(made["username"], made["temporary_password"])
+    assert again.status_code == 401 and "access_token" not in again.text
 
 
 async def test_five_failures_lock_the_account(quick: IdentityApp, pool: asyncpg.Pool) -> None:

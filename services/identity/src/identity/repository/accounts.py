@@ -270,18 +270,39 @@ def _account_table(kind: AccountKind) -> str:
     return "customers" if kind == "customer" else "staff"
 
 
-async def record_signin_failure(
-    conn: Connection, kind: AccountKind, account_id: UUID, locked_until: datetime | None
-) -> int:
+async def record_signin_failure(conn: Connection, kind: AccountKind, account_id: UUID) -> int:
+    """Count one failure atomically (the row stays locked until the caller commits, so
+    concurrent failures are counted one after another); the new count."""
     table = _account_table(kind)  # one of two fixed names, never user input
     return int(
         await conn.fetchval(
-            f"UPDATE {table} SET failed_signins = failed_signins + 1,"  # noqa: S608
-            " locked_until = coalesce($2, locked_until) WHERE id = $1 RETURNING failed_signins",
+            f"UPDATE {table} SET failed_signins = failed_signins + 1"  # noqa: S608
+            " WHERE id = $1 RETURNING failed_signins",
             account_id,
-            locked_until,
         )
     )
+
+
+async def lock_account(
+    conn: Connection, kind: AccountKind, account_id: UUID, until: datetime
+) -> None:
+    table = _account_table(kind)
+    await conn.execute(
+        f"UPDATE {table} SET locked_until = greatest(locked_until, $2) WHERE id = $1",  # noqa: S608
+        account_id, until,
+    )
+
+
+async def locked_until_now(
+    conn: Connection, kind: AccountKind, account_id: UUID
+) -> datetime | None:
+    """The account's lock, read with the row locked (a sign-in re-checks it here)."""
+    table = _account_table(kind)
+    value: datetime | None = await conn.fetchval(
+        f"SELECT locked_until FROM {table} WHERE id = $1 FOR UPDATE",  # noqa: S608
+        account_id,
+    )
+    return value
 
 
 async def record_signin_success(conn: Connection, kind: AccountKind, account_id: UUID) -> None:

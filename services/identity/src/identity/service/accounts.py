@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import asyncpg
 
@@ -228,25 +228,38 @@ async def sign_in(pool: asyncpg.Pool, ids: Deps, username: str, password: str) -
         raise InvalidCredentials("invalid username or password")
     ok = await ids.passwords.verify(found.password_hash, password)
     if not ok or not _may_sign_in(found, now):
-        async with pool.acquire() as conn, conn.transaction():
-            if not ok:
-                failures = found.failed_signins + 1
-                await repo.record_signin_failure(
-                    conn, found.kind, found.id, ids.lockout.locked_until(failures, now)
-                )
-                await audit.record(conn, audit.Actor.system(), "signin.failed", found.id)
-        # the right password on a locked (or expired, disabled) account waits as
-        # long as a wrong one: the delay must not tell that the password was right
-        await asyncio.sleep(ids.lockout.delay_for(found.failed_signins + 1))
-        raise InvalidCredentials("invalid username or password")
+        await _refuse(pool, ids, found, count=not ok)
     new_hash = None
     if ids.passwords.needs_rehash(found.password_hash):
         new_hash = await ids.passwords.hash(password)
     async with pool.acquire() as conn, conn.transaction():
-        await repo.record_signin_success(conn, found.kind, found.id)
-        if new_hash is not None:
-            await repo.upgrade_password_hash(conn, found.kind, found.id, new_hash)
-        return await _open_session(conn, ids, found)
+        # the lock again, under the row's lock: failures counted while this password
+        # was being checked may have locked the account meanwhile
+        locked = await repo.locked_until_now(conn, found.kind, found.id)
+        if locked is None or locked <= ids.clock.now():
+            await repo.record_signin_success(conn, found.kind, found.id)
+            if new_hash is not None:
+                await repo.upgrade_password_hash(conn, found.kind, found.id, new_hash)
+            return await _open_session(conn, ids, found)
+    await _refuse(pool, ids, found, count=False)
+
+
+async def _refuse(pool: asyncpg.Pool, ids: Deps, found: Credentials, *, count: bool
+                  ) -> NoReturn:
+    """A refused sign-in: a wrong password is counted and locks the account at the
+    limit (count and lock in one transaction on the row); every refusal waits."""
+    failures = found.failed_signins + 1
+    if count:
+        async with pool.acquire() as conn, conn.transaction():
+            failures = await repo.record_signin_failure(conn, found.kind, found.id)
+            until = ids.lockout.locked_until(failures, ids.clock.now())
+            if until is not None:
+                await repo.lock_account(conn, found.kind, found.id, until)
+            await audit.record(conn, audit.Actor.system(), "signin.failed", found.id)
+    # the right password on a locked (or expired, disabled) account waits as
+    # long as a wrong one: the delay must not tell that the password was right
+    await asyncio.sleep(ids.lockout.delay_for(failures))
+    raise InvalidCredentials("invalid username or password")
 
 
 async def refresh(pool: asyncpg.Pool, ids: Deps, refresh_token: str) -> TokenPair:
