@@ -9,8 +9,6 @@ their topics as those services would: through an outbox with their producer name
 
 from __future__ import annotations
 
-import base64
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,6 +35,8 @@ from shared.servicekit.db import create_pool
 from shared.servicekit.outbox import Outbox
 from tests.integration.enrollment.conftest import (
     IdentityServer,
+    Staffer,
+    _key,
     bearer,
     drop_database,
     fresh_database,
@@ -48,19 +48,8 @@ STAFF_PASSWORD = "correct horse battery staple 42"
 CUSTOMER_PASSWORD = "a long and memorable passphrase"
 
 
-def _key() -> str:
-    return base64.b64encode(os.urandom(32)).decode()
-
-
-@dataclass
-class Person:
-    id: uuid.UUID
-    username: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return bearer(self.token)
+# a signed-in account: its id, username and token (staff or customer alike)
+Person = Staffer
 
 
 @dataclass

@@ -113,16 +113,11 @@ async def add_identifiers(
     return [i for i in identifiers if i not in added]
 
 
-async def created_by(conn: Connection, account_id: UUID) -> UUID | None:
-    """Who created the account (None for self-registered, imported or unknown ones)."""
-    value: UUID | None = await conn.fetchval(
-        "SELECT created_by FROM customers WHERE id = $1", account_id)
-    return value
-
-
-async def customer_exists(conn: Connection, account_id: UUID) -> bool:
-    return bool(await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1)", account_id))
+async def creator_of(conn: Connection, account_id: UUID) -> tuple[bool, UUID | None]:
+    """(whether the customer exists, who created the account: None for self-registered
+    or imported ones), in one read."""
+    row = await conn.fetchrow("SELECT created_by FROM customers WHERE id = $1", account_id)
+    return (row is not None, row["created_by"] if row is not None else None)
 
 
 async def get_customer(conn: Connection, account_id: UUID) -> Customer | None:

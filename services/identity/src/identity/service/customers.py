@@ -205,8 +205,8 @@ async def require_reach(
 ) -> None:
     """404 unless the staff member reaches the customer: the one who created the account
     does (known here at once); anyone else as groups says (503 when it cannot say)."""
-    created_by = await repo.created_by(conn, account_id)
-    if created_by is None and not await repo.customer_exists(conn, account_id):
+    exists, created_by = await repo.creator_of(conn, account_id)
+    if not exists:
         raise NotFound("customer not found")
     if created_by == staff.id:
         return
