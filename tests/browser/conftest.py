@@ -100,43 +100,150 @@ class GatewayStack:
         return staff
 
 
+@dataclass
+class FullStack(GatewayStack):
+    """Every service behind the gateway: groups, notify (with a real SMTP sink),
+    readiness and sync-iwds as well as identity and enrollment."""
+
+    groups_url: str = ""
+    notify_url: str = ""
+    readiness_url: str = ""
+    sync_iwds_url: str = ""
+    groups_pool: asyncpg.Pool | None = None
+    notify_pool: asyncpg.Pool | None = None
+    readiness_pool: asyncpg.Pool | None = None
+    sync_iwds_pool: asyncpg.Pool | None = None
+    mail_dir: Path | None = None
+
+
+class _Stack:
+    """Starts the services in order and stops them in reverse."""
+
+    def __init__(self, servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.servers = servers
+        self.monkeypatch = monkeypatch
+        self.servers_up: list[Any] = []
+        self.pools: list[asyncpg.Pool] = []
+        self.databases: list[str] = []
+
+    def env(self, values: dict[str, str]) -> None:
+        for k, v in values.items():
+            self.monkeypatch.setenv(k, v)
+
+    async def database(self) -> str:
+        name = await fresh_database(self.servers)
+        self.databases.append(name)
+        return self.servers.pg_dsn(name)
+
+    async def pool(self, dsn: str) -> asyncpg.Pool:
+        pool = await create_pool(dsn, min_size=1, max_size=4)
+        self.pools.append(pool)
+        return pool
+
+    async def serve(self, app: Any) -> IdentityServer:
+        server = IdentityServer(app)
+        await server.start()
+        self.servers_up.append(server)
+        return server
+
+    async def close(self) -> None:
+        for server in reversed(self.servers_up):
+            await server.stop()
+        for p in self.pools:
+            await p.close()
+        for n in self.databases:
+            await drop_database(self.servers, n)
+
+
+async def _start(servers: Servers, database: str, monkeypatch: pytest.MonkeyPatch,
+                 st: _Stack, *, everything: bool, mail_dir: Path | None) -> FullStack:
+    identity_dsn, enrollment_dsn = await st.database(), await st.database()
+    st.env(stack_env(servers, identity_dsn, enrollment_dsn))
+    identity_settings = IdentitySettings()
+    identity = await st.serve(create_identity(identity_settings))
+    st.env({"CSC_JWKS_URL": f"{identity.url}/.well-known/jwks.json"})
+    dead = f"http://127.0.0.1:{free_port()}"  # services not on this stack: nothing listens
+    urls = {"groups": dead, "notify": dead, "readiness": dead, "sync_iwds": dead}
+    extra: dict[str, Any] = {}
+    if everything:
+        from groups.app import create_app as create_groups
+        from groups.settings import GroupsSettings
+        from notify.app import create_app as create_notify
+        from notify.settings import NotifySettings
+        from readiness.app import create_app as create_readiness
+        from readiness.settings import ReadinessSettings
+        from shared.devstack.smtp_sink import FailureRules, MailSink
+        from sync_iwds.app import create_app as create_sync_iwds
+        from sync_iwds.settings import SyncIwdsSettings
+
+        assert mail_dir is not None
+        sink = MailSink(mail_dir, smtp_port=0, web_port=None, rules=FailureRules())
+        await sink.start()
+        st.servers_up.insert(0, sink)  # stopped last
+        groups_dsn, notify_dsn, readiness_dsn, iwds_dsn = (
+            await st.database(), await st.database(), await st.database(), await st.database())
+        st.env({"GROUPS_DATABASE_URL": groups_dsn, "GROUPS_OUTBOX_POLL_INTERVAL": "0.2",
+                "GROUPS_MESSAGE_POLL_INTERVAL": "0.2",
+                "NOTIFY_DATABASE_URL": notify_dsn, "NOTIFY_OUTBOX_POLL_INTERVAL": "0.2",
+                "NOTIFY_SMTP_PORT": str(sink.smtp_port), "NOTIFY_SMTP_POOL_SIZE": "2",
+                "NOTIFY_WORKER_POLL_INTERVAL": "0.1",
+                "READINESS_DATABASE_URL": readiness_dsn, "READINESS_OUTBOX_POLL_INTERVAL": "0.2",
+                "SYNC_IWDS_DATABASE_URL": iwds_dsn, "SYNC_IWDS_OUTBOX_POLL_INTERVAL": "0.2"})
+        groups = await st.serve(create_groups(GroupsSettings()))
+        st.env({"CSC_GROUPS_URL": groups.url, "READINESS_GROUPS_URL": groups.url})
+        notify = await st.serve(create_notify(NotifySettings()))
+        readiness = await st.serve(create_readiness(ReadinessSettings()))
+        sync_iwds = await st.serve(create_sync_iwds(SyncIwdsSettings()))
+        urls = {"groups": groups.url, "notify": notify.url, "readiness": readiness.url,
+                "sync_iwds": sync_iwds.url}
+        extra = {"groups_pool": await st.pool(groups_dsn),
+                 "notify_pool": await st.pool(notify_dsn),
+                 "readiness_pool": await st.pool(readiness_dsn),
+                 "sync_iwds_pool": await st.pool(iwds_dsn), "mail_dir": mail_dir}
+    enrollment = await st.serve(create_enrollment(EnrollmentSettings()))
+    st.env({"GATEWAY_DATABASE_URL": database, "GATEWAY_DATA_KEY": _key(),
+            "GATEWAY_IDENTITY_URL": identity.url, "GATEWAY_ENROLLMENT_URL": enrollment.url,
+            "GATEWAY_GROUPS_URL": urls["groups"], "GATEWAY_SYNC_IWDS_URL": urls["sync_iwds"],
+            "GATEWAY_NOTIFY_URL": urls["notify"], "GATEWAY_READINESS_URL": urls["readiness"],
+            "GATEWAY_AUTH_RATE_PER_MINUTE": "30"})
+    gateway = await st.serve(create_gateway(GatewaySettings()))
+    http = httpx.AsyncClient(timeout=30)
+    return FullStack(f"http://localhost:{gateway.port}", identity.url, enrollment.url,
+                     identity_settings, await st.pool(identity_dsn),
+                     await st.pool(enrollment_dsn), await st.pool(database), http, groups_url=urls["groups"],
+                     notify_url=urls["notify"], readiness_url=urls["readiness"],
+                     sync_iwds_url=urls["sync_iwds"], **extra)
+
+
 @pytest_asyncio.fixture
 async def gateway_stack(
     servers: Servers, database: str, monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[GatewayStack]:
-    names = [await fresh_database(servers) for _ in range(2)]
-    identity_dsn, enrollment_dsn = (servers.pg_dsn(n) for n in names)
-    for k, v in stack_env(servers, identity_dsn, enrollment_dsn).items():
-        monkeypatch.setenv(k, v)
-    identity_settings = IdentitySettings()
-    identity = IdentityServer(create_identity(identity_settings))
-    await identity.start()
-    monkeypatch.setenv("CSC_JWKS_URL", f"{identity.url}/.well-known/jwks.json")
-    enrollment = IdentityServer(create_enrollment(EnrollmentSettings()))
-    await enrollment.start()
-    dead = f"http://127.0.0.1:{free_port()}"  # services not on this stack: nothing listens
-    for k, v in {"GATEWAY_DATABASE_URL": database, "GATEWAY_DATA_KEY": _key(),
-                 "GATEWAY_IDENTITY_URL": identity.url,
-                 "GATEWAY_ENROLLMENT_URL": enrollment.url, "GATEWAY_GROUPS_URL": dead,
-                 "GATEWAY_SYNC_IWDS_URL": dead, "GATEWAY_NOTIFY_URL": dead,
-                 "GATEWAY_READINESS_URL": dead,
-                 "GATEWAY_AUTH_RATE_PER_MINUTE": "30"}.items():
-        monkeypatch.setenv(k, v)
-    gateway = IdentityServer(create_gateway(GatewaySettings()))
-    await gateway.start()
-    pools = [await create_pool(dsn, min_size=1, max_size=4)
-             for dsn in (identity_dsn, enrollment_dsn, database)]
+    """identity, enrollment and the gateway; the other services' addresses answer nothing."""
+    st = _Stack(servers, monkeypatch)
     try:
-        async with httpx.AsyncClient(timeout=30) as http:
-            yield GatewayStack(f"http://localhost:{gateway.port}", identity.url,
-                               enrollment.url, identity_settings, *pools, http)
+        stack = await _start(servers, database, monkeypatch, st, everything=False,
+                             mail_dir=None)
+        async with stack.http:
+            yield stack
     finally:
-        for server in (gateway, enrollment, identity):
-            await server.stop()
-        for p in pools:
-            await p.close()
-        for n in names:
-            await drop_database(servers, n)
+        await st.close()
+
+
+@pytest_asyncio.fixture
+async def full_stack(
+    servers: Servers, database: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> AsyncIterator[FullStack]:
+    """Every service, each on its own port and database, and an SMTP sink writing to
+    ``mail_dir``."""
+    st = _Stack(servers, monkeypatch)
+    try:
+        stack = await _start(servers, database, monkeypatch, st, everything=True,
+                             mail_dir=tmp_path / "mail")
+        async with stack.http:
+            yield stack
+    finally:
+        await st.close()
 
 
 class Browser:

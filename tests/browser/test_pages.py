@@ -259,3 +259,11 @@ async def test_admin_pages_registration_and_recovery(
     await expect(person.get_by_text("If that email address belongs to an account")
                  ).to_be_visible()
     await look(browser, person, "recover")
+
+
+async def test_every_service_answers_behind_the_gateway(full_stack: Any) -> None:
+    """The full stack the group and customer pages sit on: each service reachable
+    through the gateway's /api/<name>/ (a down one would answer 503 naming it)."""
+    for name in ("identity", "enrollment", "groups", "notify", "readiness", "sync-iwds"):
+        r = await full_stack.http.get(f"{full_stack.url}/api/{name}/healthz")
+        assert r.status_code == 200, (name, r.status_code, r.text)
