@@ -211,7 +211,8 @@ async def _start(servers: Servers, database: str, monkeypatch: pytest.MonkeyPatc
     return FullStack(f"http://localhost:{gateway.port}", identity.url, enrollment.url,
                      identity_settings, await st.pool(identity_dsn),
                      await st.pool(enrollment_dsn), await st.pool(database), http,
-                     groups_url=urls["groups"], notify_url=urls["notify"], readiness_url=urls["readiness"],
+                     groups_url=urls["groups"], notify_url=urls["notify"],
+                     readiness_url=urls["readiness"],
                      sync_iwds_url=urls["sync_iwds"], **extra)
 
 
