@@ -7,7 +7,8 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
-from groups.api import router
+from groups.api import access, invitations, messages
+from groups.api import groups as groups_routes
 from groups.deps import Deps
 from groups.handlers import SUBSCRIPTIONS
 from groups.service.messages import run_emitter
@@ -29,7 +30,7 @@ SPEC = ServiceSpec(
     settings_cls=GroupsSettings,
     migrations=Path(__file__).resolve().parents[2] / "migrations",
     subscriptions=SUBSCRIPTIONS,
-    routers=(router,),
+    routers=(groups_routes.router, invitations.router, access.router, messages.router),
     title="Customer Support Center: groups",
     build_deps=build_deps,
     on_start=on_start,

@@ -40,6 +40,8 @@ async def on_staff(conn: Connection, deps: Deps,
 async def on_customer_created(conn: Connection, deps: Deps, event: CustomerAccountCreated,
                               envelope: Envelope) -> None:
     await directory.customer_created(conn, deps, event, envelope.occurred_at)
+    # IWDS records that named this account before it was known apply now
+    await feed.place(conn, deps, event.account_id)
 
 
 async def on_customer_updated(conn: Connection, deps: Deps, event: CustomerAccountUpdated,

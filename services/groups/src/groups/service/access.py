@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from groups.domain import ADMIN_PATH, Path
 from groups.repository import access as repo
-from groups.service.common import Caller
 from shared.servicekit import audit
 from shared.servicekit.db import Connection
 from shared.servicekit.errors import NotFound
+
+if TYPE_CHECKING:  # the caller's type only: this module imports no other use case
+    from groups.service.common import Caller
 
 
 async def paths(conn: Connection, staff_id: UUID, customer_id: UUID, *, admin: bool

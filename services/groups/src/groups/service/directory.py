@@ -8,7 +8,6 @@ from typing import Any
 from groups.deps import Deps
 from groups.domain import normalize_email
 from groups.repository import directory as repo
-from groups.service import feed
 from shared.schemas.identity import (
     CustomerAccountCreated,
     CustomerAccountsMerged,
@@ -36,8 +35,6 @@ async def customer_created(conn: Connection, deps: Deps, event: CustomerAccountC
         last_name=event.last_name,
         email=normalize_email(str(event.email)) if event.email else None,
         created_by=event.created_by, changed_at=at)
-    # IWDS records that named this account before it was known apply now
-    await feed.place(conn, deps, event.account_id)
 
 
 async def customer_updated(conn: Connection, deps: Deps, event: CustomerAccountUpdated

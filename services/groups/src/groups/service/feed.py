@@ -20,7 +20,7 @@ from groups.deps import Deps
 from groups.repository import access as repo
 from groups.repository import directory
 from groups.repository import groups as groups_repo
-from groups.service import groups as groups_service
+from groups.service import membership
 from shared.schemas.enrollment import (
     CustomerEnrolled,
     CustomerExited,
@@ -61,12 +61,12 @@ async def place(conn: Connection, deps: Deps, account_id: UUID) -> None:
     current = {r["feed_key"]: r["id"] for r in await repo.feed_memberships(conn, account_id)}
     for key, group_id in sorted(current.items(), key=lambda kv: len(kv[0])):
         if key not in wanted:
-            await groups_service.remove(conn, deps, group_id, account_id, by=None)
+            await membership.remove(conn, deps, group_id, account_id, by=None)
     made: dict[str, asyncpg.Record] = {}
     for fg in wanted.values():  # parents come before their subgroups
         group = await _feed_group(conn, deps, fg, made)
         if fg.key not in current:
-            await groups_service.add(conn, deps, group, [account_id], "iwds", by=None)
+            await membership.add(conn, deps, group, [account_id], "iwds", by=None)
 
 
 async def record_updated(conn: Connection, deps: Deps, event: IwdsRecordUpdated,
@@ -121,10 +121,10 @@ async def program_staff(conn: Connection, deps: Deps,
 
 async def enrolled(conn: Connection, deps: Deps, event: CustomerEnrolled) -> None:
     group = await program_group(conn, deps, event.program)
-    await groups_service.add(conn, deps, group, [event.customer_id], "program",
+    await membership.add(conn, deps, group, [event.customer_id], "program",
                              by=event.staff_id)
 
 
 async def exited(conn: Connection, deps: Deps, event: CustomerExited) -> None:
     group = await program_group(conn, deps, event.program)
-    await groups_service.remove(conn, deps, group["id"], event.customer_id, by=event.by)
+    await membership.remove(conn, deps, group["id"], event.customer_id, by=event.by)

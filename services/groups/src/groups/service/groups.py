@@ -17,9 +17,9 @@ from groups.repository import access as access_repo
 from groups.repository import directory
 from groups.repository import groups as repo
 from groups.repository import invitations as inv_repo
-from groups.service import access
+from groups.service import access, membership
 from groups.service.common import Caller, Page, cursor_key, owned_group, parse_uuid, reached_group
-from shared.schemas.groups import GroupCreated, MemberAdded, MemberRemoved
+from shared.schemas.groups import GroupCreated
 from shared.servicekit import audit
 from shared.servicekit.db import Connection
 from shared.servicekit.errors import (
@@ -202,32 +202,9 @@ async def join(conn: Connection, deps: Deps, caller: Caller, *, join_code: str,
     if await directory.customer(conn, caller.id) is None:
         raise Conflict("customer", "your account is not known here yet: try again shortly",
                        code="account-not-known")
-    await add(conn, deps, group, [caller.id], "passcode", by=None)
+    await membership.add(conn, deps, group, [caller.id], "passcode", by=None)
     await audit.record(conn, caller.actor, "group.joined", group["id"], {"via": "passcode"})
     return UUID(str(group["id"]))
-
-
-async def add(conn: Connection, deps: Deps, group: asyncpg.Record,
-              customer_ids: Sequence[UUID], source: str, *, by: UUID | None) -> list[UUID]:
-    """Members added to ``group`` (events for the new ones)."""
-    added = await repo.add_members(conn, group["id"], customer_ids, source,
-                                   deps.clock.now(), by)
-    if added:
-        await deps.outbox.add_many(conn, [MemberAdded(
-            group_id=group["id"], kind=group["kind"], customer_id=c, via=source, by=by)
-            for c in added])
-    return added
-
-
-async def remove(conn: Connection, deps: Deps, group_id: UUID, customer_id: UUID, *,
-                 by: UUID | None) -> int:
-    """Out of the group and its subgroups; how many memberships went."""
-    removed = await repo.remove_member(conn, group_id, customer_id)
-    if removed:
-        await deps.outbox.add_many(conn, [MemberRemoved(
-            group_id=r["group_id"], kind=r["kind"], customer_id=customer_id,
-            via=r["source"], by=by) for r in removed])
-    return len(removed)
 
 
 # -- members -------------------------------------------------------------------------
@@ -282,7 +259,7 @@ async def add_members(conn: Connection, deps: Deps, caller: Caller, group_id: UU
               for i, c in enumerate(customer_ids) if c not in allowed]
     if errors:
         raise InvalidInput(errors)
-    added = await add(conn, deps, group, wanted, "staff", by=caller.id)
+    added = await membership.add(conn, deps, group, wanted, "staff", by=caller.id)
     await audit.record(conn, caller.actor, "group.members_added", group_id,
                        {"customer_ids": added})
     return added
@@ -292,7 +269,7 @@ async def remove_member(conn: Connection, deps: Deps, caller: Caller, group_id: 
                         customer_id: UUID) -> None:
     group = await owned_group(conn, caller, group_id, lock=True)
     _hand_edited(group)
-    if not await remove(conn, deps, group_id, customer_id, by=caller.id):
+    if not await membership.remove(conn, deps, group_id, customer_id, by=caller.id):
         raise NotFound("not a member of this group")
     await audit.record(conn, caller.actor, "group.member_removed", group_id,
                        {"customer_id": customer_id})

@@ -16,7 +16,7 @@ from groups.deps import Deps
 from groups.repository import directory
 from groups.repository import groups as groups_repo
 from groups.repository import invitations as repo
-from groups.service import groups as groups_service
+from groups.service import membership
 from groups.service.common import Caller, Page, cursor_key, owned_group, parse_uuid
 from shared.schemas.groups import InvitationAccepted, InvitationDeclined, InvitationSent
 from shared.servicekit import audit
@@ -198,7 +198,7 @@ async def accept(conn: Connection, deps: Deps, caller: Caller, invitation_id: UU
     group = await groups_repo.group(conn, row["group_id"])
     assert group is not None
     await repo.set_status(conn, invitation_id, "accepted", deps.clock.now(), caller.id)
-    await groups_service.add(conn, deps, group, [caller.id], "invitation", by=None)
+    await membership.add(conn, deps, group, [caller.id], "invitation", by=None)
     await deps.outbox.add(conn, InvitationAccepted(
         invitation_id=invitation_id, group_id=group["id"], customer_id=caller.id))
     await audit.record(conn, caller.actor, "group.joined", group["id"],
