@@ -11,13 +11,17 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+SERVICES = ("identity", "enrollment", "groups", "notify", "readiness", "sync-iwds", "gateway")
+
 
 @dataclass
 class TestSigner:
     __test__ = False  # not a pytest class
 
     issuer: str = "csc-identity"
-    audience: str = "csc"
+    # every service, as identity's tokens name them by default (each service is its own
+    # audience); a test wanting a narrower token passes aud=[...]
+    audience: tuple[str, ...] = SERVICES
 
     def __post_init__(self) -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
@@ -40,7 +44,9 @@ class TestSigner:
         now = int(time.time())
         body = {
             "sub": sub, "kind": kind, "roles": roles or [], "iss": self.issuer,
-            "aud": self.audience, "iat": now, "exp": now + ttl, **claims,
+            "aud": list(self.audience), "iat": now, "exp": now + ttl,
+            # a person's token names its sign-in session (a client's has none)
+            **({"sid": str(uuid.uuid4())} if kind != "client" else {}), **claims,
         }
         return self.sign(body)
 

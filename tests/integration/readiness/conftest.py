@@ -176,7 +176,7 @@ async def readiness(servers: Servers, database: str, monkeypatch: pytest.MonkeyP
         monkeypatch.setenv(k, v)
     signer = TestSigner()
     verifier = JwksVerifier.from_jwks(signer.jwks(), issuer=signer.issuer,
-                                      audience=signer.audience)
+                                      audience="readiness")
     app = create_app(ReadinessSettings(), verifier=verifier)
     pool = await create_pool(database, min_size=1, max_size=4)
     producer = new_producer(KafkaConfig(servers.bootstrap, client_id="test-portal"))

@@ -100,7 +100,7 @@ async def test_client_credential_feeds_sync_iwds_and_nothing_else(
     jwks = (await ident.get("/.well-known/jwks.json")).json()
     monkeypatch.setenv("CSC_KAFKA_CONSUMER_MODE", "assign")
     app = create_app(SyncIwdsSettings(database_url=database), verifier=JwksVerifier.from_jwks(
-        jwks, issuer="csc-identity", audience="csc"))
+        jwks, issuer="csc-identity", audience="sync-iwds"))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://sync-iwds") as iwds:
         body = (b"iwds_staff_id,worknet_username,lwia_code,office_code,access_level\n"
