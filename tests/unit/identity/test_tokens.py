@@ -125,7 +125,7 @@ async def test_a_token_is_for_its_audiences_only() -> None:
     for service in ("enrollment", "identity"):
         assert await JwksVerifier.from_jwks(jwks([key]), issuer=narrow.issuer,
                                             audience=service).verify(tok)
-    with pytest.raises(TokenError, match="(?i)audience"):
+    with pytest.raises(TokenError, match=r"(?i)audience"):
         await JwksVerifier.from_jwks(jwks([key]), issuer=narrow.issuer,
                                      audience="groups").verify(tok)
 
