@@ -77,5 +77,8 @@ async def _reload_keys(runtime: Runtime, ids: Deps, verifier: JwksVerifier) -> N
     while True:
         await asyncio.sleep(KEY_RELOAD_SECONDS)
         async with runtime.pool.acquire() as conn:
-            ids.keyring = await load_keyring(conn, ids.kek)
-        verifier.replace_keys(ids.keyring.jwks())
+            ring = await load_keyring(conn, ids.kek)
+        # the verifier first, then the published JWKS: a key that left the JWKS never
+        # still verifies here
+        verifier.replace_keys(ring.jwks())
+        ids.keyring = ring
