@@ -98,6 +98,8 @@ class TokenExchange:
             async with httpx.AsyncClient(timeout=self.timeout,
                                          transport=self._transport) as client:
                 r = await client.post(self.token_url, data=form)
+        except httpx.TimeoutException:
+            raise  # the caller answers as if its callee was too slow (it cannot be asked)
         except httpx.HTTPError as exc:
             raise ExchangeUnavailable(f"identity unreachable: {type(exc).__name__}") from None
         if r.status_code in (401, 403):

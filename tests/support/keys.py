@@ -55,3 +55,31 @@ class TestSigner:
         return jwt.encode(
             payload, self.key, algorithm="ES256", headers={"kid": self.kid, **(headers or {})}
         )
+
+
+def add_token_exchange(app: Any, signer: TestSigner) -> None:
+    """Give a stand-in service (a FastAPI app) identity's token exchange (RFC 8693) for
+    ``signer``'s tokens: a service under test that calls the stand-in narrows its
+    caller's token here first (shared/servicekit/delegation.py). Point it here with
+    ``CSC_TOKEN_URL=<stand-in>/v1/auth/token``."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse
+
+    @app.post("/v1/auth/token")
+    async def exchange(request: Request) -> Any:
+        form = await request.form()
+        try:
+            subject = jwt.decode(str(form.get("subject_token")), signer.key.public_key(),
+                                 algorithms=["ES256"], issuer=signer.issuer,
+                                 options={"verify_aud": False})
+        except jwt.PyJWTError:
+            return JSONResponse({"title": "Unauthorized"}, status_code=401)
+        wanted = [str(a) for a in form.getlist("audience")]
+        held = subject.get("aud") or []
+        if not wanted or not set(wanted) <= set([held] if isinstance(held, str) else held):
+            return JSONResponse({"title": "Unprocessable"}, status_code=422)
+        now = int(time.time())
+        exp = min(int(subject["exp"]), now + 300)
+        token = signer.sign({**subject, "aud": wanted, "iat": now, "exp": exp})
+        return {"access_token": token, "token_type": "bearer", "expires_in": exp - now,
+                "issued_token_type": "urn:ietf:params:oauth:token-type:access_token"}

@@ -23,7 +23,8 @@ async def build_deps(s: EnrollmentSettings, pool: asyncpg.Pool) -> Deps:
     identity = IdentityClient(s.identity_base_url, timeout=s.identity_timeout_seconds,
                               max_connections=s.identity_max_connections,
                               auth=NarrowedBearer(TokenExchange(
-                                  f"{s.identity_base_url}/v1/auth/token"), "identity"))
+                                  f"{s.identity_base_url}/v1/auth/token",
+                                  timeout=s.identity_timeout_seconds), "identity"))
     return Deps.from_settings(s, identity)
 
 

@@ -110,7 +110,8 @@ def groups_http(s: ReadinessSettings) -> httpx.AsyncClient:
     # groups gets the caller's token narrowed to groups alone (token exchange)
     return httpx.AsyncClient(
         base_url=s.groups_url.rstrip("/"),
-        auth=NarrowedBearer(TokenExchange(s.token_endpoint), "groups"),
+        auth=NarrowedBearer(TokenExchange(s.token_endpoint,
+                                          timeout=s.groups_timeout_seconds), "groups"),
         timeout=httpx.Timeout(s.groups_timeout_seconds),
         limits=httpx.Limits(max_connections=s.groups_max_connections,
                             max_keepalive_connections=s.groups_max_connections),
