@@ -9,6 +9,8 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import Request
+from fastapi.responses import JSONResponse
 from jwt.algorithms import ECAlgorithm
 
 SERVICES = ("identity", "enrollment", "groups", "notify", "readiness", "sync-iwds", "gateway")
@@ -62,9 +64,6 @@ def add_token_exchange(app: Any, signer: TestSigner) -> None:
     ``signer``'s tokens: a service under test that calls the stand-in narrows its
     caller's token here first (shared/servicekit/delegation.py). Point it here with
     ``CSC_TOKEN_URL=<stand-in>/v1/auth/token``."""
-    from fastapi import Request
-    from fastapi.responses import JSONResponse
-
     @app.post("/v1/auth/token")
     async def exchange(request: Request) -> Any:
         form = await request.form()
