@@ -50,7 +50,7 @@ from shared.schemas.groups import GroupCreated, MemberAdded
 from shared.schemas.readiness import ReadinessRecordReported
 from shared.servicekit.broker import KafkaConfig, new_producer
 from shared.servicekit.db import ensure_database
-from tests.support.keys import TestSigner
+from tests.support.keys import TestSigner, add_token_exchange
 
 SEEDED = ["career-cluster", "work-interest", "work-values", "skills"]
 EXTRA = [f"bench-assessment-{i}" for i in range(1, 9)]
@@ -66,6 +66,8 @@ def stand_in(signer: TestSigner) -> FastAPI:
     @app.get("/.well-known/jwks.json")
     async def jwks() -> Any:
         return signer.jwks()
+
+    add_token_exchange(app, signer)  # readiness narrows the staff token for groups here
 
     @app.get("/v1/access/customers/{cid}")
     async def access(cid: str) -> Any:

@@ -224,6 +224,7 @@ def dlq_replay(
     from shared.servicekit.db import create_pool
     from shared.servicekit.dlq import ReplayError, replay
     from shared.servicekit.runtime import build_deps
+    from shared.servicekit.sessions import with_revocations
 
     info = _service(service)
     spec = info.spec()
@@ -236,7 +237,8 @@ def dlq_replay(
             deps = await build_deps(spec, settings, pool)
             try:
                 async with pool.acquire() as conn:
-                    return await replay(conn, dead_letter_id, spec.subscriptions, deps)
+                    return await replay(conn, dead_letter_id,
+                                        with_revocations(spec.subscriptions), deps)
             finally:
                 if spec.stop_deps is not None:
                     await spec.stop_deps(deps)

@@ -12,11 +12,16 @@ from shared.schemas.base import Code, Event, Name
 PRODUCER = "identity"
 ACCOUNTS_TOPIC = "identity.accounts.v1"
 STAFF_TOPIC = "identity.staff.v1"
+SESSIONS_TOPIC = "identity.sessions.v1"
 
 AccountSource = Literal["staff", "self", "import"]
 AccountStatus = Literal["active", "locked", "disabled"]
 StaffStatus = Literal["active", "disabled"]
 PasswordChangeVia = Literal["self", "first_login", "recovery"]
+SessionEndReason = Literal[
+    "sign_out", "password_changed", "password_reset", "refresh_reused", "merged", "disabled",
+    "locked",
+]
 
 
 class CustomerAccountCreated(Event):
@@ -152,3 +157,21 @@ class StaffAccountUpdated(Event):
     email: EmailStr
     roles: list[Code] = Field(default_factory=list)
     status: StaffStatus
+
+
+class SessionRevoked(Event):
+    """A sign-in session ended before its time: every access token naming it (``sid``)
+    must be refused by every service from now on, although it has not expired yet."""
+
+    TYPE: ClassVar[str] = "SessionRevoked"
+    TOPIC: ClassVar[str] = SESSIONS_TOPIC
+    KEY_FIELD: ClassVar[str] = "session_id"
+
+    session_id: UUID
+    account_id: UUID
+    kind: Literal["staff", "customer"]
+    reason: SessionEndReason
+    revoked_at: AwareDatetime
+    forget_after: AwareDatetime = Field(
+        description="No access token of the session lives past this: the revocation may "
+        "be forgotten then.")

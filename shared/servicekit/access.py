@@ -48,19 +48,22 @@ class GroupsAccess:
     """A pooled client for groups' access check (one per process)."""
 
     def __init__(self, base_url: str = DEFAULT_URL, *, timeout: float = DEFAULT_TIMEOUT,
-                 client: httpx.AsyncClient | None = None) -> None:
+                 client: httpx.AsyncClient | None = None, auth: httpx.Auth | None = None,
+                 ) -> None:
+        # auth: a NarrowedBearer (shared.servicekit.delegation): groups gets the caller's
+        # token narrowed to groups alone, never one it could replay elsewhere
         self._own = client is None
         self._client = client or httpx.AsyncClient(
-            base_url=base_url.rstrip("/"), timeout=httpx.Timeout(timeout),
+            base_url=base_url.rstrip("/"), timeout=httpx.Timeout(timeout), auth=auth,
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=50))
 
     @classmethod
-    def from_env(cls) -> GroupsAccess:
+    def from_env(cls, auth: httpx.Auth | None = None) -> GroupsAccess:
         """CSC_GROUPS_URL (default http://127.0.0.1:8102) and CSC_GROUPS_TIMEOUT_SECONDS
         (default 1.0)."""
         return cls(os.environ.get("CSC_GROUPS_URL", DEFAULT_URL),
                    timeout=float(os.environ.get("CSC_GROUPS_TIMEOUT_SECONDS",
-                                                DEFAULT_TIMEOUT)))
+                                                DEFAULT_TIMEOUT)), auth=auth)
 
     async def explain(self, token: str, customer_id: uuid.UUID) -> dict[str, Any] | None:
         """Groups' answer (``{"customer_id", "via": [...]}``), None when the staff member

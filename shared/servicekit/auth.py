@@ -4,6 +4,12 @@ Only asymmetric algorithms are accepted (``alg: none`` and HMAC are refused,
 so a public key can never be used as an HMAC secret). The key set is fetched
 over HTTP and cached; an unknown ``kid`` triggers one refetch (key rotation),
 rate-limited so a flood of forged kids cannot hammer identity.
+
+Each service is its own audience: a verifier accepts only tokens whose ``aud``
+names its service (``ServiceSpec.name``), so a token made for enrollment and
+identity is refused by groups. A staff or customer token names its sign-in
+session (``sid``); a session identity has revoked (``shared.servicekit.sessions``)
+is refused here although its tokens have not expired.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from jwt import PyJWK
 
 from shared.servicekit.audit import Actor
 from shared.servicekit.http import PROBLEM_BASE, Problem
+from shared.servicekit.sessions import RevokedSessions
 
 ALLOWED_ALGORITHMS = ["RS256", "ES256", "EdDSA"]
 
@@ -47,6 +54,11 @@ class Principal:
     @property
     def is_staff(self) -> bool:
         return self.kind == "staff"
+
+    @property
+    def session_id(self) -> str:
+        """The sign-in session the token belongs to (claim ``sid``)."""
+        return str(self.claims.get("sid", ""))
 
     @property
     def id(self) -> uuid.UUID:
@@ -87,7 +99,10 @@ class JwksVerifier:
         client: httpx.AsyncClient | None = None,
         min_refetch_seconds: float = 5.0,
     ) -> None:
+        # audience: the name of the service verifying (a token must name it in ``aud``)
         self.jwks_url, self.issuer, self.audience = jwks_url, issuer, audience
+        # sessions identity ended: set by the kit's runtime (None: nothing is revoked)
+        self.revoked: RevokedSessions | None = None
         self.cache_seconds, self.min_refetch = cache_seconds, min_refetch_seconds
         self._client = client
         self._keys: dict[str, PyJWK] = {}
@@ -136,12 +151,19 @@ class JwksVerifier:
 
     async def verify(self, token: str) -> Principal:
         """A staff or customer principal; ClientTokenError for a client credential."""
-        claims = await self._claims(token)
+        return self._principal(await self._claims(token))
+
+    def _principal(self, claims: dict[str, Any]) -> Principal:
         kind = claims.get("kind")
         if kind == "client":
             raise ClientTokenError("a client credential cannot act as staff or customer")
         if kind not in ("staff", "customer"):
             raise TokenError("token has no principal kind")
+        sid = claims.get("sid")
+        if not isinstance(sid, str) or not sid:
+            raise TokenError("token names no session")
+        if self.revoked is not None and sid in self.revoked:
+            raise TokenError("the session has ended")
         roles = claims.get("roles") or []
         if isinstance(roles, str):
             roles = [roles]
@@ -160,7 +182,14 @@ class JwksVerifier:
         scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
         return ClientPrincipal(str(claims["sub"]), scopes, claims)
 
-    async def _claims(self, token: str) -> dict[str, Any]:
+    async def claims_for_exchange(self, token: str) -> dict[str, Any]:
+        """A staff or customer token's claims, checked as :meth:`verify` does except for
+        the audience (identity narrows a token for another service: RFC 8693)."""
+        claims = await self._claims(token, check_audience=False)
+        principal = self._principal(claims)
+        return principal.claims
+
+    async def _claims(self, token: str, *, check_audience: bool = True) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -181,7 +210,8 @@ class JwksVerifier:
         try:
             claims = jwt.decode(
                 token, key=key.key, algorithms=[alg], audience=self.audience,
-                issuer=self.issuer, options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+                issuer=self.issuer, options={"require": ["exp", "iat", "sub", "iss", "aud"],
+                                             "verify_aud": check_audience},
             )
         except jwt.PyJWTError as exc:
             raise TokenError(str(exc)) from exc

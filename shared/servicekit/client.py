@@ -33,11 +33,13 @@ class ServiceClient:
     def __init__(
         self, name: str, base_url: str, *, timeout: float, max_connections: int = 50,
         unavailable: type[ServiceUnavailable] = ServiceUnavailable,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | None = None, auth: httpx.Auth | None = None,
     ) -> None:
+        # auth: shared.servicekit.delegation.NarrowedBearer narrows the caller's token to
+        # the callee, so the callee cannot replay it against a third service
         self.name, self.unavailable = name, unavailable
         self.http = httpx.AsyncClient(
-            base_url=base_url, timeout=httpx.Timeout(timeout), transport=transport,
+            base_url=base_url, timeout=httpx.Timeout(timeout), transport=transport, auth=auth,
             limits=httpx.Limits(max_connections=max_connections,
                                 max_keepalive_connections=max_connections),
         )

@@ -34,6 +34,9 @@ from shared.servicekit.http import (
 from shared.servicekit.limits import BodyLimitMiddleware
 from shared.servicekit.logs import configure_logging
 from shared.servicekit.outbox import Outbox, OutboxRelay
+from shared.servicekit.sessions import RevokedSessions, with_revocations
+from shared.servicekit.sessions import load as load_revoked
+from shared.servicekit.sessions import watch as watch_revoked
 from shared.servicekit.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -118,6 +121,8 @@ class Runtime:
         self.deps: Any = None
         self.relay: OutboxRelay | None = None
         self.supervisor: Supervisor | None = None
+        # sessions identity revoked: every token check of this process consults it
+        self.revoked = RevokedSessions()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -129,6 +134,10 @@ class Runtime:
             self.dsn, min_size=s.database_pool_min, max_size=s.database_pool_max
         )
         self.deps = await build_deps(self.spec, s, self.pool)
+        await load_revoked(self.pool, self.revoked)  # before the first request
+        self.spawn(watch_revoked(self.dsn, self.pool, self.revoked,
+                                 reload_seconds=s.revocation_reload_seconds),
+                   "revocation-watch")
         self.relay = OutboxRelay(
             self.dsn, self.pool, self.kafka, self.watch,
             batch_size=s.outbox_batch_size, lease_seconds=s.outbox_lease_seconds,
@@ -136,11 +145,13 @@ class Runtime:
         )
         self.spawn(self.watch.run(), "broker-watch")
         self.spawn(self.relay.run(), "outbox-relay")
-        if self.spec.subscriptions:
+        # every service consumes identity's SessionRevoked (the kit's handler)
+        subscriptions = with_revocations(self.spec.subscriptions)
+        if subscriptions:
             pool = self.pool
             self.supervisor = Supervisor(
                 lambda: InboxConsumer(
-                    self.spec.name, pool, self.kafka, self.watch, self.spec.subscriptions,
+                    self.spec.name, pool, self.kafka, self.watch, subscriptions,
                     deps=self.deps, mode=s.kafka_consumer_mode,
                     max_attempts=s.consumer_max_attempts,
                     retry_base_seconds=s.consumer_retry_base_seconds,
@@ -232,10 +243,12 @@ def build_app(
         runtime = Runtime(spec, s)
         app.state.runtime = runtime
         app.state.settings = s
+        # the service is its own audience: a token must name it in ``aud``
         app.state.verifier = verifier or JwksVerifier(
-            s.jwks_url, issuer=s.jwt_issuer, audience=s.jwt_audience,
+            s.jwks_url, issuer=s.jwt_issuer, audience=spec.name,
             cache_seconds=s.jwks_cache_seconds,
         )
+        app.state.verifier.revoked = runtime.revoked
         await runtime.start()
         if spec.on_start is not None:
             await spec.on_start(runtime)

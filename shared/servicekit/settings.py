@@ -118,7 +118,13 @@ class ServiceSettings(BaseSettings):
         "http://127.0.0.1:8101/.well-known/jwks.json", validation_alias=_common("jwks_url")
     )
     jwt_issuer: str = Field("csc-identity", validation_alias=_common("jwt_issuer"))
-    jwt_audience: str = Field("csc", validation_alias=_common("jwt_audience"))
+    # a service is its own token audience (its name): there is no audience setting
+    # how often the revoked sessions are reloaded from the table besides LISTEN/NOTIFY
+    revocation_reload_seconds: float = Field(
+        5.0, gt=0, validation_alias=_common("revocation_reload_seconds"))
+    # where a service narrows a caller's token for another service (RFC 8693 token
+    # exchange); empty: identity's /v1/auth/token beside the JWKS
+    token_url: str = Field("", validation_alias=_common("token_url"))
     jwks_cache_seconds: float = Field(300.0, validation_alias=_common("jwks_cache_seconds"))
 
     @model_validator(mode="after")
@@ -151,6 +157,15 @@ class ServiceSettings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+    @property
+    def token_endpoint(self) -> str:
+        """identity's token endpoint: ``token_url``, else beside the JWKS URL."""
+        if self.token_url:
+            return self.token_url
+        from urllib.parse import urlsplit
+        parts = urlsplit(self.jwks_url)
+        return f"{parts.scheme}://{parts.netloc}/v1/auth/token"
 
     @property
     def zone(self) -> ZoneInfo:

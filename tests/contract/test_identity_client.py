@@ -10,6 +10,7 @@ from datetime import date
 
 import asyncpg
 import httpx
+import jwt
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
@@ -19,7 +20,9 @@ from enrollment.repository.identity import IdentityClient, IdentityUnauthorized,
 from identity.app import create_app
 from identity.settings import IdentitySettings
 from shared.contracts.identity import CustomerCreate, Identifier, MatchQuery
+from shared.servicekit.delegation import NarrowedBearer, TokenExchange
 from shared.servicekit.errors import InvalidInput
+from shared.servicekit.http import Problem
 from shared.servicekit.logs import correlation_id
 from tests.integration.identity.conftest import identity_env  # noqa: F401 - a fixture
 from tests.integration.identity.test_journey import STAFF_PASSWORD, make_staff
@@ -115,3 +118,35 @@ async def test_identity_away_is_unavailable() -> None:
         assert "identity is unreachable" in str(caught.value)
     finally:
         await away.aclose()
+
+
+async def test_the_client_sends_identity_a_token_narrowed_to_identity(
+    identity_app: FastAPI, token: str
+) -> None:
+    """As enrollment builds it: the staff member's token is exchanged at identity for one
+    naming identity alone before the call; a token not for identity is refused (403)."""
+    seen: list[str] = []
+
+    async def keep(request: httpx.Request) -> None:
+        if request.url.path == "/v1/matches":
+            seen.append(request.headers["authorization"].partition(" ")[2])
+
+    transport = httpx.ASGITransport(app=identity_app)
+    exchange = TokenExchange("http://identity/v1/auth/token", transport=transport)
+    narrowed = IdentityClient("http://identity", timeout=10, transport=transport,
+                              auth=NarrowedBearer(exchange, "identity"))
+    narrowed.calls.http.event_hooks["request"].append(keep)
+    try:
+        await narrowed.match(token, MatchQuery(first_name="Marcus", last_name="O'Neil",
+                                               date_of_birth=date(1988, 4, 12)))
+        await narrowed.match(token, MatchQuery(first_name="Marcus", last_name="O'Neil",
+                                               date_of_birth=date(1988, 4, 12)))
+        assert len(seen) == 2 and seen[0] == seen[1]  # exchanged once, then cached
+        claims = jwt.decode(seen[0], options={"verify_signature": False})
+        assert claims["aud"] == ["identity"] and seen[0] != token
+        groups_only = await exchange.for_audience(token, "groups")
+        with pytest.raises(Problem) as refused:
+            await narrowed.match(groups_only, MatchQuery(first_name="Marcus"))
+        assert refused.value.status == 403
+    finally:
+        await narrowed.aclose()

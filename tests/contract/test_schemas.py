@@ -40,6 +40,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "PasswordResetByStaff": ("identity.accounts.v1", "account_id"),
     "PasswordChanged": ("identity.accounts.v1", "account_id"),
     "PasswordRecoveryRequested": ("identity.accounts.v1", "account_id"),
+    "SessionRevoked": ("identity.sessions.v1", "session_id"),
     "StaffAccountCreated": ("identity.staff.v1", "staff_id"),
     "StaffAccountUpdated": ("identity.staff.v1", "staff_id"),
     "ProgramStaffAuthorized": ("enrollment.programs.v1", "program"),

@@ -173,7 +173,7 @@ async def stack(
         monkeypatch.setenv(k, v)
     clock = FixedClock(T0)
     signer = TestSigner()
-    verifier = JwksVerifier.from_jwks(signer.jwks(), issuer="csc-identity", audience="csc")
+    verifier = JwksVerifier.from_jwks(signer.jwks(), issuer="csc-identity", audience="notify")
     app = create_app(NotifySettings(), clock=clock, verifier=verifier)
     producer = new_producer(KafkaConfig(bootstrap=servers.bootstrap, client_id="test-pub"))
     await producer.start()

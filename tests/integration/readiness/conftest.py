@@ -32,7 +32,7 @@ from shared.servicekit.auth import JwksVerifier
 from shared.servicekit.broker import KafkaConfig, new_producer
 from shared.servicekit.db import create_pool
 from shared.servicekit.topics import broker_topic
-from tests.support.keys import TestSigner
+from tests.support.keys import TestSigner, add_token_exchange
 from tests.support.kit import wait_until
 from tests.support.stack import Servers
 
@@ -160,7 +160,10 @@ class Readiness:
 async def readiness(servers: Servers, database: str, monkeypatch: pytest.MonkeyPatch
                     ) -> AsyncIterator[Readiness]:
     groups = FakeGroups()
-    server = HttpServer(groups.app())
+    signer = TestSigner()
+    groups_app = groups.app()
+    add_token_exchange(groups_app, signer)  # readiness narrows its caller's token here
+    server = HttpServer(groups_app)
     await server.start()
     env = {
         "CSC_ENV": "test",
@@ -169,14 +172,14 @@ async def readiness(servers: Servers, database: str, monkeypatch: pytest.MonkeyP
         "CSC_BROKER_CHECK_INTERVAL": "0.5",
         "READINESS_DATABASE_URL": database,
         "READINESS_GROUPS_URL": server.url,
+        "CSC_TOKEN_URL": f"{server.url}/v1/auth/token",
         "READINESS_OUTBOX_POLL_INTERVAL": "0.2",
         "READINESS_FEED_BATCH_RECORDS": "3",
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    signer = TestSigner()
     verifier = JwksVerifier.from_jwks(signer.jwks(), issuer=signer.issuer,
-                                      audience=signer.audience)
+                                      audience="readiness")
     app = create_app(ReadinessSettings(), verifier=verifier)
     pool = await create_pool(database, min_size=1, max_size=4)
     producer = new_producer(KafkaConfig(servers.bootstrap, client_id="test-portal"))

@@ -131,7 +131,7 @@ async def iwds_service(servers: Servers, database: str, monkeypatch: pytest.Monk
     settings = SyncIwdsSettings(database_url=database, outbox_poll_interval=0.2,
                                 stage_batch_rows=100)
     app = create_app(settings, verifier=JwksVerifier.from_jwks(
-        signer.jwks(), issuer=signer.issuer, audience=signer.audience))
+        signer.jwks(), issuer=signer.issuer, audience="sync-iwds"))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://sync-iwds") as client:
         pool = app.state.runtime.pool

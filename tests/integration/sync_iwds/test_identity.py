@@ -82,6 +82,7 @@ async def test_client_credential_feeds_sync_iwds_and_nothing_else(
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["kind"] == "client" and claims["scope"] == "iwds:feed"
     assert claims["roles"] == [] and claims["sub"] == str(client_id) and "sid" not in claims
+    assert claims["aud"] == ["sync-iwds"]  # the service its scope is used at, only
     assert "refresh_token" not in r.json()
     assert (await _token(ident, str(client_id), secret + "x")).status_code == 401
     assert (await _token(ident, str(uuid.uuid4()), secret)).status_code == 401
@@ -90,17 +91,17 @@ async def test_client_credential_feeds_sync_iwds_and_nothing_else(
             ).status_code == 422
 
     bearer = {"Authorization": f"Bearer {token}"}
-    # identity's own staff and customer routes refuse it
-    assert (await ident.get("/v1/me", headers=bearer)).status_code == 403
-    assert (await ident.get("/v1/duplicates", headers=bearer)).status_code == 403
+    # identity refuses it everywhere: the token is not for identity at all
+    assert (await ident.get("/v1/me", headers=bearer)).status_code == 401
+    assert (await ident.get("/v1/duplicates", headers=bearer)).status_code == 401
     assert (await ident.post("/v1/matches", headers=bearer, json={"last_name": "Lee"})
-            ).status_code == 403
+            ).status_code == 401
 
     # sync-iwds, verifying with identity's published keys, takes the feed
     jwks = (await ident.get("/.well-known/jwks.json")).json()
     monkeypatch.setenv("CSC_KAFKA_CONSUMER_MODE", "assign")
     app = create_app(SyncIwdsSettings(database_url=database), verifier=JwksVerifier.from_jwks(
-        jwks, issuer="csc-identity", audience="csc"))
+        jwks, issuer="csc-identity", audience="sync-iwds"))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://sync-iwds") as iwds:
         body = (b"iwds_staff_id,worknet_username,lwia_code,office_code,access_level\n"

@@ -13,6 +13,7 @@ import pytest
 
 from identity.domain.tokens import (
     PASSWORD_CHANGE_SCOPE,
+    ExchangeRefused,
     KeyRing,
     KeyStatus,
     KeyUnavailable,
@@ -21,6 +22,7 @@ from identity.domain.tokens import (
     generate_signing_key,
     hash_token,
     issue_access_token,
+    issue_exchanged_token,
     jwks,
     new_recovery_token,
     new_refresh_token,
@@ -107,12 +109,47 @@ async def test_expires_after_access_ttl() -> None:
 
 async def test_wrong_issuer_or_audience_refused() -> None:
     key = generate_signing_key(now())
-    other = TokenSettings(issuer="elsewhere", audience="other")
+    other = TokenSettings(issuer="elsewhere", audiences=("other",))
     tok = issue_access_token(
         key, subject="s", kind="staff", session_id="x", now=now(), settings=other
     )
     with pytest.raises(TokenError):
         await verifier_for(key).verify(tok)
+
+
+async def test_a_token_is_for_its_audiences_only() -> None:
+    key = generate_signing_key(now())
+    narrow = TokenSettings(audiences=("enrollment", "identity"))
+    tok = issue_access_token(key, subject="s", kind="staff", session_id="x", now=now(),
+                             settings=narrow)
+    for service in ("enrollment", "identity"):
+        assert await JwksVerifier.from_jwks(jwks([key]), issuer=narrow.issuer,
+                                            audience=service).verify(tok)
+    with pytest.raises(TokenError, match=r"(?i)audience"):
+        await JwksVerifier.from_jwks(jwks([key]), issuer=narrow.issuer,
+                                     audience="groups").verify(tok)
+
+
+async def test_an_exchanged_token_is_narrower_and_never_widens_again() -> None:
+    key = generate_signing_key(now())
+    v = verifier_for(key)
+    full = await v.claims_for_exchange(token(key, roles=["staff"]))
+    groups_only, lives = issue_exchanged_token(key, full, ["groups"], now=now(),
+                                               settings=SETTINGS)
+    assert 0 < lives <= SETTINGS.exchange_ttl.total_seconds()
+    claims = await JwksVerifier.from_jwks(jwks([key]), issuer=SETTINGS.issuer,
+                                          audience="groups").claims_for_exchange(groups_only)
+    assert claims["aud"] == ["groups"] and claims["sid"] == full["sid"]
+    assert claims["roles"] == ["staff"] and claims["exp"] <= full["exp"]
+    # groups cannot turn the token it got into one for a third service
+    with pytest.raises(ExchangeRefused, match="not for identity"):
+        issue_exchanged_token(key, claims, ["identity"], now=now(), settings=SETTINGS)
+    with pytest.raises(ExchangeRefused):
+        issue_exchanged_token(key, full, [], now=now(), settings=SETTINGS)
+    # never outlives the token it came from
+    short = {**full, "exp": int(now().timestamp()) + 10}
+    _, lives = issue_exchanged_token(key, short, ["groups"], now=now(), settings=SETTINGS)
+    assert lives <= 10
 
 
 def test_naive_datetime_refused() -> None:

@@ -30,7 +30,7 @@ from shared.servicekit.auth import (
 from shared.servicekit.http import PROBLEM_JSON, RequestIdMiddleware, install_problem_handlers
 from tests.support.keys import TestSigner
 
-ISSUER, AUDIENCE = "csc-identity", "csc"
+ISSUER, AUDIENCE = "csc-identity", "groups"  # the verifying service
 
 
 def b64(data: bytes) -> str:
@@ -49,7 +49,7 @@ def claims(signer: TestSigner, **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     body: dict[str, Any] = {
         "sub": "s-1", "kind": "staff", "roles": ["planner"], "iss": signer.issuer,
-        "aud": signer.audience, "iat": now, "exp": now + 600,
+        "aud": list(signer.audience), "iat": now, "exp": now + 600, "sid": "session-1",
     }
     body.update(overrides)
     return {k: v for k, v in body.items() if v is not None}
@@ -170,6 +170,40 @@ async def test_missing_or_odd_kid(signer: TestSigner, verifier: JwksVerifier, ki
 async def test_wrong_audience(signer: TestSigner, verifier: JwksVerifier) -> None:
     with pytest.raises(TokenError, match=r"(?i)audience"):
         await verifier.verify(signer.token("staff-1", aud="another-system"))
+
+
+async def test_a_token_not_naming_the_service_is_refused(
+    signer: TestSigner, verifier: JwksVerifier
+) -> None:
+    # made for enrollment and identity: groups (the verifier here) refuses it
+    with pytest.raises(TokenError, match=r"(?i)audience"):
+        await verifier.verify(signer.token("staff-1", aud=["enrollment", "identity"]))
+    assert await verifier.verify(signer.token("staff-1", aud=["groups"]))
+
+
+async def test_a_person_token_must_name_its_session(
+    signer: TestSigner, verifier: JwksVerifier
+) -> None:
+    with pytest.raises(TokenError, match="session"):
+        await verifier.verify(signer.sign(claims(signer, sid=None)))
+    with pytest.raises(TokenError, match="session"):
+        await verifier.verify(signer.sign(claims(signer, sid="")))
+
+
+async def test_a_revoked_session_is_refused(signer: TestSigner, verifier: JwksVerifier) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from shared.servicekit.sessions import RevokedSessions
+    verifier.revoked = RevokedSessions()
+    token = signer.sign(claims(signer, sid="session-9"))
+    assert await verifier.verify(token)
+    verifier.revoked.add("session-9", datetime.now(UTC) + timedelta(minutes=5))
+    with pytest.raises(TokenError, match="session has ended"):
+        await verifier.verify(token)
+    assert await verifier.verify(signer.sign(claims(signer, sid="session-10")))
+    # forgotten once no token of it can be alive
+    verifier.revoked.prune(datetime.now(UTC) + timedelta(minutes=6))
+    assert await verifier.verify(token)
 
 
 async def test_wrong_issuer(signer: TestSigner, verifier: JwksVerifier) -> None:

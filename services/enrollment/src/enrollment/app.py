@@ -13,13 +13,18 @@ from enrollment.deps import Deps
 from enrollment.handlers import SUBSCRIPTIONS
 from enrollment.repository.identity import IdentityClient
 from enrollment.settings import EnrollmentSettings
+from shared.servicekit.delegation import NarrowedBearer, TokenExchange
 from shared.servicekit.runtime import ServiceSpec, build_app
 
 
 async def build_deps(s: EnrollmentSettings, pool: asyncpg.Pool) -> Deps:
     # one pooled client for the life of the process, with a short timeout: a person waits
+    # identity gets the staff member's token narrowed to identity alone
     identity = IdentityClient(s.identity_base_url, timeout=s.identity_timeout_seconds,
-                              max_connections=s.identity_max_connections)
+                              max_connections=s.identity_max_connections,
+                              auth=NarrowedBearer(TokenExchange(
+                                  f"{s.identity_base_url}/v1/auth/token",
+                                  timeout=s.identity_timeout_seconds), "identity"))
     return Deps.from_settings(s, identity)
 
 

@@ -12,10 +12,11 @@ from identity.api import accounts, customers, matching, registration
 from identity.api.problems import problem_for
 from identity.deps import Deps
 from identity.handlers import SUBSCRIPTIONS
-from identity.service.accounts import ensure_signing_key, load_keyring
+from identity.service.accounts import LocalExchange, ensure_signing_key, load_keyring
 from identity.settings import IdentitySettings
 from shared.servicekit.access import GroupsAccess
 from shared.servicekit.auth import JwksVerifier
+from shared.servicekit.delegation import NarrowedBearer
 from shared.servicekit.runtime import Runtime, ServiceSpec, build_app
 
 KEY_RELOAD_SECONDS = 30.0
@@ -29,7 +30,9 @@ async def stop_deps(ids: Deps) -> None:
 async def build_deps(s: IdentitySettings, pool: asyncpg.Pool) -> Deps:
     # the signing keys are loaded by the app (on_start): handlers and replay need none
     ids = Deps.from_settings(s)
-    ids.groups_access = GroupsAccess.from_env()
+    # groups gets the staff member's token narrowed to groups alone
+    ids.exchange = LocalExchange(ids)
+    ids.groups_access = GroupsAccess.from_env(auth=NarrowedBearer(ids.exchange, "groups"))
     return ids
 
 
@@ -57,8 +60,11 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
             ids.keyring = await ensure_signing_key(conn, ids)
         # identity verifies its own tokens with its own keys, no HTTP round trip
         verifier = JwksVerifier.from_jwks(
-            ids.keyring.jwks(), issuer=s.jwt_issuer, audience=s.jwt_audience)
+            ids.keyring.jwks(), issuer=s.jwt_issuer, audience=SPEC.name)
+        verifier.revoked = runtime.revoked
         app.state.verifier = verifier
+        if ids.exchange is not None:
+            ids.exchange.verifier = verifier
         runtime.spawn(_reload_keys(runtime, ids, verifier), "signing-key-reload")
 
     app = build_app(SPEC, settings, on_start=on_start)
@@ -71,5 +77,8 @@ async def _reload_keys(runtime: Runtime, ids: Deps, verifier: JwksVerifier) -> N
     while True:
         await asyncio.sleep(KEY_RELOAD_SECONDS)
         async with runtime.pool.acquire() as conn:
-            ids.keyring = await load_keyring(conn, ids.kek)
-        verifier.replace_keys(ids.keyring.jwks())
+            ring = await load_keyring(conn, ids.kek)
+        # the verifier first, then the published JWKS: a key that left the JWKS never
+        # still verifies here
+        verifier.replace_keys(ring.jwks())
+        ids.keyring = ring

@@ -7,6 +7,7 @@ import base64
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import timedelta
+from typing import Any
 
 from identity.domain.matching import DEFAULT_THRESHOLDS, Thresholds
 from identity.domain.passwords import LockoutPolicy, Passwords
@@ -38,6 +39,8 @@ class Deps:
     thresholds: Thresholds = DEFAULT_THRESHOLDS
     # groups' answer to "does this staff member reach this customer?" (the kit's helper)
     groups_access: GroupsAccess | None = None
+    # narrows a staff member's token for the service identity calls (groups)
+    exchange: Any = None
     # Failed sign-ins per unknown username (bounded, per process), so an unknown
     # name slows down exactly as a real account does and timing tells nothing.
     unknown_failures: dict[str, int] = dataclass_field(default_factory=dict)
@@ -67,8 +70,9 @@ class Deps:
             kek=base64.b64decode(s.data_key.get_secret_value()),
             tokens=TokenSettings(
                 issuer=s.jwt_issuer,
-                audience=s.jwt_audience,
+                audiences=tuple(a for a in s.token_audiences.replace(",", " ").split()),
                 access_ttl=timedelta(minutes=s.access_token_minutes),
+                exchange_ttl=timedelta(minutes=s.exchange_token_minutes),
                 refresh_ttl=timedelta(days=s.refresh_token_days),
             ),
             lockout=LockoutPolicy(

@@ -29,6 +29,12 @@ class IdentitySettings(ServiceSettings):
     data_key: SecretStr = SecretStr(_DEV_KEY)
 
     access_token_minutes: int = Field(15, ge=1, le=60)
+    # the services a signed-in person's token is for (its ``aud``), space- or
+    # comma-separated; each service accepts only tokens naming it
+    token_audiences: str = (
+        "identity enrollment groups notify readiness sync-iwds gateway")  # noqa: S105
+    # a token narrowed for one service (token exchange) lives at most this long
+    exchange_token_minutes: int = Field(5, ge=1, le=60)
     refresh_token_days: int = Field(14, ge=1)
     temporary_password_days: int = Field(7, ge=1)
     recovery_link_minutes: int = Field(30, ge=5)

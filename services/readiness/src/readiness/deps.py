@@ -13,6 +13,7 @@ import jwt
 from readiness.settings import ReadinessSettings
 from shared.servicekit.auth import ALLOWED_ALGORITHMS, JwksVerifier, TokenError
 from shared.servicekit.clock import Clock, SystemClock
+from shared.servicekit.delegation import NarrowedBearer, TokenExchange
 from shared.servicekit.errors import DomainError
 from shared.servicekit.http import REQUEST_ID_HEADER
 from shared.servicekit.logs import correlation_id
@@ -106,8 +107,11 @@ class Deps:
 
 
 def groups_http(s: ReadinessSettings) -> httpx.AsyncClient:
+    # groups gets the caller's token narrowed to groups alone (token exchange)
     return httpx.AsyncClient(
         base_url=s.groups_url.rstrip("/"),
+        auth=NarrowedBearer(TokenExchange(s.token_endpoint,
+                                          timeout=s.groups_timeout_seconds), "groups"),
         timeout=httpx.Timeout(s.groups_timeout_seconds),
         limits=httpx.Limits(max_connections=s.groups_max_connections,
                             max_keepalive_connections=s.groups_max_connections),

@@ -62,10 +62,12 @@ def _field_errors(r: httpx.Response) -> list[FieldError]:
 
 class IdentityClient:
     def __init__(self, base_url: str, *, timeout: float, max_connections: int = 50,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 auth: httpx.Auth | None = None) -> None:
         self.calls = ServiceClient("identity", base_url, timeout=timeout,
                                    max_connections=max_connections,
-                                   unavailable=IdentityUnavailable, transport=transport)
+                                   unavailable=IdentityUnavailable, transport=transport,
+                                   auth=auth)
 
     async def aclose(self) -> None:
         await self.calls.aclose()

@@ -48,12 +48,26 @@ class SigningKey:
     created_at: datetime
 
 
+# every service a signed-in person's token is for, by default (each service is its
+# own audience and accepts only tokens naming it)
+SERVICES = ("identity", "enrollment", "groups", "notify", "readiness", "sync-iwds", "gateway")
+# OAuth2 token exchange (RFC 8693)
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105
+
+
 @dataclass(frozen=True)
 class TokenSettings:
     issuer: str = "csc-identity"
-    audience: str = "csc"
+    audiences: tuple[str, ...] = SERVICES
     access_ttl: timedelta = timedelta(minutes=15)
     refresh_ttl: timedelta = timedelta(days=14)
+    exchange_ttl: timedelta = timedelta(minutes=5)
+
+    @property
+    def audience(self) -> str:
+        """identity's own audience name."""
+        return "identity"
 
 
 def _b64(data: bytes) -> str:
@@ -154,7 +168,7 @@ def issue_access_token(
         "roles": role_list,
         "sid": session_id,
         "iss": settings.issuer,
-        "aud": settings.audience,
+        "aud": list(settings.audiences),
         "iat": iat,
         "exp": iat + int(settings.access_ttl.total_seconds()),
         "jti": secrets.token_urlsafe(16),
@@ -162,6 +176,47 @@ def issue_access_token(
     if password_change_required:
         claims["scope"] = PASSWORD_CHANGE_SCOPE
     return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
+
+
+class ExchangeRefused(ValueError):
+    """The token may not be narrowed so (RFC 8693 ``invalid_target`` / ``invalid_grant``)."""
+
+
+def audiences_of(claims: dict[str, Any]) -> list[str]:
+    aud = claims.get("aud")
+    if isinstance(aud, str):
+        return [aud]
+    return [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else []
+
+
+def issue_exchanged_token(
+    key: SigningKey, subject_claims: dict[str, Any], audiences: Iterable[str], *,
+    now: datetime, settings: TokenSettings,
+) -> tuple[str, int]:
+    """A token for ``audiences`` only, from a verified staff or customer token's claims:
+    (token, seconds it lives). The audiences must be among the subject token's own, so
+    a narrowed token can never be widened again (a service holding a token made for it
+    alone cannot turn it into one for a third service), and it never outlives the
+    subject token. The same person, roles, session and scope."""
+    wanted = sorted(set(audiences))
+    held = set(audiences_of(subject_claims))
+    if not wanted:
+        raise ExchangeRefused("name the audience the token is for")
+    beyond = [a for a in wanted if a not in held]
+    if beyond:
+        raise ExchangeRefused(f"the token is not for {', '.join(beyond)}")
+    iat = _epoch(now)
+    exp = min(int(subject_claims["exp"]), iat + int(settings.exchange_ttl.total_seconds()))
+    if exp <= iat:
+        raise ExchangeRefused("the token has expired")
+    claims: dict[str, Any] = {
+        k: subject_claims[k] for k in ("sub", "kind", "roles", "sid", "scope")
+        if k in subject_claims
+    }
+    claims.update({"iss": settings.issuer, "aud": wanted, "iat": iat, "exp": exp,
+                   "jti": secrets.token_urlsafe(16)})
+    token = jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
+    return token, exp - iat
 
 
 # -- opaque tokens -----------------------------------------------------------------

@@ -341,18 +341,24 @@ async def get_session(conn: Connection, session_id: UUID) -> Session | None:
     return Session(r["id"], r["account_id"], r["kind"], r["scope"], r["revoked_at"])
 
 
-async def revoke_sessions(conn: Connection, account_id: UUID) -> int:
-    result = await conn.execute(
-        "UPDATE sessions SET revoked_at = now() WHERE account_id = $1 AND revoked_at IS NULL",
+async def revoke_sessions(conn: Connection, account_id: UUID) -> list[Session]:
+    """End every open session of the account; the sessions ended now."""
+    rows = await conn.fetch(
+        "UPDATE sessions SET revoked_at = now() WHERE account_id = $1 AND revoked_at IS NULL"
+        " RETURNING id, account_id, kind, scope, revoked_at",
         account_id,
     )
-    return int(result.split()[-1])
+    return [Session(r["id"], r["account_id"], r["kind"], r["scope"], r["revoked_at"])
+            for r in rows]
 
 
-async def revoke_session(conn: Connection, session_id: UUID) -> None:
-    await conn.execute(
-        "UPDATE sessions SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1", session_id
+async def revoke_session(conn: Connection, session_id: UUID) -> Session | None:
+    """End the session; the session if it was open until now."""
+    r = await conn.fetchrow(
+        "UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL"
+        " RETURNING id, account_id, kind, scope, revoked_at", session_id
     )
+    return Session(r["id"], r["account_id"], r["kind"], r["scope"], r["revoked_at"]) if r else None
 
 
 async def add_refresh_token(

@@ -31,6 +31,9 @@ from shared.servicekit.errors import Conflict
 # what a client may be given: feeding IWDS or readiness data, asking identity's matcher
 CLIENT_SCOPES = frozenset({"iwds:feed", "identity:match", "readiness:feed"})
 MATCH_SCOPE = "identity:match"
+# the service each scope is used at: a client's token is for those services only
+SCOPE_AUDIENCE = {"iwds:feed": "sync-iwds", "identity:match": "identity",
+                  "readiness:feed": "readiness"}
 CLIENT_SECRET_PREFIX = "csc_cs_"  # noqa: S105 - a prefix, not a secret
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _DUMMY_HASH = hash_token(CLIENT_SECRET_PREFIX + "no-such-client")
@@ -58,9 +61,10 @@ async def create_client(conn: Connection, name: str, scopes: Iterable[str]
 def issue_client_token(key: SigningKey, *, client_id: str, scopes: Iterable[str],
                        now: datetime, settings: TokenSettings) -> str:
     iat = int(now.timestamp())
+    audiences = sorted({SCOPE_AUDIENCE[s] for s in scopes if s in SCOPE_AUDIENCE})
     claims: dict[str, Any] = {
         "sub": client_id, "kind": "client", "scope": " ".join(sorted(scopes)), "roles": [],
-        "iss": settings.issuer, "aud": settings.audience, "iat": iat,
+        "iss": settings.issuer, "aud": audiences, "iat": iat,
         "exp": iat + int(settings.access_ttl.total_seconds()), "jti": secrets.token_urlsafe(16),
     }
     return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from identity.deps import OUTBOX
 from identity.domain.accounts import (
     CustomerInput,
     FieldError,
@@ -17,12 +18,14 @@ from identity.domain.accounts import (
     username_candidates,
 )
 from identity.domain.blocking import index_keys
-from identity.domain.records import AccountKind
+from identity.domain.records import AccountKind, Session
 from identity.repository import accounts as repo
 from shared.schemas.base import Event
+from shared.schemas.identity import SessionEndReason, SessionRevoked
 from shared.servicekit import audit
 from shared.servicekit.db import Connection
 from shared.servicekit.errors import Conflict
+from shared.servicekit.sessions import record_revoked
 
 if TYPE_CHECKING:
     from identity.deps import Deps
@@ -102,7 +105,8 @@ async def replace_password(
         await repo.set_customer_password(
             conn, account_id, password_hash, temporary=temporary, expires_at=expires_at
         )
-    await repo.revoke_sessions(conn, account_id)
+    await end_sessions(conn, account_id,
+                       "password_reset" if action == "password.reset" else "password_changed")
     await audit.record(conn, by, action, account_id)
     if event is not None:
         await ids.outbox.add(conn, event)
@@ -120,3 +124,38 @@ async def new_password_hash(
     if reasons:
         raise InvalidInput([FieldError(field, r) for r in reasons])
     return await ids.passwords.hash(password)
+
+
+# no access token lives longer (IDENTITY_ACCESS_TOKEN_MINUTES is at most 60; a narrowed
+# token never outlives the one it came from), so a revocation may be forgotten after it
+TOKEN_LIFETIME_BOUND = timedelta(minutes=61)
+
+
+async def announce_ended(conn: Connection, ended: Sequence[Session],
+                         reason: SessionEndReason) -> None:
+    """Tell every service these sessions ended (SessionRevoked), and refuse their tokens
+    here at once (identity's own revoked set, in this transaction)."""
+    for session in ended:
+        assert session.revoked_at is not None
+        forget_after = session.revoked_at + TOKEN_LIFETIME_BOUND
+        await record_revoked(conn, session.id, session.account_id, session.revoked_at,
+                             forget_after)
+        await OUTBOX.add(conn, SessionRevoked(
+            session_id=session.id, account_id=session.account_id, kind=session.kind,
+            reason=reason, revoked_at=session.revoked_at, forget_after=forget_after))
+
+
+async def end_sessions(conn: Connection, account_id: uuid.UUID,
+                       reason: SessionEndReason) -> int:
+    """End every open session of the account, and say so; how many ended."""
+    ended = await repo.revoke_sessions(conn, account_id)
+    await announce_ended(conn, ended, reason)
+    return len(ended)
+
+
+async def end_session(conn: Connection, session_id: uuid.UUID,
+                      reason: SessionEndReason) -> bool:
+    """End one session, and say so; False when it had already ended."""
+    ended = await repo.revoke_session(conn, session_id)
+    await announce_ended(conn, [ended] if ended else [], reason)
+    return ended is not None

@@ -39,6 +39,7 @@ from identity.domain.matching_weights import DEFAULT_WEIGHTS, Vector, Weights, f
 from identity.domain.ssn import SsnVault
 from identity.repository import accounts as repo
 from identity.repository import matching as mrepo
+from identity.service.common import end_sessions
 from identity.settings import IdentitySettings
 from shared.schemas.identity import CustomerAccountsMerged, CustomerAccountsUnmerged
 from shared.servicekit.db import Connection
@@ -370,7 +371,7 @@ async def merge(
             raise NotOpen("one of its accounts was merged into another meanwhile")
         moved = await mrepo.move_identifiers(conn, merged.id, survivor_id)
         await mrepo.mark_merged(conn, merged.id, survivor_id, "disabled")
-        await repo.revoke_sessions(conn, merged.id)
+        await end_sessions(conn, merged.id, "merged")
         await mrepo.add_merge(conn, pair_id=pair_id, survivor_id=survivor_id,
                               merged_id=merged.id, moved=moved, merged_status=merged.status,
                               by=staff_id)
