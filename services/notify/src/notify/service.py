@@ -8,6 +8,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import asyncpg
+
 from notify import repository
 from notify.deps import Deps
 from notify.domain import (
@@ -32,7 +34,7 @@ from shared.schemas.identity import (
 from shared.schemas.notify import MessageDelivered, MessageFailed
 from shared.servicekit import audit
 from shared.servicekit.auth import Principal
-from shared.servicekit.db import Connection
+from shared.servicekit.db import Connection, transaction
 from shared.servicekit.errors import FieldError, InvalidInput, NotFound
 from shared.servicekit.paging import cursor_key, encode_cursor
 
@@ -240,17 +242,25 @@ def _seconds(n: float) -> timedelta:
 # -- staff: message status ------------------------------------------------------------
 
 
-def _may_see(principal: Principal, m: Message) -> bool:
-    # the sender and admins; staff who reach the group are not admitted yet (issue 15)
-    return principal.is_staff and (m.sender_id == principal.id or ADMIN_ROLE in principal.roles)
-
-
-async def visible_message(conn: Connection, principal: Principal, message_id: uuid.UUID
-                          ) -> Message:
-    m = await repository.get_message(conn, message_id)
-    if m is None or not _may_see(principal, m):
+async def visible_message(
+    pool: asyncpg.Pool, deps: Deps, principal: Principal, token: str, message_id: uuid.UUID
+) -> Message:
+    """The message, if the caller may see its status: its sender or an admin (known
+    here), or staff who reach its group (groups is asked with the caller's own token).
+    NotFound for anyone else, AccessUnavailable (503) when groups cannot be asked: never
+    a silent allow. Opens its own short read; the question to groups is asked after
+    it, outside any transaction."""
+    if not principal.is_staff:
         raise NotFound("no such message")
-    return m
+    async with transaction(pool) as conn:
+        m = await repository.get_message(conn, message_id)
+    if m is None:
+        raise NotFound("no such message")
+    if m.sender_id == principal.id or ADMIN_ROLE in principal.roles:
+        return m
+    if m.group_id is not None and await deps.groups.reaches_group(token, m.group_id):
+        return m
+    raise NotFound("no such message")
 
 
 @dataclass(frozen=True)
@@ -260,11 +270,9 @@ class MessageStatus:
     total: int
 
 
-async def message_status(
-    conn: Connection, principal: Principal, message_id: uuid.UUID
-) -> MessageStatus:
-    m = await visible_message(conn, principal, message_id)
-    raw = await repository.status_counts(conn, message_id)
+async def message_status(conn: Connection, m: Message) -> MessageStatus:
+    """Deliveries per status of a message the caller may see (``visible_message``)."""
+    raw = await repository.status_counts(conn, m.id)
     counts = {
         "queued": raw.get("queued", 0) + raw.get("sending", 0),
         "sent": raw.get("sent", 0), "deferred": raw.get("deferred", 0),
@@ -274,8 +282,7 @@ async def message_status(
 
 
 async def deliveries(
-    conn: Connection, principal: Principal, message_id: uuid.UUID, statuses: list[str] | None,
-    cursor: str | None, limit: int,
+    conn: Connection, m: Message, statuses: list[str] | None, cursor: str | None, limit: int,
 ) -> tuple[list[repository.DeliveryRow], str | None]:
     after = 0
     if cursor:
@@ -283,19 +290,16 @@ async def deliveries(
         if not isinstance(key, int):
             raise InvalidInput([FieldError("cursor", "is not a cursor from this list")])
         after = key
-    await visible_message(conn, principal, message_id)
-    rows = await repository.list_deliveries(conn, message_id, statuses, after, limit + 1)
+    rows = await repository.list_deliveries(conn, m.id, statuses, after, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, encode_cursor(rows[-1].id) if more else None
 
 
-async def resend_failed(
-    conn: Connection, deps: Deps, principal: Principal, message_id: uuid.UUID
-) -> int:
-    """Failed emails of a message go back in the queue; staff asking for it lifts the
-    suppression of those addresses. Returns how many were queued again."""
-    await visible_message(conn, principal, message_id)
+async def resend_failed(conn: Connection, deps: Deps, principal: Principal, m: Message) -> int:
+    """Failed emails of a message the caller may see go back in the queue; staff asking
+    for it lifts the suppression of those addresses. Returns how many were queued again."""
+    message_id = m.id
     addresses = await repository.requeue_failed(conn, message_id, deps.clock.now())
     if addresses:
         await repository.lift_suppressions(conn, addresses)
