@@ -20,8 +20,9 @@ import structlog
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
-from notify.domain import Message, classify, header_text, short_reply
+from notify.domain import Message, classify, header_text, short_reply, stored_link_context
 from notify.settings import NotifySettings
+from shared.servicekit.seal import Sealer
 
 log = structlog.get_logger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
@@ -34,8 +35,10 @@ def _nl2br(text: str) -> Markup:
 class Renderer:
     """One Jinja2 environment, autoescaping HTML; one template pair per message kind."""
 
-    def __init__(self, s: NotifySettings) -> None:
+    def __init__(self, s: NotifySettings, seal: Sealer | None = None) -> None:
         self.s = s
+        # opens the recovery links notify keeps sealed in its message rows
+        self.seal = seal or Sealer.from_spec(s.seal_keys_spec)
         self.env = Environment(
             loader=FileSystemLoader(TEMPLATES),
             autoescape=select_autoescape(enabled_extensions=("html",), default=False),
@@ -47,12 +50,18 @@ class Renderer:
         """Stable per delivery: a retry carries the same Message-ID (receivers can dedup)."""
         return f"<{delivery_id}.{m.id.hex}@{self.s.message_id_domain}>"
 
+    def link(self, m: Message) -> str:
+        """The message's link; a recovery link is kept sealed and opened only here."""
+        if m.kind == "password_recovery" and m.link:
+            return self.seal.open(m.link, stored_link_context(m.id))
+        return m.link or ""
+
     def render(
         self, m: Message, *, delivery_id: int, to: str, name: str | None, now: datetime,
     ) -> bytes:
         ctx: dict[str, Any] = {
             "subject": header_text(m.subject), "body": m.body, "name": name,
-            "link": m.link or "", "portal_name": self.s.portal_name,
+            "link": self.link(m), "portal_name": self.s.portal_name,
             "portal_url": self.s.portal_url,
             "expires": m.expires_at.strftime("%B %d, %Y %H:%M UTC") if m.expires_at else "",
         }

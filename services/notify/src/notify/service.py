@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
+import structlog
 
 from notify import repository
 from notify.deps import Deps
@@ -18,9 +19,9 @@ from notify.domain import (
     backoff,
     invitation_text,
     plan_deliveries,
-    recovery_link,
     recovery_text,
     reset_notice,
+    stored_link_context,
 )
 from notify.mail import SendResult
 from shared.schemas.base import Event
@@ -37,6 +38,9 @@ from shared.servicekit.auth import Principal
 from shared.servicekit.db import Connection, transaction
 from shared.servicekit.errors import FieldError, InvalidInput, NotFound
 from shared.servicekit.paging import cursor_key, encode_cursor
+from shared.servicekit.seal import SealError, recovery_context
+
+log = structlog.get_logger(__name__)
 
 ADMIN_ROLE = "admin"
 
@@ -140,13 +144,26 @@ async def invitation(conn: Connection, deps: Deps, ev: InvitationSent) -> int:
 async def password_recovery(
     conn: Connection, deps: Deps, ev: PasswordRecoveryRequested, event_id: uuid.UUID
 ) -> int:
-    """The recovery link, by email only, to the address identity gave."""
-    link = recovery_link(deps.settings.portal_url, ev.link_token)
+    """The recovery link, by email only, to the address identity gave.
+
+    The link comes sealed for notify (``sealed_link``). It is opened here only to be
+    sealed again for this message's row (and opened once more when the email is
+    rendered): no table, log or event of notify holds it in the clear. A link that does
+    not open (keys out of step) fails the handler: retried, then dead-lettered, still
+    sealed, for ``csc dlq replay`` once the keys are right. An event without a sealed
+    link (an identity from before the seal) is not delivered."""
+    if not ev.sealed_link:
+        log.warning("recovery_without_sealed_link", account_id=str(ev.account_id))
+        return 0
+    seal = deps.renderer.seal
+    link = seal.open(ev.sealed_link, recovery_context(ev.account_id))
+    if not link.startswith(("https://", "http://")):
+        raise SealError("the sealed recovery link is not a web address")
     known = (await repository.recipients(conn, [ev.account_id]))[0]
     expires = ev.expires_at.strftime("%H:%M UTC on %B %d, %Y")
-    subject, body = recovery_text(link, expires)
+    subject, body = recovery_text(expires)
     m = Message(event_id, "password_recovery", None, None, subject, body, deps.clock.now(),
-                link=link, expires_at=ev.expires_at)
+                link=seal.seal(link, stored_link_context(event_id)), expires_at=ev.expires_at)
     return await accept_message(
         conn, deps, m, [Recipient(known.customer_id, str(ev.email), known.name)])
 

@@ -102,6 +102,8 @@ async def replace_password(
         await repo.set_customer_password(
             conn, account_id, password_hash, temporary=temporary, expires_at=expires_at
         )
+        # a new password, however it came, spends every outstanding recovery link
+        await repo.spend_recovery_tokens(conn, account_id)
     await repo.revoke_sessions(conn, account_id)
     await audit.record(conn, by, action, account_id)
     if event is not None:
