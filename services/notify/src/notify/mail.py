@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import aiosmtplib
 import structlog
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 from markupsafe import Markup, escape
 
 from notify.domain import Message, classify, header_text, short_reply, stored_link_context
@@ -43,8 +43,17 @@ class Renderer:
             loader=FileSystemLoader(TEMPLATES),
             autoescape=select_autoescape(enabled_extensions=("html",), default=False),
             undefined=StrictUndefined, keep_trailing_newline=True,
+            # the templates ship with the code: no stat() of both files per email
+            auto_reload=False,
         )
         self.env.filters["nl2br"] = _nl2br
+        self._templates: dict[str, Template] = {}
+
+    def _template(self, name: str) -> Template:
+        t = self._templates.get(name)
+        if t is None:
+            t = self._templates[name] = self.env.get_template(name)
+        return t
 
     def message_id(self, delivery_id: int, m: Message) -> str:
         """Stable per delivery: a retry carries the same Message-ID (receivers can dedup)."""
@@ -65,8 +74,8 @@ class Renderer:
             "portal_url": self.s.portal_url,
             "expires": m.expires_at.strftime("%B %d, %Y %H:%M UTC") if m.expires_at else "",
         }
-        text = self.env.get_template(f"{m.kind}.txt").render(ctx)
-        html = self.env.get_template(f"{m.kind}.html").render(ctx)
+        text = self._template(f"{m.kind}.txt").render(ctx)
+        html = self._template(f"{m.kind}.html").render(ctx)
         return build_mime(
             sender=f"{_encode_header(header_text(self.s.portal_name))} <{self.s.mail_from}>",
             to=header_text(to, 320), subject=_encode_header(header_text(m.subject)),
