@@ -89,11 +89,11 @@ def test_production_refuses_to_start_without_seal_keys(monkeypatch: pytest.Monke
         monkeypatch.setenv(name, value)
     for var, settings in (("NOTIFY_SEAL_KEYS", NotifySettings),
                           ("IDENTITY_NOTIFY_SEAL_KEYS", IdentitySettings)):
-        for value in (None, DEV_SEAL_KEYS):
-            if value is None:
+        for seal in (None, DEV_SEAL_KEYS):
+            if seal is None:
                 monkeypatch.delenv(var, raising=False)
             else:
-                monkeypatch.setenv(var, value)
+                monkeypatch.setenv(var, seal)
             with pytest.raises(InsecureSettingsError, match=var):
                 settings()
     monkeypatch.setenv("CSC_ENV", "test")
