@@ -1,5 +1,6 @@
 """notify in-process on a fresh database and the session's broker, a real SMTP server
-(the devstack sink, a plain asyncio SMTP server) on a free port, a pinned clock and test signing keys.
+(the devstack sink, a plain asyncio SMTP server) on a free port, a pinned clock and
+test signing keys.
 
 The app's own delivery worker is off: tests drive workers by hand (``stack.worker()``),
 so a deferral, an expired lease or a killed worker is reached by moving the clock,
