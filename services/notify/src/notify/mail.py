@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import re
 import ssl
 import time
 from dataclasses import dataclass
@@ -117,6 +118,37 @@ def build_mime(*, sender: str, to: str, subject: str, date: str, message_id: str
     ))
 
 
+# an address as notify sends to (ASCII, no quoting, no angle brackets or spaces)
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9.-]{1,255}")
+
+
+async def _transaction(client: aiosmtplib.SMTP, sender: str, recipient: str, data: bytes
+                       ) -> str:
+    """One email on an open connection: MAIL, RCPT, DATA; the server's last reply.
+
+    For plain ASCII addresses (all of notify's, as the directory keeps them) the three
+    commands go straight out: aiosmtplib's ``sendmail`` parses each address four times
+    with the ``email`` package, a tenth of the client's CPU per email. Anything else
+    takes ``sendmail``. Errors are aiosmtplib's own, and the envelope is reset after a
+    refusal as ``sendmail`` does, so the connection can be used again."""
+    if not (_PLAIN_ADDRESS.fullmatch(sender) and _PLAIN_ADDRESS.fullmatch(recipient)):
+        _, reply = await client.sendmail(sender, [recipient], data)
+        return reply
+    await client._ehlo_or_helo_if_needed()
+    try:
+        r = await client.execute_command(b"MAIL", b"FROM:<%s>" % sender.encode())
+        if r.code != 250:
+            raise aiosmtplib.SMTPSenderRefused(r.code, r.message, sender)
+        r = await client.execute_command(b"RCPT", b"TO:<%s>" % recipient.encode())
+        if r.code not in (250, 251):
+            raise aiosmtplib.SMTPRecipientRefused(r.code, r.message, recipient)
+        return (await client.data(data)).message
+    except aiosmtplib.SMTPResponseException:
+        with contextlib.suppress(ConnectionError, aiosmtplib.SMTPException):
+            await client.rset()
+        raise
+
+
 @dataclass(frozen=True)
 class SendResult:
     outcome: Literal["sent", "temporary", "permanent"]
@@ -177,16 +209,16 @@ class SmtpPool:
             try:
                 if client is not None and client.is_connected:
                     try:
-                        _, reply = await client.sendmail(sender, [recipient], data)
+                        reply = await _transaction(client, sender, recipient, data)
                     except aiosmtplib.SMTPServerDisconnected:
                         # an idle connection the server has since closed: once more on a
                         # fresh one (at worst, if it had taken the data, a copy more)
                         client.close()
                         client = await self._connect()
-                        _, reply = await client.sendmail(sender, [recipient], data)
+                        reply = await _transaction(client, sender, recipient, data)
                 else:
                     client = await self._connect()
-                    _, reply = await client.sendmail(sender, [recipient], data)
+                    reply = await _transaction(client, sender, recipient, data)
                 keep = True
                 return SendResult("sent", short_reply(f"250 {reply}"))
             except aiosmtplib.SMTPRecipientsRefused as exc:
