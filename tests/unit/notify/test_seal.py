@@ -100,3 +100,24 @@ def test_production_refuses_to_start_without_seal_keys(monkeypatch: pytest.Monke
     monkeypatch.setenv("CSC_ENV", "test")
     monkeypatch.delenv("NOTIFY_SEAL_KEYS")
     assert NotifySettings().seal_keys_spec == DEV_SEAL_KEYS
+
+
+def test_a_recovery_link_opened_on_a_page_leaves_no_token_in_the_access_log() -> None:
+    """The gateway's /recover?token=... page: uvicorn's access line is redacted."""
+    import io
+    import logging
+    import sys
+
+    from shared.servicekit.logs import configure_logging
+
+    out = io.StringIO()
+    configure_logging("gateway", env="test", stream=out)
+    try:
+        logging.getLogger("uvicorn.access").info(
+            '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET",
+            "/recover?token=csc_pr_SECRETsecret-123_x&lang=en", "1.1", 200)
+    finally:
+        configure_logging("tests", env="test", stream=sys.stdout)
+    line = out.getvalue()
+    assert "/recover?token=***&lang=en" in line
+    assert "SECRET" not in line
