@@ -5,7 +5,11 @@ above a variable says what it holds:
 
 - ``password``: URL-safe random text (database passwords go into URLs);
 - ``aes256``: 32 random bytes, base64 (data keys, HMAC keys);
-- ``ssn-keys``: ``kid:BASE64`` for identity's SSN keys (with a dated key id).
+- ``ssn-keys``: ``kid:BASE64`` for identity's SSN keys (with a dated key id);
+- ``seal-keys``: ``kid:BASE64`` for the key identity seals the recovery link with,
+  for notify only (shared/servicekit/seal.py);
+- ``kid-of-VAR``: the key id of the key set in VAR;
+- ``same-as-VAR``: the very value of VAR (two services holding one key).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ KINDS: dict[str, Callable[[], str]] = {
     "password": lambda: secrets.token_hex(24),
     "aes256": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
     "ssn-keys": lambda: f"k{datetime.now(UTC):%Y%m%d}:"
+    + base64.b64encode(secrets.token_bytes(32)).decode(),
+    "seal-keys": lambda: f"s{datetime.now(UTC):%Y%m%d}:"
     + base64.b64encode(secrets.token_bytes(32)).decode(),
 }
 _KIND_LINE = re.compile(r"#\s*kind:\s*(?P<kind>[\w-]+)")
@@ -49,6 +55,8 @@ def fill_env(example: str, make: Callable[[str], str] | None = None) -> str:
             if kind.startswith("kid-of-"):
                 source = values[kind.removeprefix("kid-of-")]
                 value = source.split(":", 1)[0]
+            elif kind.startswith("same-as-"):
+                value = values[kind.removeprefix("same-as-")]
             elif kind in KINDS:
                 value = make(kind)
             else:
@@ -64,7 +72,8 @@ def fill_env(example: str, make: Callable[[str], str] | None = None) -> str:
 
 @app.command("new")
 def new(
-    kind: Annotated[str, typer.Option(help="password, aes256 or ssn-keys")] = "aes256",
+    kind: Annotated[str, typer.Option(help="password, aes256, ssn-keys or seal-keys")
+                    ] = "aes256",
 ) -> None:
     """Print one fresh secret of a kind."""
     if kind not in KINDS:

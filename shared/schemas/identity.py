@@ -117,7 +117,11 @@ class PasswordChanged(Event):
 
 
 class PasswordRecoveryRequested(Event):
-    """A recovery link was issued; ``link_token`` is single use and short-lived."""
+    """A recovery link was issued (single use, short-lived). The link travels only in
+    ``sealed_link``: AES-GCM under a key that only identity and notify hold
+    (``shared.servicekit.seal``; context ``recovery_context(account_id)``), so the
+    topic, the outbox and dead letters never hold a usable link. ``link_token`` is
+    kept only so the schema stays compatible; it is always None now."""
 
     TYPE: ClassVar[str] = "PasswordRecoveryRequested"
     TOPIC: ClassVar[str] = ACCOUNTS_TOPIC
@@ -125,8 +129,13 @@ class PasswordRecoveryRequested(Event):
 
     account_id: UUID
     email: EmailStr
-    link_token: str = Field(min_length=16, max_length=512)
+    link_token: str | None = Field(
+        None, min_length=16, max_length=512,
+        description="Retired: always None (the link is in sealed_link).")
     expires_at: AwareDatetime
+    sealed_link: str | None = Field(
+        None, max_length=4096,
+        description="The recovery link sealed for notify: v1.<kid>.<base64url>.")
 
 
 class StaffAccountCreated(Event):

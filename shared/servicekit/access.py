@@ -37,9 +37,9 @@ DEFAULT_TIMEOUT = 1.0
 class AccessUnavailable(Problem):
     """Groups could not be asked (down, too slow, or an unexpected answer): 503."""
 
-    def __init__(self, why: str) -> None:
+    def __init__(self, why: str, what: str = "this customer") -> None:
         super().__init__(503, "Access check unavailable",
-                         f"who may see this customer cannot be checked now: {why}",
+                         f"who may see {what} cannot be checked now: {why}",
                          type_=PROBLEM_BASE + "access-unavailable",
                          headers={"Retry-After": "5"})
 
@@ -89,6 +89,26 @@ class GroupsAccess:
         if not isinstance(body, dict) or not body.get("via"):
             raise AccessUnavailable("the groups service answered something unreadable")
         return body
+
+    async def reaches_group(self, token: str, group_id: uuid.UUID) -> bool:
+        """Whether the staff member reaches a group (owner or co-owner of it or a parent,
+        program staff, IWDS access, admin): groups' ``GET /v1/groups/{id}`` answers 200
+        or 404; anything else raises AccessUnavailable (never a silent allow)."""
+        what = "this group's messages"
+        try:
+            resp = await self._client.get(
+                f"/v1/groups/{group_id}", headers={"Authorization": f"Bearer {token}"})
+        except httpx.TimeoutException:
+            raise AccessUnavailable("the groups service did not answer in time",
+                                    what) from None
+        except httpx.HTTPError as exc:
+            raise AccessUnavailable(
+                f"the groups service is unreachable ({type(exc).__name__})", what) from None
+        if resp.status_code == 404:
+            return False
+        if resp.status_code != 200:
+            raise AccessUnavailable(f"the groups service answered {resp.status_code}", what)
+        return True
 
     async def reaches(self, token: str, customer_id: uuid.UUID) -> bool:
         """True (200) or False (404); AccessUnavailable otherwise."""

@@ -30,9 +30,14 @@ _SSN = re.compile(r"(?<!\d)(?<!\d-)\d{3}([- ]?)\d{2}\1\d{4}(?!\d)(?!-\d)")
 SSN_MASK = "***-**-****"
 
 
+# A one-time token in a URL's query (the password-recovery page is opened with
+# ``/recover?token=...``; an access log line carries the whole path).
+_QUERY_TOKEN = re.compile(r"([?&](?:token|access_token|refresh_token)=)[^&\s\"']+")
+
+
 def redact(text: str) -> str:
-    """Mask anything shaped like a Social Security number."""
-    return _SSN.sub(SSN_MASK, text)
+    """Mask anything shaped like a Social Security number, and a token in a URL query."""
+    return _QUERY_TOKEN.sub(r"\1***", _SSN.sub(SSN_MASK, text))
 
 
 def _redact_value(value: Any) -> Any:

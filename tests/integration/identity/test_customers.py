@@ -7,10 +7,12 @@ import asyncio
 import hashlib
 import uuid
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
 from shared.schemas.envelope import Envelope
+from shared.servicekit.seal import DEV_SEAL_KEYS, Sealer, recovery_context
 from tests.integration.identity.conftest import IdentityApp, bearer
 from tests.integration.identity.test_bad_input import row_counts
 from tests.integration.identity.test_journey import NEW_PASSWORD, STAFF_PASSWORD, make_staff
@@ -185,11 +187,18 @@ async def test_viewing_a_customer_is_audited_with_the_request_id(
 
 
 async def recovery_event(pool: asyncpg.Pool) -> dict[str, Any]:
+    """The one recovery event, with the token of its link (sealed for notify; opened
+    here with the development seal key the test settings use)."""
     rows = await pool.fetch(
         "SELECT value FROM outbox WHERE event_type = 'PasswordRecoveryRequested'")
     assert len(rows) == 1
     payload = Envelope.from_bytes(bytes(rows[0]["value"])).parse_payload()
-    return dict(payload.model_dump())
+    event = dict(payload.model_dump())
+    assert event["link_token"] is None
+    link = Sealer.from_spec(DEV_SEAL_KEYS).open(
+        event["sealed_link"], recovery_context(event["account_id"]))
+    [event["link_token"]] = parse_qs(urlsplit(link).query)["token"]
+    return event
 
 
 async def test_recovery_answers_alike_and_stores_only_the_tokens_hash(

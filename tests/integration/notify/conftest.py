@@ -1,5 +1,6 @@
 """notify in-process on a fresh database and the session's broker, a real SMTP server
-(the devstack sink, aiosmtpd) on a free port, a pinned clock and test signing keys.
+(the devstack sink, a plain asyncio SMTP server) on a free port, a pinned clock and
+test signing keys.
 
 The app's own delivery worker is off: tests drive workers by hand (``stack.worker()``),
 so a deferral, an expired lease or a killed worker is reached by moving the clock,
@@ -8,6 +9,7 @@ never by sleeping.
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
@@ -147,8 +149,18 @@ class NotifyStack:
         self.clock.advance(timedelta(**delta))
 
 
+def closed_port() -> int:
+    """A local port nothing listens on (connections to it are refused)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def notify_env(servers: Servers, dsn: str, smtp_port: int) -> dict[str, str]:
     return {
+        # groups is not there unless a test serves it (test_group_reach): asking it
+        # is refused, which notify must answer 503, never as a yes
+        "CSC_GROUPS_URL": f"http://127.0.0.1:{closed_port()}",
         "CSC_ENV": "test",
         "CSC_KAFKA_BOOTSTRAP": servers.bootstrap,
         "CSC_KAFKA_CONSUMER_MODE": "assign",

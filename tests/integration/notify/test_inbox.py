@@ -72,7 +72,9 @@ async def test_inbox_refuses_bad_input_and_the_wrong_callers(stack: NotifyStack)
     assert r.status_code == 422
 
 
-async def test_message_status_is_for_the_sender_and_admins_only(stack: NotifyStack) -> None:
+async def test_a_direct_messages_status_is_for_the_sender_and_admins_only(
+    stack: NotifyStack,
+) -> None:
     ann = await stack.customer("ann")
     sender, other, admin = stack.staff(), stack.staff(), stack.staff("admin")
     mid = await direct(stack, ann, sender)

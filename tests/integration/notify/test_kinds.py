@@ -17,6 +17,7 @@ from shared.schemas.identity import (
     PasswordRecoveryRequested,
     PasswordResetByStaff,
 )
+from shared.servicekit.seal import DEV_SEAL_KEYS, Sealer, recovery_context
 from tests.integration.notify.conftest import NotifyStack, Person
 from tests.integration.notify.test_failures import direct
 
@@ -76,22 +77,64 @@ async def test_password_reset_is_an_inbox_notice_without_the_password(
     assert "password:" not in item["body"].lower()
 
 
+def plain_text(stack: NotifyStack, mail_id: str) -> str:
+    part = read_message(stack.mail_dir, mail_id).get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def recovery(stack: NotifyStack, to: Person, token: str, *,
+             for_account: uuid.UUID | None = None) -> PasswordRecoveryRequested:
+    """identity's event: the link sealed for notify (the test settings' development key)."""
+    assert to.email is not None
+    link = f"https://portal.example/recover?token={token}"
+    return PasswordRecoveryRequested(
+        account_id=to.id, email=to.email, expires_at=stack.clock.now() + timedelta(minutes=30),
+        sealed_link=Sealer.from_spec(DEV_SEAL_KEYS).seal(
+            link, recovery_context(for_account or to.id)))
+
+
 async def test_password_recovery_link_goes_by_email_only(stack: NotifyStack) -> None:
     ann = await stack.customer("ann")
     assert ann.email is not None
     token = "tok_" + uuid.uuid4().hex
-    env = await stack.publish(PasswordRecoveryRequested(
-        account_id=ann.id, email=ann.email, link_token=token,
-        expires_at=stack.clock.now() + timedelta(minutes=30)), producer="identity")
+    env = await stack.publish(recovery(stack, ann, token), producer="identity")
     assert await channels(stack, env.event_id) == [("email", "queued")]
     await stack.drain()
     [mail] = stack.mail_to(ann.email)
     assert mail.subject == "Reset your password"
     msg = read_message(stack.mail_dir, mail.id)
-    html = msg.get_body(preferencelist=("html",))
-    assert html is not None
-    assert f"/password-recovery?token={token}" in html.get_content()
+    html, text = (msg.get_body(preferencelist=(k,)) for k in ("html", "plain"))
+    assert html is not None and text is not None
+    assert f'href="https://portal.example/recover?token={token}"' in html.get_content()
+    assert f"https://portal.example/recover?token={token}" in text.get_content()
     assert (await stack.client.get("/v1/inbox", headers=ann.headers)).json()["items"] == []
+
+
+async def test_a_recovery_link_that_does_not_open_is_not_sent(stack: NotifyStack) -> None:
+    """Sealed for another account (or with a key notify lacks): the handler fails, the
+    event goes to the dead letters still sealed, nothing is sent; an event without a
+    sealed link (an identity from before the seal) is skipped."""
+    ann, bob = await stack.customer("ann"), await stack.customer("bob")
+    assert ann.email is not None
+    token = "tok_" + uuid.uuid4().hex
+    bad = await stack.publish(recovery(stack, ann, token, for_account=bob.id),
+                              producer="identity")
+    bare = await stack.publish(PasswordRecoveryRequested(
+        account_id=ann.id, email=ann.email, expires_at=stack.clock.now()),
+        producer="identity")
+    # a later event of the same account still flows
+    good = await stack.publish(recovery(stack, ann, "tok_" + uuid.uuid4().hex),
+                               producer="identity")
+    await stack.wait_for("SELECT true FROM deliveries WHERE message_id = $1", good.event_id)
+    await stack.wait_for("SELECT true FROM inbox WHERE event_id = $1", bare.event_id)
+    assert await stack.pool.fetchval(
+        "SELECT count(*) FROM messages WHERE id = ANY($1::uuid[])",
+        [bad.event_id, bare.event_id]) == 0
+    await stack.drain()
+    [mail] = stack.mail_to(ann.email)
+    assert token not in plain_text(stack, mail.id) and "/recover?token=tok_" in plain_text(
+        stack, mail.id)
 
 
 async def test_directory_follows_updates_and_merges(stack: NotifyStack) -> None:
@@ -157,23 +200,32 @@ async def test_hostile_subject_and_body_are_escaped_and_add_no_header(
     assert "Customer Support Center" in html and "do not reply" in html
 
 
-async def test_recovery_token_stays_out_of_events_and_staff_views(
+async def test_recovery_token_stays_out_of_events_tables_and_staff_views(
     stack: NotifyStack, capsys: pytest.CaptureFixture[str],
 ) -> None:
     ann = await stack.customer("ann")
     assert ann.email is not None
     token = "tok_secret_" + uuid.uuid4().hex
     stack.sink.rules.defer, stack.sink.rules.defer_times = (ann.email,), 1
-    env = await stack.publish(PasswordRecoveryRequested(
-        account_id=ann.id, email=ann.email, link_token=token,
-        expires_at=stack.clock.now() + timedelta(minutes=30)), producer="identity")
+    env = await stack.publish(recovery(stack, ann, token), producer="identity")
     await stack.wait_for("SELECT true FROM deliveries WHERE message_id = $1", env.event_id)
     await stack.drain()  # deferred once: a MessageFailed with the server's reply
     stack.later(hours=1)
     await stack.drain()
+    [mail] = stack.mail_to(ann.email)
+    assert token in plain_text(stack, mail.id)  # the email has it: nothing else does
     events = await stack.pool.fetch(
         "SELECT value FROM outbox WHERE event_type IN ('MessageDelivered', 'MessageFailed')")
-    assert events and not any(token.encode() in bytes(r["value"]) for r in events)
+    assert len(events) == 2
+    assert not any(token.encode() in bytes(r["value"]) for r in events)
+    # no table of notify holds it: the message row keeps the link sealed again
+    tables = await stack.pool.fetch(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+    for t in tables:
+        rows = await stack.pool.fetch(f'SELECT x::text AS row FROM "{t["table_name"]}" x')
+        assert not [r["row"] for r in rows if token in r["row"]], t["table_name"]
+    link = await stack.pool.fetchval("SELECT link FROM messages WHERE id = $1", env.event_id)
+    assert link.startswith("v1.dev1.")
     admin = stack.staff("admin")
     r = await stack.client.get(f"/v1/messages/{env.event_id}/deliveries",
                                headers=admin.headers)

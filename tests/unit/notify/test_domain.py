@@ -16,10 +16,11 @@ from notify.domain import (
     classify,
     header_text,
     plan_deliveries,
-    recovery_link,
+    stored_link_context,
 )
 from notify.mail import Renderer
 from notify.settings import NotifySettings
+from shared.servicekit.seal import SealError
 
 A, B = uuid.uuid4(), uuid.uuid4()
 
@@ -64,9 +65,27 @@ def test_header_text_cannot_carry_a_new_header() -> None:
     assert len(header_text("x" * 1000)) == 200
 
 
-def test_recovery_link_quotes_the_token() -> None:
-    assert recovery_link("https://p.example/", "a b&c") == (
-        "https://p.example/password-recovery?token=a%20b%26c")
+def test_a_recovery_email_opens_its_sealed_link_only_when_rendered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CSC_ENV", "dev")
+    r = Renderer(NotifySettings())
+    mid = uuid.uuid4()
+    link = "https://portal.example/recover?token=tok_a%20b"
+    m = Message(mid, "password_recovery", None, None, "Reset your password",
+                "The link in this email chooses a new password.",
+                datetime(2026, 3, 2, tzinfo=UTC),
+                link=r.seal.seal(link, stored_link_context(mid)))
+    assert m.link is not None and "tok_" not in m.link
+    raw = r.render(m, delivery_id=1, to="a@example.org", name=None, now=m.created_at)
+    msg = message_from_bytes(raw, policy=policy.default)
+    html = msg.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    assert 'href="https://portal.example/recover?token=tok_a%20b"' in html
+    # a row's sealed link does not open as another message's
+    other = Message(uuid.uuid4(), "password_recovery", None, None, "s", "b",
+                    m.created_at, link=m.link)
+    with pytest.raises(SealError):
+        r.render(other, delivery_id=2, to="a@example.org", name=None, now=m.created_at)
 
 
 def test_rendered_email_escapes_html_and_keeps_one_message_id(

@@ -36,6 +36,14 @@ async def test_pool_reuses_and_replaces_connections_and_classifies_replies(
         assert gone.reply.startswith("550")
         slow = await pool.send("a@csc.example", "slow@example.org", DATA)
         assert (slow.outcome, slow.suppress) == ("temporary", False)
+        # the refused envelopes were reset: the next email on the same connections
+        # carries its own recipient only (and a quoted-style address takes sendmail)
+        after = await pool.send("a@csc.example", "c@example.org", DATA)
+        quoted = await pool.send("a@csc.example", '"d e"@example.org', DATA)
+        assert (after.outcome, quoted.outcome) == ("sent", "sent")
+        assert sorted(m.rcpt_tos[0] for m in list_messages(tmp_path)) == [
+            '"d e"@example.org', "b@example.org", "c@example.org"]
+        assert all(len(m.rcpt_tos) == 1 for m in list_messages(tmp_path))
         # the server goes away and comes back: pooled connections are dead, a fresh one
         # is made and the email still goes
         await sink.stop()
@@ -47,7 +55,7 @@ async def test_pool_reuses_and_replaces_connections_and_classifies_replies(
     finally:
         await pool.close()
         await sink.stop()
-    assert len(list_messages(tmp_path)) == 2
+    assert len(list_messages(tmp_path)) == 4
 
 
 class _Store:

@@ -17,6 +17,7 @@ from identity.settings import IdentitySettings
 from shared.servicekit.access import GroupsAccess
 from shared.servicekit.clock import Clock, SystemClock
 from shared.servicekit.outbox import Outbox
+from shared.servicekit.seal import Sealer
 
 OUTBOX = Outbox(producer="identity")
 
@@ -35,7 +36,11 @@ class Deps:
     lockout: LockoutPolicy
     temporary_password_ttl: timedelta
     recovery_ttl: timedelta
+    # seals the recovery link for notify (IDENTITY_NOTIFY_SEAL_KEYS)
+    recovery_seal: Sealer
     keyring: KeyRing | None = None
+    # where the recovery email's link points (the gateway's page): IDENTITY_RECOVERY_LINK_URL
+    recovery_link_url: str = "http://127.0.0.1:8100/recover"
     thresholds: Thresholds = DEFAULT_THRESHOLDS
     # groups' answer to "does this staff member reach this customer?" (the kit's helper)
     groups_access: GroupsAccess | None = None
@@ -80,6 +85,8 @@ class Deps:
             ),
             temporary_password_ttl=timedelta(days=s.temporary_password_days),
             recovery_ttl=timedelta(minutes=s.recovery_link_minutes),
+            recovery_seal=Sealer.from_spec(s.notify_seal_keys_spec),
+            recovery_link_url=s.recovery_link_url,
             thresholds=thresholds_from(s),
         )
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.servicekit.seal import seal_keys_spec
 from shared.servicekit.settings import ServiceSettings
 
 # Development-only defaults; outside CSC_ENV=dev the service refuses them.
@@ -39,6 +40,20 @@ class IdentitySettings(ServiceSettings):
     temporary_password_days: int = Field(7, ge=1)
     recovery_link_minutes: int = Field(30, ge=5)
     recovery_link_url: str = "http://127.0.0.1:8100/recover"
+    # Seals the recovery link in PasswordRecoveryRequested for notify only: "kid:BASE64"
+    # AES-256 keys, comma-separated, the first seals (notify holds the same list as
+    # NOTIFY_SEAL_KEYS). See shared/servicekit/seal.py and docs/recovery-seal.md.
+    # (unset: the development key, refused with CSC_ENV=prod)
+    notify_seal_keys: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _seal_keys_set_in_prod(self) -> IdentitySettings:
+        seal_keys_spec(self.notify_seal_keys, self.env, "IDENTITY_NOTIFY_SEAL_KEYS")
+        return self
+
+    @property
+    def notify_seal_keys_spec(self) -> str:
+        return seal_keys_spec(self.notify_seal_keys, self.env, "IDENTITY_NOTIFY_SEAL_KEYS")
 
     argon2_memory_kib: int = Field(19_456, ge=19_456)
     argon2_time_cost: int = Field(2, ge=2)

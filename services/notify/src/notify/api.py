@@ -6,12 +6,13 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from notify import repository, service
 from notify.deps import Deps
 from notify.domain import STATUSES
+from shared.servicekit.access import bearer_token
 from shared.servicekit.auth import Principal, require_customer, require_staff
 from shared.servicekit.db import transaction
 from shared.servicekit.errors import FieldError, InvalidInput
@@ -110,11 +111,13 @@ async def read_inbox_item(
 
 @router.get("/messages/{message_id}", response_model=MessageStatusOut, tags=["messages"])
 async def get_message_status(
-    message_id: uuid.UUID, principal: Staff, pool: Pool,
+    message_id: uuid.UUID, principal: Staff, pool: Pool, deps: DepsDep, request: Request,
 ) -> MessageStatusOut:
-    """How far a message got: deliveries per status (the sender or an admin; 404 else)."""
+    """How far a message got: deliveries per status (the sender, staff who reach the
+    group, or an admin; 404 for others, 503 when groups cannot be asked)."""
+    m = await service.visible_message(pool, deps, principal, bearer_token(request), message_id)
     async with transaction(pool) as conn:
-        st = await service.message_status(conn, principal, message_id)
+        st = await service.message_status(conn, m)
     return MessageStatusOut(message_id=st.message.id, kind=st.message.kind,
                             counts=Counts(**st.counts), total=st.total)
 
@@ -134,14 +137,15 @@ def _statuses(values: list[str] | None) -> list[str] | None:
 @router.get("/messages/{message_id}/deliveries", response_model=DeliveryPageOut,
             tags=["messages"])
 async def list_deliveries(
-    message_id: uuid.UUID, principal: Staff, pool: Pool,
+    message_id: uuid.UUID, principal: Staff, pool: Pool, deps: DepsDep, request: Request,
     status: Annotated[list[str] | None, Query()] = None,
     cursor: Cursor = None, limit: Limit = 100,
 ) -> DeliveryPageOut:
     """One row per recipient and channel, with the last SMTP reply."""
     statuses = _statuses(status)
+    m = await service.visible_message(pool, deps, principal, bearer_token(request), message_id)
     async with transaction(pool) as conn:
-        rows, nxt = await service.deliveries(conn, principal, message_id, statuses, cursor, limit)
+        rows, nxt = await service.deliveries(conn, m, statuses, cursor, limit)
     items: list[Any] = [DeliveryOut(**r.__dict__) for r in rows]
     return DeliveryPageOut(items=items, next_cursor=nxt)
 
@@ -149,9 +153,10 @@ async def list_deliveries(
 @router.post("/messages/{message_id}/resend-failed", response_model=ResendOut,
              tags=["messages"])
 async def resend_failed(
-    message_id: uuid.UUID, principal: Staff, pool: Pool, deps: DepsDep,
+    message_id: uuid.UUID, principal: Staff, pool: Pool, deps: DepsDep, request: Request,
 ) -> ResendOut:
     """Queue the failed emails of a message again (only those)."""
+    m = await service.visible_message(pool, deps, principal, bearer_token(request), message_id)
     async with transaction(pool) as conn:
-        n = await service.resend_failed(conn, deps, principal, message_id)
+        n = await service.resend_failed(conn, deps, principal, m)
     return ResendOut(message_id=message_id, requeued=n)

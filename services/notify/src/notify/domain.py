@@ -9,7 +9,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
-from urllib.parse import quote
 
 Kind = Literal["group", "direct", "invitation", "password_recovery", "password_reset"]
 Channel = Literal["email", "inbox"]
@@ -122,10 +121,10 @@ def short_reply(text: str, limit: int = 500) -> str:
 
 # -- texts of the messages notify writes itself -------------------------------------
 
-def recovery_link(portal_url: str, link_token: str) -> str:
-    """The address a recovery email points at. The only place that knows how identity's
-    PasswordRecoveryRequested carries it (today a token; later a sealed link)."""
-    return f"{portal_url.rstrip('/')}/password-recovery?token={quote(link_token, safe='')}"
+def stored_link_context(message_id: uuid.UUID) -> str:
+    """What a recovery link notify keeps (sealed again, in its message row) is bound to:
+    a row's sealed link opens only as that message's."""
+    return f"csc.notify.message-link.v1:{message_id}"
 
 
 def invitation_text(join_url: str, expires: str) -> tuple[str, str]:
@@ -136,10 +135,12 @@ def invitation_text(join_url: str, expires: str) -> tuple[str, str]:
     )
 
 
-def recovery_text(link: str, expires: str) -> tuple[str, str]:
+def recovery_text(expires: str) -> tuple[str, str]:
+    """The stored text of a recovery message: never the link (the email's templates
+    put the link in; notify keeps it only sealed)."""
     return (
         "Reset your password",
-        f"Use this link to choose a new password: {link}\nIt works once and expires at"
+        "The link in this email chooses a new password. It works once and expires at"
         f" {expires}. If you did not ask for it, ignore this message.",
     )
 

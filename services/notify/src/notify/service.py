@@ -8,6 +8,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import asyncpg
+import structlog
+
 from notify import repository
 from notify.deps import Deps
 from notify.domain import (
@@ -16,9 +19,9 @@ from notify.domain import (
     backoff,
     invitation_text,
     plan_deliveries,
-    recovery_link,
     recovery_text,
     reset_notice,
+    stored_link_context,
 )
 from notify.mail import SendResult
 from shared.schemas.base import Event
@@ -32,9 +35,12 @@ from shared.schemas.identity import (
 from shared.schemas.notify import MessageDelivered, MessageFailed
 from shared.servicekit import audit
 from shared.servicekit.auth import Principal
-from shared.servicekit.db import Connection
+from shared.servicekit.db import Connection, transaction
 from shared.servicekit.errors import FieldError, InvalidInput, NotFound
 from shared.servicekit.paging import cursor_key, encode_cursor
+from shared.servicekit.seal import SealError, recovery_context
+
+log = structlog.get_logger(__name__)
 
 ADMIN_ROLE = "admin"
 
@@ -138,13 +144,26 @@ async def invitation(conn: Connection, deps: Deps, ev: InvitationSent) -> int:
 async def password_recovery(
     conn: Connection, deps: Deps, ev: PasswordRecoveryRequested, event_id: uuid.UUID
 ) -> int:
-    """The recovery link, by email only, to the address identity gave."""
-    link = recovery_link(deps.settings.portal_url, ev.link_token)
+    """The recovery link, by email only, to the address identity gave.
+
+    The link comes sealed for notify (``sealed_link``). It is opened here only to be
+    sealed again for this message's row (and opened once more when the email is
+    rendered): no table, log or event of notify holds it in the clear. A link that does
+    not open (keys out of step) fails the handler: retried, then dead-lettered, still
+    sealed, for ``csc dlq replay`` once the keys are right. An event without a sealed
+    link (an identity from before the seal) is not delivered."""
+    if not ev.sealed_link:
+        log.warning("recovery_without_sealed_link", account_id=str(ev.account_id))
+        return 0
+    seal = deps.renderer.seal
+    link = seal.open(ev.sealed_link, recovery_context(ev.account_id))
+    if not link.startswith(("https://", "http://")):
+        raise SealError("the sealed recovery link is not a web address")
     known = (await repository.recipients(conn, [ev.account_id]))[0]
     expires = ev.expires_at.strftime("%H:%M UTC on %B %d, %Y")
-    subject, body = recovery_text(link, expires)
+    subject, body = recovery_text(expires)
     m = Message(event_id, "password_recovery", None, None, subject, body, deps.clock.now(),
-                link=link, expires_at=ev.expires_at)
+                link=seal.seal(link, stored_link_context(event_id)), expires_at=ev.expires_at)
     return await accept_message(
         conn, deps, m, [Recipient(known.customer_id, str(ev.email), known.name)])
 
@@ -240,17 +259,25 @@ def _seconds(n: float) -> timedelta:
 # -- staff: message status ------------------------------------------------------------
 
 
-def _may_see(principal: Principal, m: Message) -> bool:
-    # the sender and admins; staff who reach the group are not admitted yet (issue 15)
-    return principal.is_staff and (m.sender_id == principal.id or ADMIN_ROLE in principal.roles)
-
-
-async def visible_message(conn: Connection, principal: Principal, message_id: uuid.UUID
-                          ) -> Message:
-    m = await repository.get_message(conn, message_id)
-    if m is None or not _may_see(principal, m):
+async def visible_message(
+    pool: asyncpg.Pool, deps: Deps, principal: Principal, token: str, message_id: uuid.UUID
+) -> Message:
+    """The message, if the caller may see its status: its sender or an admin (known
+    here), or staff who reach its group (groups is asked with the caller's own token).
+    NotFound for anyone else, AccessUnavailable (503) when groups cannot be asked: never
+    a silent allow. Opens its own short read; the question to groups is asked after
+    it, outside any transaction."""
+    if not principal.is_staff:
         raise NotFound("no such message")
-    return m
+    async with transaction(pool) as conn:
+        m = await repository.get_message(conn, message_id)
+    if m is None:
+        raise NotFound("no such message")
+    if m.sender_id == principal.id or ADMIN_ROLE in principal.roles:
+        return m
+    if m.group_id is not None and await deps.groups.reaches_group(token, m.group_id):
+        return m
+    raise NotFound("no such message")
 
 
 @dataclass(frozen=True)
@@ -260,11 +287,9 @@ class MessageStatus:
     total: int
 
 
-async def message_status(
-    conn: Connection, principal: Principal, message_id: uuid.UUID
-) -> MessageStatus:
-    m = await visible_message(conn, principal, message_id)
-    raw = await repository.status_counts(conn, message_id)
+async def message_status(conn: Connection, m: Message) -> MessageStatus:
+    """Deliveries per status of a message the caller may see (``visible_message``)."""
+    raw = await repository.status_counts(conn, m.id)
     counts = {
         "queued": raw.get("queued", 0) + raw.get("sending", 0),
         "sent": raw.get("sent", 0), "deferred": raw.get("deferred", 0),
@@ -274,8 +299,7 @@ async def message_status(
 
 
 async def deliveries(
-    conn: Connection, principal: Principal, message_id: uuid.UUID, statuses: list[str] | None,
-    cursor: str | None, limit: int,
+    conn: Connection, m: Message, statuses: list[str] | None, cursor: str | None, limit: int,
 ) -> tuple[list[repository.DeliveryRow], str | None]:
     after = 0
     if cursor:
@@ -283,19 +307,16 @@ async def deliveries(
         if not isinstance(key, int):
             raise InvalidInput([FieldError("cursor", "is not a cursor from this list")])
         after = key
-    await visible_message(conn, principal, message_id)
-    rows = await repository.list_deliveries(conn, message_id, statuses, after, limit + 1)
+    rows = await repository.list_deliveries(conn, m.id, statuses, after, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, encode_cursor(rows[-1].id) if more else None
 
 
-async def resend_failed(
-    conn: Connection, deps: Deps, principal: Principal, message_id: uuid.UUID
-) -> int:
-    """Failed emails of a message go back in the queue; staff asking for it lifts the
-    suppression of those addresses. Returns how many were queued again."""
-    await visible_message(conn, principal, message_id)
+async def resend_failed(conn: Connection, deps: Deps, principal: Principal, m: Message) -> int:
+    """Failed emails of a message the caller may see go back in the queue; staff asking
+    for it lifts the suppression of those addresses. Returns how many were queued again."""
+    message_id = m.id
     addresses = await repository.requeue_failed(conn, message_id, deps.clock.now())
     if addresses:
         await repository.lift_suppressions(conn, addresses)

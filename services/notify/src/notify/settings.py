@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.servicekit.seal import seal_keys_spec
 from shared.servicekit.settings import ServiceSettings
 
 
@@ -35,6 +36,19 @@ class NotifySettings(ServiceSettings):
     portal_name: str = "Customer Support Center"
     portal_url: str = "http://127.0.0.1:8100"
     message_id_domain: str = "notify.csc.example"
+    # Opens the recovery link identity seals in PasswordRecoveryRequested: the same
+    # "kid:BASE64,..." list as IDENTITY_NOTIFY_SEAL_KEYS (shared/servicekit/seal.py).
+    # (unset: the development key, refused with CSC_ENV=prod)
+    seal_keys: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _seal_keys_set_in_prod(self) -> NotifySettings:
+        seal_keys_spec(self.seal_keys, self.env, "NOTIFY_SEAL_KEYS")
+        return self
+
+    @property
+    def seal_keys_spec(self) -> str:
+        return seal_keys_spec(self.seal_keys, self.env, "NOTIFY_SEAL_KEYS")
 
     # -- delivery worker --------------------------------------------------------
     worker_enabled: bool = True

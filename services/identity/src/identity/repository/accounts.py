@@ -419,6 +419,17 @@ async def use_recovery_token(conn: Connection, token_hash: bytes) -> UUID | None
     return found
 
 
+async def spend_recovery_tokens(conn: Connection, account_id: UUID) -> int:
+    """Every outstanding link of the account is used up (a recovery completed, or the
+    password changed in any other way); returns how many were still open."""
+    done: str = await conn.execute(
+        "UPDATE recovery_tokens SET used_at = now()"
+        " WHERE account_id = $1 AND used_at IS NULL",
+        account_id,
+    )
+    return int(done.rsplit(" ", 1)[-1])
+
+
 # -- signing keys --------------------------------------------------------------------------
 
 

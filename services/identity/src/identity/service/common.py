@@ -105,6 +105,8 @@ async def replace_password(
         await repo.set_customer_password(
             conn, account_id, password_hash, temporary=temporary, expires_at=expires_at
         )
+        # a new password, however it came, spends every outstanding recovery link
+        await repo.spend_recovery_tokens(conn, account_id)
     await end_sessions(conn, account_id,
                        "password_reset" if action == "password.reset" else "password_changed")
     await audit.record(conn, by, action, account_id)

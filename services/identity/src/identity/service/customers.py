@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import asyncpg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -43,6 +44,7 @@ from shared.servicekit import audit
 from shared.servicekit.auth import Principal
 from shared.servicekit.db import Connection
 from shared.servicekit.errors import Conflict, NotFound
+from shared.servicekit.seal import recovery_context
 
 if TYPE_CHECKING:
     from identity.deps import Deps
@@ -253,13 +255,16 @@ async def request_recovery(conn: Connection, ids: Deps, email: str) -> None:
     await repo.add_recovery_token(conn, token_hash, customer.id, expires_at)
     await audit.record(
         conn, audit.Actor(customer.id, "customer"), "password.recovery_requested", customer.id)
+    # the link travels sealed for notify only: no usable token on the topic, in the
+    # outbox or in a dead letter (only its hash is stored, in recovery_tokens)
+    link = f"{ids.recovery_link_url}?token={quote(token, safe='')}"
     await ids.outbox.add(
         conn,
         PasswordRecoveryRequested(
             account_id=customer.id,
             email=customer.email,
-            link_token=token,
             expires_at=expires_at,
+            sealed_link=ids.recovery_seal.seal(link, recovery_context(customer.id)),
         ),
     )
 
