@@ -36,7 +36,7 @@ async def groups(
     monkeypatch.setenv("GROUPS_DATABASE_URL", servers.pg_dsn(name))
     monkeypatch.setenv("GROUPS_OUTBOX_POLL_INTERVAL", "0.2")
     verifier = JwksVerifier.from_jwks(stack.signer.jwks(), issuer="csc-identity",
-                                      audience="csc")
+                                      audience="groups")
     server = IdentityServer(build_app(GROUPS_SPEC, GroupsSettings(), verifier=verifier))
     await server.start()
     access = GroupsAccess(server.url, timeout=5.0)

@@ -112,11 +112,16 @@ def test_a_recovery_link_opened_on_a_page_leaves_no_token_in_the_access_log() ->
 
     out = io.StringIO()
     configure_logging("gateway", env="test", stream=out)
+    access = logging.getLogger("uvicorn.access")
+    # a uvicorn started earlier in this process with access_log=False detached it
+    was = access.propagate, access.disabled
+    access.propagate, access.disabled = True, False
     try:
-        logging.getLogger("uvicorn.access").info(
+        access.info(
             '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET",
             "/recover?token=csc_pr_SECRETsecret-123_x&lang=en", "1.1", 200)
     finally:
+        access.propagate, access.disabled = was
         configure_logging("tests", env="test", stream=sys.stdout)
     line = out.getvalue()
     assert "/recover?token=***&lang=en" in line
