@@ -148,20 +148,13 @@ async def join(code: str, request: Request, session: OptionalSession, deps: Deps
             return await _join_page(request, me, deps, code, status=403, errors=[FieldProblem(
                 "passcode", "Passcode", "That passcode is not right. Check it and try "
                 "again.")])
-        if exc.status == 429:
-            retry = exc.problem.get("retry_after")
-            return await _join_page(request, me, deps, code, status=429,
-                                    stopped=_wait_text(retry if isinstance(retry, int) else
-                                                       None))
         if exc.status in (404, 409):
             return await _join_page(request, me, deps, code, status=409)
         raise
     return redirect(f"/groups?joined={group_id}")
 
 
-def _wait_text(seconds: int | None) -> str:
-    if not seconds:
-        return "Too many wrong passcodes. Wait a while, then try again."
+def _wait_text(seconds: int) -> str:
     minutes = max(1, (seconds + 59) // 60)
     unit = "minute" if minutes == 1 else "minutes"
     return f"Too many wrong passcodes. Try again in {minutes} {unit}."

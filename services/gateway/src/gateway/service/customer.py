@@ -9,7 +9,8 @@ from typing import Any
 
 from gateway.deps import Deps
 from gateway.domain import PageSession
-from gateway.service import ApiError, api
+from gateway.service import ApiError, _problem, api, call
+from shared.servicekit.errors import TooManyRequests
 
 INBOX_PAGE = 20
 
@@ -39,10 +40,17 @@ async def join_target(deps: Deps, session: PageSession, join_code: str) -> JoinT
 
 async def join(deps: Deps, session: PageSession, join_code: str, passcode: str
                ) -> uuid.UUID:
-    """Joins; ApiError 403 (wrong passcode), 409 (switched off), 429 (too many wrong)."""
-    found = await api(deps, session, "groups", "POST", "/v1/join",
-                      json={"join_code": join_code, "passcode": passcode})
-    return uuid.UUID(found["group_id"])
+    """Joins; ApiError 403 (wrong passcode) or 409 (switched off), TooManyRequests after
+    too many wrong passcodes (with groups' Retry-After)."""
+    r = await call(deps, "groups", "POST", "/v1/join", token=session.access_token,
+                   json={"join_code": join_code, "passcode": passcode})
+    if r.status_code == 429:
+        retry = r.headers.get("retry-after", "")
+        raise TooManyRequests("too many wrong passcodes",
+                              retry_after=int(retry) if retry.isdigit() else 900)
+    if r.status_code >= 400:
+        raise _problem(r)
+    return uuid.UUID(r.json()["group_id"])
 
 
 async def my_invitations(deps: Deps, session: PageSession) -> list[dict[str, Any]]:
