@@ -12,6 +12,7 @@ by the N clients at once, straight to enrollment and through `/api/enrollment/..
 interleaved; the difference of the two p95s (and p50s) is what the gateway adds.
 
     .venv/bin/python bench/console.py [--staff 50] [--rounds 3] [--api-calls 40]
+        [--profile /tmp/gateway.prof]
 """
 
 from __future__ import annotations
@@ -170,6 +171,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--api-calls", type=int, default=40, help="per client and path")
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--profile", metavar="FILE", default="",
+                        help="run the gateway under cProfile, its stats written to FILE "
+                             "when it stops (read with: python -m pstats FILE)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     with bench_stack() as stack:
@@ -190,7 +194,14 @@ def main() -> None:
         asyncio.run(setup_staff(dsns["identity"], args.staff))
         urls = {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}
         for name in dsns:
-            proc = stack.start(name, ports[name], env)
+            if name == "gateway" and args.profile:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "cProfile", "-o", args.profile, "-m", "uvicorn",
+                     "gateway.app:create_app", "--factory", "--port", str(ports[name]),
+                     "--no-access-log", "--log-level", "warning"], env=env)
+                stack.procs.append(proc)
+            else:
+                proc = stack.start(name, ports[name], env)
             asyncio.run(wait_ready(urls[name], proc, name))
         tokens = asyncio.run(authorize(urls["identity"], urls["enrollment"], args.staff))
         ids, forms = asyncio.run(enroll_some(urls["enrollment"], tokens, args.customers, rng))
