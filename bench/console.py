@@ -48,6 +48,22 @@ from bench._support import (
 from bench.add_customer import authorize, intake_form, setup_staff, sql
 from shared.devstack.processes import free_port
 
+# the gateway under cProfile; uvicorn re-raises SIGTERM after its shutdown, so the
+# handler in place then ends the process through `finally`, which writes the stats
+PROFILED = """
+import cProfile, signal, uvicorn
+def stop(*_):
+    raise SystemExit(0)
+signal.signal(signal.SIGTERM, stop)
+profile = cProfile.Profile()
+profile.enable()
+try:
+    uvicorn.run("gateway.app:create_app", factory=True, port={port}, access_log=False,
+                log_level="warning")
+finally:
+    profile.disable()
+    profile.dump_stats({out!r})
+"""
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -159,6 +175,12 @@ async def enroll_some(enrollment: str, tokens: list[dict[str, str]], n: int,
     return ids, forms[n:]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def line(label: str, lat: list[float]) -> str:
     return (f"  {label:<26} p50 {pct(lat, 0.5):6.1f} ms  p95 {pct(lat, 0.95):6.1f} ms"
             f"  ({len(lat)})")
@@ -193,16 +215,16 @@ def main() -> None:
         subprocess.run([CSC, "migrate", *dsns], env=env, check=True, capture_output=True)
         asyncio.run(setup_staff(dsns["identity"], args.staff))
         urls = {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}
+        pids: dict[str, int] = {}
         for name in dsns:
             if name == "gateway" and args.profile:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "cProfile", "-o", args.profile, "-m", "uvicorn",
-                     "gateway.app:create_app", "--factory", "--port", str(ports[name]),
-                     "--no-access-log", "--log-level", "warning"], env=env)
+                proc = subprocess.Popen([sys.executable, "-c", PROFILED.format(
+                    port=ports[name], out=args.profile)], env=env)
                 stack.procs.append(proc)
             else:
                 proc = stack.start(name, ports[name], env)
             asyncio.run(wait_ready(urls[name], proc, name))
+            pids[name] = proc.pid
         tokens = asyncio.run(authorize(urls["identity"], urls["enrollment"], args.staff))
         ids, forms = asyncio.run(enroll_some(urls["enrollment"], tokens, args.customers, rng))
         staff = [f"bench.case{i}" for i in range(args.staff)]
@@ -211,13 +233,30 @@ def main() -> None:
         times = asyncio.run(pages(urls["gateway"], staff, ids, forms, args.rounds))
         for name, lat in times.items():
             print(line(name, lat))
+        # what each process spends doing nothing (its consumer and outbox loops), to
+        # take off the CPU measured under the calls
+        idle_from = {n: cpu_seconds(pids[n]) for n in ("gateway", "enrollment")}
+        time.sleep(10)
+        idle = {n: (cpu_seconds(pids[n]) - idle_from[n]) / 10 for n in idle_from}
+        cpu_before = {n: cpu_seconds(pids[n]) for n in idle}
+        began = time.monotonic()
         direct, through = asyncio.run(overhead(ports["enrollment"], ports["gateway"],
                                                tokens, args.api_calls))
+        took = time.monotonic() - began
+        cpu = {n: cpu_seconds(pids[n]) - cpu_before[n] - idle[n] * took for n in cpu_before}
         print(f"gateway overhead, GET /v1/returning-citizens?limit=25, {args.staff} clients:")
         print(line("straight to enrollment", direct))
         print(line("through the gateway", through))
         print(f"  overhead: p50 {pct(through, 0.5) - pct(direct, 0.5):+.1f} ms,"
               f" p95 {pct(through, 0.95) - pct(direct, 0.95):+.1f} ms")
+        # CPU time does not grow with the machine's load as waiting does: what each
+        # process spent per call (enrollment answered both kinds; the gateway one),
+        # less its idle rate
+        print(f"  idle CPU: gateway {idle['gateway'] * 1000:.0f} ms/s,"
+              f" enrollment {idle['enrollment'] * 1000:.0f} ms/s")
+        n_calls = (args.api_calls + 2) * args.staff
+        print(f"  CPU per call: gateway {cpu['gateway'] * 1000 / n_calls:.2f} ms (forwarding),"
+              f" enrollment {cpu['enrollment'] * 1000 / (2 * n_calls):.2f} ms (answering)")
 
 
 if __name__ == "__main__":

@@ -42,27 +42,27 @@ async def forward(
     name: str, path: str, request: Request, pool: Pool,
     deps: Annotated[Deps, Depends(get_deps)],
 ) -> StreamingResponse:
-    client = deps.upstreams.get(name)
-    if client is None:
+    if name not in deps.direct:
         raise Problem(404, "Not found", f"no service is called {name!r}")
-    scope = limited_scope(name, path, request.method)
+    method = request.method
+    scope = limited_scope(name, path, method)
     if scope is not None:
         await service.count_attempt(pool, deps, scope, client_address(request))
-    has_body = request.method in ("POST", "PUT", "PATCH")
-    query = request.url.query
-    upstream = client.build_request(
-        request.method, "/" + path + (f"?{query}" if query else ""),
-        headers=_forward_headers(request),
-        content=request.stream() if has_body else None,
-    )
+    has_body = method in ("POST", "PUT", "PATCH")
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    target = "/" + path + (f"?{query}" if query else "")
+    sent_headers = _forward_headers(request)
     try:
         try:
-            answer = await client.send(upstream, stream=True)
+            answer = await service.send(deps, name, method, target, headers=sent_headers,
+                                        content=request.stream() if has_body else None,
+                                        stream=True)
         except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
             if has_body:  # a streamed body cannot be sent twice
                 raise
             # a keep-alive connection the service closed as it was reused: once more
-            answer = await client.send(upstream, stream=True)
+            answer = await service.send(deps, name, method, target, headers=sent_headers,
+                                        stream=True)
     except httpx.TransportError as exc:
         log.warning("upstream_unavailable", service=name, error=type(exc).__name__)
         raise Problem(503, "Service unavailable", f"{name} is unavailable; try again shortly",

@@ -13,7 +13,7 @@ import httpx
 
 from gateway.deps import Deps
 from gateway.domain import PageSession
-from gateway.service import Unavailable, _problem, api
+from gateway.service import Unavailable, _problem, api, send
 
 RUNS_PAGE = 20
 REJECTED_SHOWN = 200  # rows shown on the page; the whole list is the CSV download
@@ -23,6 +23,12 @@ REJECTED_SHOWN = 200  # rows shown on the page; the whole list is the CSV downlo
 class Rejected:
     rows: list[dict[str, str]]  # line, iwds_id, reason
     more: bool  # more rows than shown
+
+
+async def _rejected_stream(deps: Deps, session: PageSession, run_id: uuid.UUID
+                           ) -> httpx.Response:
+    return await send(deps, "sync-iwds", "GET", f"/v1/runs/{run_id}/rejected",
+                      headers={"Authorization": f"Bearer {session.access_token}"}, stream=True)
 
 
 async def runs(deps: Deps, session: PageSession, cursor: str | None) -> dict[str, Any]:
@@ -49,12 +55,8 @@ async def rejected(deps: Deps, session: PageSession, run_id: uuid.UUID) -> Rejec
     """The first rejected rows of a run (the service answers CSV: line, iwds_id, reason)."""
     rows: list[dict[str, str]] = []
     more = False
-    client = deps.upstreams["sync-iwds"]
-    request = client.build_request(
-        "GET", f"/v1/runs/{run_id}/rejected",
-        headers={"Authorization": f"Bearer {session.access_token}"})
     try:
-        answer = await client.send(request, stream=True)
+        answer = await _rejected_stream(deps, session, run_id)
     except httpx.TransportError:
         raise Unavailable("sync-iwds") from None
     try:
@@ -85,12 +87,8 @@ async def rejected(deps: Deps, session: PageSession, run_id: uuid.UUID) -> Rejec
 async def rejected_csv(deps: Deps, session: PageSession, run_id: uuid.UUID
                        ) -> httpx.Response:
     """The whole rejected list as the service streams it (for the download link)."""
-    client = deps.upstreams["sync-iwds"]
-    request = client.build_request(
-        "GET", f"/v1/runs/{run_id}/rejected",
-        headers={"Authorization": f"Bearer {session.access_token}"})
     try:
-        return await client.send(request, stream=True)
+        return await _rejected_stream(deps, session, run_id)
     except httpx.TransportError:
         raise Unavailable("sync-iwds") from None
 
