@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import httpx
 import structlog
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from gateway import service
@@ -21,6 +21,8 @@ log = structlog.get_logger(__name__)
 router = APIRouter(tags=["proxy"])
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 # the answer's length stays (its bytes pass unchanged); the request id is set by the kit
+# an answer of a known length up to this is read whole before it is passed on
+SMALL_ANSWER = 64 * 1024
 ANSWER_DROPS = (HOP_HEADERS - {"content-length"}) | {REQUEST_ID_HEADER, "set-cookie"}
 
 
@@ -41,7 +43,7 @@ def _forward_headers(request: Request) -> list[tuple[str, str]]:
 async def forward(
     name: str, path: str, request: Request, pool: Pool,
     deps: Annotated[Deps, Depends(get_deps)],
-) -> StreamingResponse:
+) -> Response:
     if name not in deps.direct:
         raise Problem(404, "Not found", f"no service is called {name!r}")
     method = request.method
@@ -70,5 +72,14 @@ async def forward(
                       service=name, headers={"Retry-After": "5"}) from None
     headers: dict[str, Any] = {k: v for k, v in answer.headers.items()
                                if k.lower() not in ANSWER_DROPS}
+    length = answer.headers.get("content-length", "")
+    if length.isdigit() and int(length) <= SMALL_ANSWER:
+        # most answers are a page of JSON: read whole, they go out in one write and the
+        # connection is back in the pool before the client has read them
+        try:
+            body = b"".join([chunk async for chunk in answer.aiter_raw()])
+        finally:
+            await answer.aclose()
+        return Response(body, status_code=answer.status_code, headers=headers)
     return StreamingResponse(answer.aiter_raw(), status_code=answer.status_code,
                              headers=headers, background=BackgroundTask(answer.aclose))
