@@ -46,7 +46,9 @@ async def test_merge_undo_and_a_pair_already_decided(
     await stale.goto(page.url)
 
     # keep Robert's account
-    await pair.get_by_role("radio", name=re.compile("Robert Reyes")).check()
+    # USWDS draws the radio on its label (the input itself is off-screen)
+    await pair.locator("label").filter(has_text="Robert Reyes").click()
+    await expect(pair.get_by_role("radio", name=re.compile("Robert Reyes"))).to_be_checked()
     await pair.get_by_role("button", name="Merge", exact=True).click()
     await expect(page.get_by_text("The accounts are merged.")).to_be_visible()
     await expect(page.get_by_text("No possible duplicates are waiting.")).to_be_visible()
