@@ -12,6 +12,7 @@ by the N clients at once, straight to enrollment and through `/api/enrollment/..
 interleaved; the difference of the two p95s (and p50s) is what the gateway adds.
 
     .venv/bin/python bench/console.py [--staff 50] [--rounds 3] [--api-calls 40]
+        [--profile /tmp/gateway.prof]
 """
 
 from __future__ import annotations
@@ -47,6 +48,22 @@ from bench._support import (
 from bench.add_customer import authorize, intake_form, setup_staff, sql
 from shared.devstack.processes import free_port
 
+# the gateway under cProfile; uvicorn re-raises SIGTERM after its shutdown, so the
+# handler in place then ends the process through `finally`, which writes the stats
+PROFILED = """
+import cProfile, signal, uvicorn
+def stop(*_):
+    raise SystemExit(0)
+signal.signal(signal.SIGTERM, stop)
+profile = cProfile.Profile()
+profile.enable()
+try:
+    uvicorn.run("gateway.app:create_app", factory=True, port={port}, access_log=False,
+                log_level="warning")
+finally:
+    profile.disable()
+    profile.dump_stats({out!r})
+"""
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -158,6 +175,12 @@ async def enroll_some(enrollment: str, tokens: list[dict[str, str]], n: int,
     return ids, forms[n:]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def line(label: str, lat: list[float]) -> str:
     return (f"  {label:<26} p50 {pct(lat, 0.5):6.1f} ms  p95 {pct(lat, 0.95):6.1f} ms"
             f"  ({len(lat)})")
@@ -170,6 +193,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--api-calls", type=int, default=40, help="per client and path")
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--profile", metavar="FILE", default="",
+                        help="run the gateway under cProfile, its stats written to FILE "
+                             "when it stops (read with: python -m pstats FILE)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     with bench_stack() as stack:
@@ -180,6 +206,9 @@ def main() -> None:
             dsns["identity"], stack.broker.bootstrap, CSC_KAFKA_CONSUMER_MODE="assign",
             ENROLLMENT_DATABASE_URL=dsns["enrollment"], GATEWAY_DATABASE_URL=dsns["gateway"],
             GATEWAY_DATA_KEY=b64_key(), GATEWAY_AUTH_RATE_PER_MINUTE="100000",
+            # 50 sign-ins at once queue for identity's argon2 threads longer than the
+            # default 15 s on a busy machine: time them instead of answering 503
+            GATEWAY_READ_TIMEOUT_SECONDS="120",
             GATEWAY_IDENTITY_URL=f"http://127.0.0.1:{ports['identity']}",
             GATEWAY_ENROLLMENT_URL=f"http://127.0.0.1:{ports['enrollment']}",
             CSC_JWKS_URL=f"http://127.0.0.1:{ports['identity']}/.well-known/jwks.json",
@@ -189,9 +218,16 @@ def main() -> None:
         subprocess.run([CSC, "migrate", *dsns], env=env, check=True, capture_output=True)
         asyncio.run(setup_staff(dsns["identity"], args.staff))
         urls = {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}
+        pids: dict[str, int] = {}
         for name in dsns:
-            proc = stack.start(name, ports[name], env)
+            if name == "gateway" and args.profile:
+                proc = subprocess.Popen([sys.executable, "-c", PROFILED.format(
+                    port=ports[name], out=args.profile)], env=env)
+                stack.procs.append(proc)
+            else:
+                proc = stack.start(name, ports[name], env)
             asyncio.run(wait_ready(urls[name], proc, name))
+            pids[name] = proc.pid
         tokens = asyncio.run(authorize(urls["identity"], urls["enrollment"], args.staff))
         ids, forms = asyncio.run(enroll_some(urls["enrollment"], tokens, args.customers, rng))
         staff = [f"bench.case{i}" for i in range(args.staff)]
@@ -200,13 +236,30 @@ def main() -> None:
         times = asyncio.run(pages(urls["gateway"], staff, ids, forms, args.rounds))
         for name, lat in times.items():
             print(line(name, lat))
+        # what each process spends doing nothing (its consumer and outbox loops), to
+        # take off the CPU measured under the calls
+        idle_from = {n: cpu_seconds(pids[n]) for n in ("gateway", "enrollment")}
+        time.sleep(10)
+        idle = {n: (cpu_seconds(pids[n]) - idle_from[n]) / 10 for n in idle_from}
+        cpu_before = {n: cpu_seconds(pids[n]) for n in idle}
+        began = time.monotonic()
         direct, through = asyncio.run(overhead(ports["enrollment"], ports["gateway"],
                                                tokens, args.api_calls))
+        took = time.monotonic() - began
+        cpu = {n: cpu_seconds(pids[n]) - cpu_before[n] - idle[n] * took for n in cpu_before}
         print(f"gateway overhead, GET /v1/returning-citizens?limit=25, {args.staff} clients:")
         print(line("straight to enrollment", direct))
         print(line("through the gateway", through))
         print(f"  overhead: p50 {pct(through, 0.5) - pct(direct, 0.5):+.1f} ms,"
               f" p95 {pct(through, 0.95) - pct(direct, 0.95):+.1f} ms")
+        # CPU time does not grow with the machine's load as waiting does: what each
+        # process spent per call (enrollment answered both kinds; the gateway one),
+        # less its idle rate
+        print(f"  idle CPU: gateway {idle['gateway'] * 1000:.0f} ms/s,"
+              f" enrollment {idle['enrollment'] * 1000:.0f} ms/s")
+        n_calls = (args.api_calls + 2) * args.staff
+        print(f"  CPU per call: gateway {cpu['gateway'] * 1000 / n_calls:.2f} ms (forwarding),"
+              f" enrollment {cpu['enrollment'] * 1000 / (2 * n_calls):.2f} ms (answering)")
 
 
 if __name__ == "__main__":

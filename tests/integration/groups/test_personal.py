@@ -217,3 +217,22 @@ async def test_subgroups_nest_take_parent_members_and_removal_cascades(stack: St
     assert {i["id"] for i in seen} == {g["id"] for g in chain}
     counts = {i["id"]: i["member_count"] for i in seen}
     assert counts[root["id"]] == 1 and counts[sub["id"]] == 1
+
+
+async def test_a_web_address_names_its_group_for_the_join_page(stack: Stack) -> None:
+    owner = await stack.new_staff("owner9")
+    customer = await stack.new_customer(owner, "Nia", "Cole")
+    g = await stack.new_group(owner, "Forklift class")
+    r = await stack.client.get(f"/v1/join/{g['join_code'].upper()}", headers=customer.headers)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"name": "Forklift class", "open": True}
+    r = await stack.client.delete(f"/v1/groups/{g['id']}/passcode", headers=owner.headers)
+    assert r.status_code == 204
+    r = await stack.client.get(f"/v1/join/{g['join_code']}", headers=customer.headers)
+    assert r.json() == {"name": "Forklift class", "open": False}
+    for code in ("nosuchcode", "x", "../etc"):
+        r = await stack.client.get(f"/v1/join/{code}", headers=customer.headers)
+        assert r.status_code == 404, (code, r.text)
+    # a customer's question: staff are refused
+    r = await stack.client.get(f"/v1/join/{g['join_code']}", headers=owner.headers)
+    assert r.status_code == 403

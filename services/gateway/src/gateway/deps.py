@@ -21,6 +21,17 @@ KEEPALIVE_SECONDS = 4.0
 
 
 @dataclass(frozen=True)
+class Upstream:
+    """A service called straight through its pooled transport: no cookie jar (a
+    service's Set-Cookie must never be kept and sent on someone else's behalf), no
+    redirects, auth or event hooks, and the URL parsed once rather than merged."""
+
+    base: str  # the service's base URL, without a trailing slash
+    transport: httpx.AsyncHTTPTransport
+    timeout: dict[str, float | None]
+
+
+@dataclass(frozen=True)
 class Deps:
     clock: Clock
     outbox: Outbox
@@ -28,19 +39,27 @@ class Deps:
     sealer: Sealer
     # service name -> a keep-alive client on its base URL
     upstreams: dict[str, httpx.AsyncClient]
+    # service name -> the same keep-alive pool, called directly (the proxy, `call`)
+    direct: dict[str, Upstream] = field(default_factory=dict)
     # reference lists (institutions, counties, offenses): key -> (fetched at, items)
     cache: dict[str, tuple[float, Any]] = field(default_factory=dict)
 
 
-def upstream_client(base_url: str, s: GatewaySettings) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=base_url.rstrip("/"),
-        timeout=httpx.Timeout(s.read_timeout_seconds, connect=s.connect_timeout_seconds),
-        limits=httpx.Limits(max_connections=s.max_connections,
-                            max_keepalive_connections=s.max_connections,
-                            keepalive_expiry=KEEPALIVE_SECONDS),
-        follow_redirects=False,
-    )
+def _timeout(s: GatewaySettings) -> httpx.Timeout:
+    return httpx.Timeout(s.read_timeout_seconds, connect=s.connect_timeout_seconds)
+
+
+def upstream(base_url: str, s: GatewaySettings) -> Upstream:
+    transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(
+        max_connections=s.max_connections, max_keepalive_connections=s.max_connections,
+        keepalive_expiry=KEEPALIVE_SECONDS))
+    return Upstream(base_url.rstrip("/"), transport, _timeout(s).as_dict())
+
+
+def upstream_client(up: Upstream, s: GatewaySettings) -> httpx.AsyncClient:
+    """An httpx client over the same pool, for code that wants one."""
+    return httpx.AsyncClient(base_url=up.base, timeout=_timeout(s), transport=up.transport,
+                             follow_redirects=False)
 
 
 def sealer_for(s: GatewaySettings) -> Sealer:
@@ -52,13 +71,15 @@ def sealer_for(s: GatewaySettings) -> Sealer:
 
 
 async def build_deps(s: GatewaySettings, pool: asyncpg.Pool) -> Deps:
+    direct = {name: upstream(url, s) for name, url in s.upstreams.items()}
     return Deps(
         clock=SystemClock(s.zone), outbox=Outbox("gateway"), settings=s,
         sealer=sealer_for(s),
-        upstreams={name: upstream_client(url, s) for name, url in s.upstreams.items()},
+        upstreams={name: upstream_client(up, s) for name, up in direct.items()},
+        direct=direct,
     )
 
 
 async def stop_deps(deps: Deps) -> None:
     for client in deps.upstreams.values():
-        await client.aclose()
+        await client.aclose()  # closes the shared transport too

@@ -19,6 +19,12 @@ NOTICES = {"merged": "The accounts are merged.", "unmerged": "The merge is undon
            "dismissed": "The pair is off the queue: two different people.",
            "authorized": "The staff member is authorized.",
            "revoked": "The authorization is removed."}
+PROBLEMS = {"merge": "That pair could not be merged: someone has already decided it. The "
+                     "queue below is as it is now.",
+            "dismiss": "That pair could not be taken off the queue: someone has already "
+                       "decided it. The queue below is as it is now.",
+            "unmerge": "That merge could not be undone: it was undone already, or the pair "
+                       "is not merged."}
 
 
 @router.get("/duplicates", response_class=HTMLResponse)
@@ -30,8 +36,10 @@ async def duplicates(request: Request, session: StaffSession, deps: DepsDep) -> 
                               params=params)
     done = NOTICES.get(request.query_params.get("done", ""))
     undo = request.query_params.get("undo")
+    problem = PROBLEMS.get(request.query_params.get("problem", ""))
     return page(request, "duplicates.html", session, deps, "/console/duplicates",
                 pairs=found["items"], next_cursor=found.get("next_cursor"), notice=done,
+                problem=problem,
                 undo=int(undo) if undo and undo.isdigit() else None)
 
 
@@ -45,8 +53,14 @@ async def decide(pair_id: int, action: str, request: Request, session: StaffSess
     body = None
     if action == "merge":
         body = {"survivor_id": str(posted.get("survivor_id") or "")}
-    await service.api(deps, session, "identity", "POST",
-                      f"/v1/duplicates/{pair_id}/{action}", json=body)
+    try:
+        await service.api(deps, session, "identity", "POST",
+                          f"/v1/duplicates/{pair_id}/{action}", json=body)
+    except service.ApiError as exc:
+        if exc.status not in (404, 409, 422):
+            raise
+        # decided already (another tab, another staff member), or undone already
+        return redirect(f"/console/duplicates?problem={action}")
     done = {"merge": "merged", "unmerge": "unmerged", "dismiss": "dismissed"}[action]
     undo = f"&undo={pair_id}" if action == "merge" else ""
     return redirect(f"/console/duplicates?done={done}{undo}")

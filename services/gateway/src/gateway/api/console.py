@@ -33,7 +33,7 @@ from gateway.domain import (
 router = APIRouter(prefix="/console", include_in_schema=False)
 SIDE_NAV = (("/console", "My groups"), ("/console/returning-citizens", "Returning Citizens"),
             ("/console/duplicates", "Possible duplicates"))
-ADMIN_NAV = (("/console/programs", "Program authorization"),)
+ADMIN_NAV = (("/console/programs", "Program authorization"), ("/console/iwds", "IWDS runs"))
 STATUSES = [{"code": "enrolled", "name": "Enrolled"}, {"code": "exited", "name": "Exited"}]
 EXPIRED = FieldProblem("form", "Form", "The form expired. Please try again.")
 PAGE_SIZE = 25

@@ -1,6 +1,11 @@
-"""The customer's own pages (groups, invitations and the inbox arrive with their services)."""
+"""The customer's own pages: account home, registration, recovery (groups, invitations
+and the inbox are in customer_groups)."""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -18,15 +23,47 @@ from gateway.api.web import (
     set_session_cookie,
 )
 from gateway.domain import FieldProblem, field_problems
+from gateway.service import customer
 from shared.servicekit.errors import TooManyRequests
 
 router = APIRouter(include_in_schema=False)
+T = TypeVar("T")
 
 
 @router.get("/me", response_class=HTMLResponse)
 async def my_account(request: Request, session: CustomerSession, deps: DepsDep) -> Response:
     notice = "Your password is changed." if request.query_params.get("changed") else None
-    return render(request, "me.html", session=session, deps=deps, notice=notice)
+    unread, pending = await asyncio.gather(
+        _or_none(customer.unread(deps, session)), _or_none(customer.my_invitations(deps,
+                                                                                     session)))
+    return render(request, "me.html", session=session, deps=deps, notice=notice,
+                  current="/me", unread_text=_unread_text(unread),
+                  invitations_text=_invitations_text(pending))
+
+
+async def _or_none(call: Awaitable[T]) -> T | None:
+    """A summary the page can go without: None when its service does not answer."""
+    try:
+        return await call
+    except (service.Unavailable, service.ApiError):
+        return None
+
+
+def _unread_text(unread: int | None) -> str:
+    if unread is None:
+        return "Your messages cannot be counted right now. Open the inbox to read them."
+    if unread == 0:
+        return "You have no unread messages."
+    return f"You have {unread} unread message{'s' if unread != 1 else ''}."
+
+
+def _invitations_text(pending: list[Any] | None) -> str:
+    if pending is None:
+        return "Invitations to groups from Customer Support Center staff."
+    if not pending:
+        return "No invitations are waiting for you."
+    n = len(pending)
+    return f"{n} invitation{'s are' if n != 1 else ' is'} waiting for your answer."
 
 
 REGISTER_FIELDS = {

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import httpx
 import structlog
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from gateway import service
@@ -21,6 +21,8 @@ log = structlog.get_logger(__name__)
 router = APIRouter(tags=["proxy"])
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 # the answer's length stays (its bytes pass unchanged); the request id is set by the kit
+# an answer of a known length up to this is read whole before it is passed on
+SMALL_ANSWER = 64 * 1024
 ANSWER_DROPS = (HOP_HEADERS - {"content-length"}) | {REQUEST_ID_HEADER, "set-cookie"}
 
 
@@ -41,28 +43,28 @@ def _forward_headers(request: Request) -> list[tuple[str, str]]:
 async def forward(
     name: str, path: str, request: Request, pool: Pool,
     deps: Annotated[Deps, Depends(get_deps)],
-) -> StreamingResponse:
-    client = deps.upstreams.get(name)
-    if client is None:
+) -> Response:
+    if name not in deps.direct:
         raise Problem(404, "Not found", f"no service is called {name!r}")
-    scope = limited_scope(name, path, request.method)
+    method = request.method
+    scope = limited_scope(name, path, method)
     if scope is not None:
         await service.count_attempt(pool, deps, scope, client_address(request))
-    has_body = request.method in ("POST", "PUT", "PATCH")
-    query = request.url.query
-    upstream = client.build_request(
-        request.method, "/" + path + (f"?{query}" if query else ""),
-        headers=_forward_headers(request),
-        content=request.stream() if has_body else None,
-    )
+    has_body = method in ("POST", "PUT", "PATCH")
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    target = "/" + path + (f"?{query}" if query else "")
+    sent_headers = _forward_headers(request)
     try:
         try:
-            answer = await client.send(upstream, stream=True)
+            answer = await service.send(deps, name, method, target, headers=sent_headers,
+                                        content=request.stream() if has_body else None,
+                                        stream=True)
         except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
             if has_body:  # a streamed body cannot be sent twice
                 raise
             # a keep-alive connection the service closed as it was reused: once more
-            answer = await client.send(upstream, stream=True)
+            answer = await service.send(deps, name, method, target, headers=sent_headers,
+                                        stream=True)
     except httpx.TransportError as exc:
         log.warning("upstream_unavailable", service=name, error=type(exc).__name__)
         raise Problem(503, "Service unavailable", f"{name} is unavailable; try again shortly",
@@ -70,5 +72,14 @@ async def forward(
                       service=name, headers={"Retry-After": "5"}) from None
     headers: dict[str, Any] = {k: v for k, v in answer.headers.items()
                                if k.lower() not in ANSWER_DROPS}
+    length = answer.headers.get("content-length", "")
+    if length.isdigit() and int(length) <= SMALL_ANSWER:
+        # most answers are a page of JSON: read whole, they go out in one write and the
+        # connection is back in the pool before the client has read them
+        try:
+            body = b"".join([chunk async for chunk in answer.aiter_raw()])
+        finally:
+            await answer.aclose()
+        return Response(body, status_code=answer.status_code, headers=headers)
     return StreamingResponse(answer.aiter_raw(), status_code=answer.status_code,
                              headers=headers, background=BackgroundTask(answer.aclose))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -42,7 +44,17 @@ async def start(session: OptionalSession) -> Response:
 
 @router.get("/signin", response_class=HTMLResponse)
 async def signin_page(request: Request, session: OptionalSession, deps: DepsDep) -> Response:
-    return render(request, "signin.html", session=session, deps=deps, username="")
+    return render(request, "signin.html", session=session, deps=deps, username="",
+                  next=after_signin(request.query_params.get("next")))
+
+
+# where sign-in may lead back to (a group's join page opened before signing in); any
+# other address is ignored, so the page cannot be made to send people elsewhere
+_NEXT = re.compile(r"/join/[a-z0-9]{6,32}")
+
+
+def after_signin(value: object) -> str:
+    return value if isinstance(value, str) and _NEXT.fullmatch(value) else ""
 
 
 @router.post("/signin", response_model=None)
@@ -50,10 +62,11 @@ async def signin(request: Request, session: OptionalSession, deps: DepsDep) -> R
     form = await form_data(request)
     username = str(form.get("username") or "").strip()[:200]
     password = str(form.get("password") or "")[:1024]
+    after = after_signin(form.get("next"))
 
     def again(errors: list[FieldProblem], status: int = 422) -> Response:
         return render(request, "signin.html", session=session, deps=deps, status=status,
-                      errors=errors, username=username)
+                      errors=errors, username=username, next=after)
 
     if not check_csrf(request, session, form):
         return again([EXPIRED], 403)
@@ -74,7 +87,8 @@ async def signin(request: Request, session: OptionalSession, deps: DepsDep) -> R
         return again([FieldProblem("username", "Username",
                                    f"Too many sign-in attempts. Try again in {exc.retry_after}"
                                    " seconds.")], 429)
-    response = redirect(home_of(done.session.kind, done.session.password_change_required))
+    home = home_of(done.session.kind, done.session.password_change_required)
+    response = redirect(after if after and home == "/me" else home)
     set_session_cookie(response, deps, done.cookie)
     return response
 

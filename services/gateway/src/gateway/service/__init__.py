@@ -70,16 +70,36 @@ def _headers(token: str | None = None) -> dict[str, str]:
     return headers
 
 
+async def send(
+    deps: Deps, service: str, method: str, path: str, *, headers: Any = None,
+    content: Any = None, json: Any = None, data: dict[str, str] | None = None,
+    params: dict[str, Any] | None = None, stream: bool = False,
+) -> httpx.Response:
+    """One request straight to the service's pooled transport (httpx errors pass up).
+    With ``stream`` the caller reads the body and closes the answer."""
+    up = deps.direct[service]
+    request = httpx.Request(method, up.base + path, params=params, headers=headers,
+                            content=content, json=json, data=data,
+                            extensions={"timeout": up.timeout})
+    response = await up.transport.handle_async_request(request)
+    response.request = request
+    if not stream:
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+    return response
+
+
 async def call(
     deps: Deps, service: str, method: str, path: str, *, token: str | None = None,
     json: Any = None, data: dict[str, str] | None = None, params: dict[str, Any] | None = None,
 ) -> httpx.Response:
     """One call to a service; Unavailable when it cannot be reached."""
-    client = deps.upstreams[service]
     for attempt in range(2):
         try:
-            return await client.request(method, path, headers=_headers(token), json=json,
-                                        data=data, params=params)
+            return await send(deps, service, method, path, headers=_headers(token), json=json,
+                              data=data, params=params)
         except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
             # a keep-alive connection the service closed as it was reused: a read is
             # asked again; a write is not (it may have been done)
@@ -226,7 +246,8 @@ async def load_session(pool: asyncpg.Pool, deps: Deps, cookie: str | None
         return None
     now = deps.clock.now()
     idle = now - timedelta(minutes=deps.settings.session_idle_minutes)
-    async with transaction(pool) as conn:
+    # one statement, no BEGIN/COMMIT round trips: this runs before every page
+    async with pool.acquire() as conn:
         row = await repo.open_session_by_cookie(conn, cookie_hash(cookie), idle)
         if row is None:
             return None

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from groups.api.common import (
@@ -196,6 +196,21 @@ async def remove_co_owner(group_id: uuid.UUID, staff_id: uuid.UUID, caller: Staf
     async with transaction(pool) as conn:
         await svc.remove_co_owner(conn, deps, caller, group_id, staff_id)
     return Response(status_code=204)
+
+
+class JoinTargetOut(BaseModel):
+    name: str
+    open: bool
+
+
+@router.get("/v1/join/{join_code}", response_model=JoinTargetOut)
+async def join_target(join_code: Annotated[str, Path(min_length=1, max_length=64)],
+                      caller: Customer, pool: Pool) -> JoinTargetOut:
+    """The group a web address names (its name, and whether joining is open), for the
+    page that asks for the passcode; 404 for no such address."""
+    async with transaction(pool) as conn:
+        target = await svc.join_target(conn, join_code)
+    return JoinTargetOut(name=target.name, open=target.open)
 
 
 @router.post("/v1/join", response_model=JoinOut)

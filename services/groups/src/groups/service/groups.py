@@ -185,6 +185,22 @@ class WrongPasscode(Forbidden):
         super().__init__("the join code or passcode is wrong", code="wrong-passcode")
 
 
+@dataclass(frozen=True)
+class JoinTarget:
+    name: str
+    open: bool  # False: joining by passcode is switched off
+
+
+async def join_target(conn: Connection, join_code: str) -> JoinTarget:
+    """The group a web address names, for the join page (the address is what a customer
+    is given with the passcode, so its name is no secret); NotFound for no such address."""
+    code = join_code.strip().lower()
+    group = await repo.by_join_code(conn, code) if domain.valid_join_code(code) else None
+    if group is None:
+        raise NotFound("no group has this web address")
+    return JoinTarget(name=group["name"], open=group["passcode"] is not None)
+
+
 async def join(conn: Connection, deps: Deps, caller: Caller, *, join_code: str,
                passcode: str) -> UUID:
     """The group joined. A wrong code raises WrongPasscode and writes nothing: the api
