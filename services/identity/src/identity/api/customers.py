@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field
 
-from identity.api.common import CustomerView, Ids, Staff, customer_view
+from identity.api.common import CustomerView, Ids, Staff, customer_view, door_limit
 from identity.service import customers
 from shared.contracts.identity import CreatedCustomer, CustomerCreate
 from shared.servicekit.access import bearer_token
@@ -82,7 +82,8 @@ class Accepted(BaseModel):
     status: str
 
 
-@router.post("/v1/password-recovery", status_code=202, tags=["recovery"])
+@router.post("/v1/password-recovery", status_code=202, tags=["recovery"],
+             dependencies=[door_limit("recovery")])
 async def request_recovery(body: RecoveryRequest, pool: Pool, ids: Ids) -> Accepted:
     """The same answer whether or not the email is known."""
     async with transaction(pool) as conn:
@@ -91,6 +92,6 @@ async def request_recovery(body: RecoveryRequest, pool: Pool, ids: Ids) -> Accep
 
 
 @router.post("/v1/password-recovery/complete", status_code=204, tags=["recovery"],
-             response_class=Response)
+             response_class=Response, dependencies=[door_limit("recovery")])
 async def complete_recovery(body: RecoveryCompletion, pool: Pool, ids: Ids) -> None:
     await customers.complete_recovery(pool, ids, body.token, body.new_password)
