@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import pytest_asyncio
-
 from fastapi import FastAPI
 
 from identity.app import create_app
