@@ -4,6 +4,7 @@ without what was asked. The windows are fixed, so each test pins identity's cloc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ import pytest
 from identity.domain.limits import client_address, parse_networks
 from identity.service.clients import create_client
 from shared.servicekit.clock import FixedClock
+from shared.servicekit.limits import Rate
 from tests.integration.identity.conftest import IdentityApp, bearer
 from tests.integration.identity.test_journey import STAFF_PASSWORD, make_staff
 from tests.integration.identity.test_pii import leaks, restore_logging  # noqa: F401
@@ -177,3 +179,32 @@ def test_the_client_address_behind_a_trusted_proxy() -> None:
     assert client_address(None, "203.0.113.9", trusted) == "unknown"
     with pytest.raises(ValueError, match="'nope' is not an address"):
         parse_networks("10.0.0.1, nope")
+
+
+async def test_candidates_of_a_new_customer_count_as_a_search(
+    identity: IdentityApp, pool: asyncpg.Pool,
+) -> None:
+    """POST /v1/customers answers 409 with the candidates and their evidence: the same
+    answer as a search, so it is counted as one (a customer with no candidate is not)."""
+    await make_staff()
+    staff = await identity.token("rcaseworker", STAFF_PASSWORD)
+    identity.deps.limits = dataclasses.replace(identity.deps.limits, rates={
+        **identity.deps.limits.rates, "match_staff": (Rate.per_minute(2), Rate.per_day(50))})
+    pin_clock(identity)
+    c = identity.client
+    people = [("Ann", "Zyx", "1970-01-01"), ("Bartholomew", "Quimby", "1981-07-19"),
+              ("Cordelia", "Fairweather", "1993-11-30")]
+    for first, last, born in people:  # three new people: no candidates, not counted
+        r = await c.post("/v1/customers", headers=bearer(staff), json={
+            "first_name": first, "last_name": last, "date_of_birth": born})
+        assert r.status_code == 201, r.text
+    same = {"first_name": "Ann", "last_name": "Zyx", "date_of_birth": "1970-01-01",
+            "ssn": SSN}
+    answers = [await c.post("/v1/customers", headers=bearer(staff), json=same)
+               for _ in range(3)]
+    assert [a.status_code for a in answers] == [409, 409, 429]
+    assert "candidates" not in answers[2].json() and not leaks(answers[2].text)
+    assert answers[2].headers["retry-after"]
+    assert (await search(identity, staff, **PERSON)).status_code == 429
+    assert await pool.fetchval(
+        "SELECT count(*) FROM audit_log WHERE action = 'match.rate_limited'") == 2

@@ -117,6 +117,9 @@ class IdentityClient:
         if r.status_code == 409:
             raise Conflict(None, problem_detail(r) or "identity refused to create the account",
                            code="conflict")
+        if r.status_code == 429:  # its candidates count against the staff's match limit
+            raise TooManyRequests(
+                problem_detail(r) or "too many searches for people", retry_after=_retry_after(r))
         if r.status_code == 422:
             if problem_type(r).endswith("idempotency-key-reused"):
                 raise IdempotencyKeyReused()
