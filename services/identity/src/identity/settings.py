@@ -82,7 +82,7 @@ class IdentitySettings(ServiceSettings):
     match_client_rate_per_minute: int = Field(600, ge=1)
     match_client_rate_per_day: int = Field(100_000, ge=1)
     # The public doors, per calling address: sign-in (password and client
-    # credentials grants; refreshes are not counted), self-registration, and
+    # credentials grants; refreshes and token exchanges are not), self-registration, and
     # password recovery (asking for a link and completing it). The gateway keeps
     # its own, tighter, per-visitor limits in front of these; behind it every
     # visitor shares the gateway's address unless it is a trusted proxy.
