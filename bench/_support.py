@@ -174,7 +174,15 @@ def identity_env(identity_dsn: str, bootstrap: str, **extra: str) -> dict[str, s
     return {**os.environ, "CSC_ENV": "test", "CSC_KAFKA_BOOTSTRAP": bootstrap,
             "CSC_LOG_LEVEL": "WARNING", "IDENTITY_DATABASE_URL": identity_dsn,
             "IDENTITY_SSN_KEYS": f"k1:{b64_key()}", "IDENTITY_SSN_ACTIVE_KEY": "k1",
-            "IDENTITY_SSN_HMAC_KEY": b64_key(), "IDENTITY_DATA_KEY": b64_key(), **extra}
+            "IDENTITY_SSN_HMAC_KEY": b64_key(), "IDENTITY_DATA_KEY": b64_key(),
+            **BENCH_LIMITS, **extra}
+
+
+# A bench measures capacity, not identity's rate limits: they are set out of reach.
+BENCH_LIMITS = {f"IDENTITY_{name}": "100000000" for name in (
+    "MATCH_RATE_PER_MINUTE", "MATCH_RATE_PER_DAY", "MATCH_CLIENT_RATE_PER_MINUTE",
+    "MATCH_CLIENT_RATE_PER_DAY", "SIGNIN_RATE_PER_MINUTE", "REGISTRATION_RATE_PER_MINUTE",
+    "REGISTRATION_RATE_PER_DAY", "RECOVERY_RATE_PER_MINUTE")}
 
 
 @dataclass

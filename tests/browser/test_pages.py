@@ -253,6 +253,19 @@ async def test_admin_pages_registration_and_recovery(
     await expect(person).to_have_url(re.compile(r"/me$"))
     await expect(person.get_by_test_id("signed-in-as")).to_contain_text("tbrooks90")
     await person.get_by_role("button", name="Sign out").click()
+    # the same person again under another name: identity makes no second account (it
+    # holds the attempt for staff, answering as it does for a new one); the page says
+    # where to turn, not whether an account exists
+    await person.goto(f"{stack.url}/register")
+    await person.get_by_label("First Name", exact=True).fill("Tanya")
+    await person.get_by_label("Last Name", exact=True).fill("Brooks")
+    await person.get_by_label("Date of Birth", exact=True).fill("1990-02-03")
+    await person.get_by_label("Username", exact=True).fill("tanya.b")
+    await person.get_by_label("Password", exact=True).fill("violet harbor kettle 1977")
+    await person.get_by_role("button", name="Create account").click()
+    await expect(person.get_by_text("see staff at your local office")).to_be_visible()
+    await look(browser, person, "register-held")
+    await person.goto(f"{stack.url}/signin")
     await person.get_by_role("link", name="Forgot your password?").click()
     await person.get_by_label("Email address", exact=True).fill("nobody@example.com")
     await person.get_by_role("button", name="Send the link").click()

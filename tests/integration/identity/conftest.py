@@ -10,8 +10,10 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import pytest_asyncio
+from fastapi import FastAPI
 
 from identity.app import create_app
+from identity.deps import Deps
 from identity.settings import IdentitySettings
 from tests.support.stack import Servers
 
@@ -42,6 +44,14 @@ def identity_env(
 class IdentityApp:
     client: httpx.AsyncClient
     settings: IdentitySettings
+    app: FastAPI | None = None
+
+    @property
+    def deps(self) -> Deps:
+        """The running service's deps (tests pin its clock or its limits here)."""
+        assert self.app is not None
+        deps: Deps = self.app.state.runtime.deps
+        return deps
 
     async def sign_in(self, username: str, password: str) -> httpx.Response:
         return await self.client.post(
@@ -60,7 +70,7 @@ async def identity(identity_env: dict[str, str]) -> AsyncIterator[IdentityApp]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://identity") as client:
-            yield IdentityApp(client, settings)
+            yield IdentityApp(client, settings, app)
 
 
 def bearer(token: str) -> dict[str, str]:

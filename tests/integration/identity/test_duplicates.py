@@ -35,48 +35,111 @@ async def _pair_for(pool: asyncpg.Pool, a: str, b: str) -> asyncpg.Record | None
         "SELECT * FROM duplicate_pairs WHERE account_a = $1 AND account_b = $2", x, y)
 
 
-async def test_self_registration_strong_possible_and_none(
+async def _account_of(pool: asyncpg.Pool, username: str) -> str | None:
+    found = await pool.fetchval(
+        "SELECT account_id FROM usernames WHERE username_lower = lower($1)", username)
+    return str(found) if found else None
+
+
+class CountingPasswords:
+    """The service's own hasher, counting its hashes (the work an answer costs)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.hashes = inner, 0
+
+    async def hash(self, password: str) -> str:
+        self.hashes += 1
+        return str(await self.inner.hash(password))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_self_registration_answers_alike_whether_or_not_the_person_has_an_account(
     identity: IdentityApp, pool: asyncpg.Pool
 ) -> None:
     staff = await staff_token(identity)
     existing = (await post_customer(identity, staff, {
         "first_name": "Robert", "last_name": "Reyes", "date_of_birth": "1979-11-02",
-        "ssn": "219-09-9999"})).json()["id"]
+        "ssn": "219-09-9999", "email": "rreyes@example.org"})).json()["id"]
+    counting = CountingPasswords(identity.deps.passwords)
+    identity.deps.passwords = counting
 
-    # strong: the same SSN; 409 that reveals nothing, nothing written
+    # nobody like it: an account is made
+    r = await _register(identity, username="zq_new", first_name="Zora", last_name="Quill",
+                        date_of_birth="2000-02-02", email="zora@example.org")
+    assert r.status_code == 202, r.text
+    answer = r.json()
+    assert answer["status"] == "received" and "local office" in answer["detail"]
+    zora = await _account_of(pool, "zq_new")
+    assert zora is not None
+    assert await pool.fetchval(
+        "SELECT count(*) FROM duplicate_pairs WHERE $1 IN (account_a, account_b)",
+        uuid.UUID(zora)) == 0
+    assert counting.hashes == 1
+
+    # strong: the same SSN; the same answer, no account, held for staff
     before = await pool.fetchval("SELECT count(*) FROM customers")
     r = await _register(identity, ssn="219-09-9999")
-    assert r.status_code == 409
-    assert r.json()["type"].endswith("/account-may-exist")
-    assert "career planner" in r.json()["detail"]
+    assert (r.status_code, r.json()) == (202, answer)
     assert existing not in r.text and "9999" not in r.text and "Reyes" not in r.text
     assert await pool.fetchval("SELECT count(*) FROM customers") == before
+    assert await _account_of(pool, "breyes79") is None
+    assert counting.hashes == 2  # the same argon2 work as the account made above
+    assert (await identity.sign_in("breyes79", PASSWORD)).status_code == 401
 
     # strong without an SSN: the same names and birthday
-    r = await _register(identity, first_name="Robert", date_of_birth="1979-11-02")
-    assert r.status_code == 409 and r.json()["type"].endswith("/account-may-exist")
+    r = await _register(identity, username="rreyes_2", first_name="Robert",
+                        date_of_birth="1979-11-02")
+    assert (r.status_code, r.json()) == (202, answer)
+    # an email already on an account: the same answer, held
+    r = await _register(identity, username="zq_two", first_name="Other", last_name="Name",
+                        date_of_birth="1999-09-09", email="Zora@Example.org")
+    assert (r.status_code, r.json()) == (202, answer)
+    assert await pool.fetchval("SELECT count(*) FROM customers") == before
+    assert counting.hashes == 4
+
+    # staff see the held attempts, oldest first, each with the account it may be
+    held = await identity.client.get("/v1/held-registrations", headers=bearer(staff))
+    assert held.status_code == 200, held.text
+    items = held.json()["items"]
+    assert [(i["username"], i["reason"], i["account_id"]) for i in items] == [
+        ("breyes79", "strong-match", existing), ("rreyes_2", "strong-match", existing),
+        ("zq_two", "email-in-use", zora)]
+    assert items[0]["score"] >= 0.95 and items[0]["evidence"] and items[2]["score"] is None
+    assert "219-09" not in held.text and "2190" not in held.text
+    page = await identity.client.get("/v1/held-registrations", params={"limit": 2},
+                                     headers=bearer(staff))
+    rest = await identity.client.get(
+        "/v1/held-registrations", params={"cursor": page.json()["next_cursor"]},
+        headers=bearer(staff))
+    assert [i["id"] for i in page.json()["items"] + rest.json()["items"]] == [
+        i["id"] for i in items]
+    assert (await identity.client.get("/v1/held-registrations")).status_code == 401
+    bad = await identity.client.get("/v1/held-registrations", params={"cursor": "garbage!"},
+                                    headers=bearer(staff))
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "cursor"
+    # dealt with: off the list, once
+    first = items[0]["id"]
+    path = f"/v1/held-registrations/{first}/dismiss"
+    assert (await identity.client.post(path, headers=bearer(staff))).status_code == 204
+    assert (await identity.client.post(path, headers=bearer(staff))).status_code == 409
+    assert (await identity.client.post("/v1/held-registrations/999999/dismiss",
+                                       headers=bearer(staff))).status_code == 404
+    left = (await identity.client.get("/v1/held-registrations", headers=bearer(staff))).json()
+    assert first not in [i["id"] for i in left["items"]] and len(left["items"]) == 2
+    assert await pool.fetchval(
+        "SELECT count(*) FROM audit_log WHERE action = 'customer.register_held'") == 3
 
     # possible: a nickname, a birthday one digit off, no SSN: created, and queued
     r = await _register(identity)
-    assert r.status_code == 201, r.text
-    new = r.json()["id"]
-    assert r.json()["username"] == "breyes79"
+    assert (r.status_code, r.json()) == (202, answer)
+    new = await _account_of(pool, "breyes79")
+    assert new is not None
     pair = await _pair_for(pool, existing, new)
     assert pair is not None and pair["status"] == "open" and pair["band"] == "possible"
     signed = await identity.sign_in("breyes79", PASSWORD)
     assert signed.status_code == 200 and not signed.json()["password_change_required"]
-
-    # nobody like it: created, nothing queued
-    r = await _register(identity, username="zq_new", first_name="Zora", last_name="Quill",
-                        date_of_birth="2000-02-02", email="zora@example.org")
-    assert r.status_code == 201
-    assert await pool.fetchval(
-        "SELECT count(*) FROM duplicate_pairs WHERE $1 IN (account_a, account_b)",
-        uuid.UUID(r.json()["id"])) == 0
-    # the same email again: the same "may exist" answer
-    r = await _register(identity, username="zq_two", first_name="Other", last_name="Name",
-                        date_of_birth="1999-09-09", email="Zora@Example.org")
-    assert r.status_code == 409 and r.json()["type"].endswith("/account-may-exist")
 
 
 async def test_registration_bad_input_names_every_field(
@@ -91,10 +154,13 @@ async def test_registration_bad_input_names_every_field(
     r = await _register(identity, password="breyes79 is my long password")
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "password"
     assert await pool.fetchval("SELECT count(*) FROM customers") == 0
-    assert (await _register(identity)).status_code == 201
-    r = await _register(identity, first_name="Someone", last_name="Else",
-                        date_of_birth="1950-05-05")
-    assert r.status_code == 409 and r.json()["field"] == "username"
+    assert (await _register(identity)).status_code == 202
+    # a taken username is refused whoever registers (before the person is looked for,
+    # so a taken name cannot be used to learn whether a person has an account)
+    for other in ({"first_name": "Someone", "last_name": "Else", "date_of_birth": "1950-05-05"},
+                  {}):
+        r = await _register(identity, **other)
+        assert r.status_code == 409 and r.json()["field"] == "username"
 
 
 async def test_new_accounts_are_queued_from_their_events_then_merged_and_unmerged(
@@ -115,8 +181,10 @@ async def test_new_accounts_are_queued_from_their_events_then_merged_and_unmerge
         "rejected_account_ids": [a, b]})).json()["id"]
     d_reg = await _register(identity, username="rnguyen", first_name="Rob",
                             last_name="Nguyen", date_of_birth="1975-06-16")
-    assert d_reg.status_code == 201, d_reg.text
-    d = d_reg.json()["id"]
+    assert d_reg.status_code == 202, d_reg.text
+    d_id = await _account_of(pool, "rnguyen")
+    assert d_id is not None
+    d = d_id
 
     async def queued() -> bool:
         return await _pair_for(pool, d, a) is not None and await _pair_for(pool, d, c) is not None

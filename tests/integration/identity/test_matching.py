@@ -61,8 +61,16 @@ async def test_a_returning_person_is_found_with_the_reasons(
     assert c["band"] == "strong"
     assert outcomes(c)["name"].startswith("name: first and last names swapped")
 
-    # two digits of the SSN transposed, nothing else: still proposed, with the reason
+    # an SSN alone is refused, naming what a search needs: answering how near a guess
+    # is to someone's number would let the number be found a few digits at a time
     r = await search(identity, staff, ssn="219-90-9999")
+    assert r.status_code == 422
+    assert {e["field"] for e in r.json()["errors"]} == {
+        "first_name", "last_name", "date_of_birth"}
+    assert "219-90-9999" not in r.text and "219909999" not in r.text
+    # two digits transposed, the person named: proposed, the SSN "close" (never which)
+    r = await search(identity, staff, first_name="William", last_name="Garcia-Lopez",
+                     date_of_birth="1984-03-07", ssn="219-90-9999")
     [c] = r.json()["candidates"]
     assert outcomes(c)["ssn"] == "SSN: close"
     assert "219-90-9999" not in r.text and "219909999" not in r.text
@@ -111,9 +119,14 @@ async def _all_ids(pool: asyncpg.Pool) -> list[uuid.UUID]:
 async def test_bad_queries_are_422_naming_the_field(identity: IdentityApp) -> None:
     staff = await staff_token(identity)
     cases: list[tuple[dict[str, Any], str]] = [
-        ({"first_name": "Ann"}, "query"),
-        ({}, "query"),
-        ({"first_name": "  ", "last_name": "Lee"}, "query"),
+        ({"first_name": "Ann"}, "last_name"),
+        ({}, "date_of_birth"),
+        ({"first_name": "  ", "last_name": "Lee"}, "first_name"),
+        ({"ssn": "219-09-9999"}, "first_name"),
+        ({"ssn": "219-09-9999", "first_name": "Ann", "last_name": "Lee"}, "date_of_birth"),
+        ({"ssn": "219-09-9999", "date_of_birth": "1990-01-01"}, "last_name"),
+        ({"email": "ann@example.org", "first_name": "Ann", "last_name": "Lee"},
+         "date_of_birth"),
         ({"ssn": "123-45-678"}, "ssn"),
         ({"ssn": "666-12-3456"}, "ssn"),
         ({"idoc_number": "12345"}, "idoc_number"),
@@ -233,8 +246,9 @@ async def test_the_review_list_holds_people_the_old_matcher_missed(
                   ssn="518-45-7302")
     assert c["band"] in ("weak", "possible") and outcomes(c)["ssn"] == "SSN: differ"
     assert "518" not in json.dumps(c) and "7302" not in json.dumps(c)
-    # names only (no date of birth): weak
-    assert (await top(first_name="Sarah", last_name="Whitfield"))["band"] == "weak"
+    # names only (no date of birth): refused (a search names the person in full)
+    r = await search(identity, staff, first_name="Sarah", last_name="Whitfield")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "date_of_birth"
     # married: weak; a middle name for a first name: possible
     assert (await top(first_name="Sarah", last_name="Okafor",
                       date_of_birth="1979-06-14"))["band"] == "weak"

@@ -119,6 +119,8 @@ async def plant_everywhere(ida: IdentityApp) -> tuple[list[httpx.Response], str]
     assert r.status_code == 202
     # matching: the SSN, a slip of it, a bad one; self-registration with it; the queue
     r = await send("POST", "/v1/matches", headers=staff, json={"ssn": SSN})
+    assert r.status_code == 422  # an SSN alone is no search
+    r = await send("POST", "/v1/matches", headers=staff, json={**person, "ssn": SSN})
     assert r.status_code == 200 and r.json()["candidates"][0]["ssn_last4"] == "9999"
     r = await send("POST", "/v1/matches", headers=staff, json={**person, "ssn": SSN[:-1] + "8"})
     assert r.status_code == 200 and r.json()["candidates"]
@@ -128,8 +130,9 @@ async def plant_everywhere(ida: IdentityApp) -> tuple[list[httpx.Response], str]
     r = await send("POST", "/v1/registrations", json={
         **person, "username": "marcus88", "password": "a long and memorable passphrase",
         "ssn": SSN})
-    assert r.status_code == 409
+    assert r.status_code == 202  # held for staff: the person has an account
     assert (await send("GET", "/v1/duplicates", headers=staff)).status_code == 200
+    assert (await send("GET", "/v1/held-registrations", headers=staff)).status_code == 200
     return out, account_id
 
 

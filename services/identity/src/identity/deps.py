@@ -9,6 +9,7 @@ from dataclasses import field as dataclass_field
 from datetime import timedelta
 from typing import Any
 
+from identity.domain.limits import Limits
 from identity.domain.matching import DEFAULT_THRESHOLDS, Thresholds
 from identity.domain.passwords import LockoutPolicy, Passwords
 from identity.domain.ssn import SsnVault
@@ -46,6 +47,8 @@ class Deps:
     groups_access: GroupsAccess | None = None
     # narrows a staff member's token for the service identity calls (groups)
     exchange: Any = None
+    # per-staff match limits and per-address limits on the public doors
+    limits: Limits = dataclass_field(default_factory=Limits)
     # Failed sign-ins per unknown username (bounded, per process), so an unknown
     # name slows down exactly as a real account does and timing tells nothing.
     unknown_failures: dict[str, int] = dataclass_field(default_factory=dict)
@@ -88,9 +91,23 @@ class Deps:
             recovery_seal=Sealer.from_spec(s.notify_seal_keys_spec),
             recovery_link_url=s.recovery_link_url,
             thresholds=thresholds_from(s),
+            limits=limits_from(s),
         )
 
 
 def thresholds_from(s: IdentitySettings) -> Thresholds:
     return Thresholds(strong=s.match_strong, possible=s.match_possible, weak=s.match_weak)
 
+
+
+def limits_from(s: IdentitySettings) -> Limits:
+    return Limits.of(
+        match_per_minute=s.match_rate_per_minute, match_per_day=s.match_rate_per_day,
+        client_match_per_minute=s.match_client_rate_per_minute,
+        client_match_per_day=s.match_client_rate_per_day,
+        signin_per_minute=s.signin_rate_per_minute,
+        registration_per_minute=s.registration_rate_per_minute,
+        registration_per_day=s.registration_rate_per_day,
+        recovery_per_minute=s.recovery_rate_per_minute,
+        trusted_proxies=s.trusted_proxies,
+    )

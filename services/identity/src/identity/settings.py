@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from identity.domain.limits import parse_networks
 from shared.servicekit.seal import seal_keys_spec
 from shared.servicekit.settings import ServiceSettings
 
@@ -70,3 +71,31 @@ class IdentitySettings(ServiceSettings):
     # ... and at or above `match_weak` "weak": shown to staff looking for a person
     # (the review list), never acted on and not queued as a duplicate.
     match_weak: float = Field(0.02, gt=0, le=1)
+
+    # Rate limits (fixed windows counted in PostgreSQL, shared by every instance).
+    # Person matching, per staff member (POST /v1/matches, and enrollment's Add
+    # Customer match step, which calls it with the staff member's own token):
+    match_rate_per_minute: int = Field(30, ge=1)
+    match_rate_per_day: int = Field(300, ge=1)
+    # ... per machine client with scope identity:match (sync-iwds linking a night's
+    # IWDS records), counted apart from any staff member:
+    match_client_rate_per_minute: int = Field(600, ge=1)
+    match_client_rate_per_day: int = Field(100_000, ge=1)
+    # The public doors, per calling address: sign-in (password and client
+    # credentials grants; refreshes and token exchanges are not), self-registration, and
+    # password recovery (asking for a link and completing it). The gateway keeps
+    # its own, tighter, per-visitor limits in front of these; behind it every
+    # visitor shares the gateway's address unless it is a trusted proxy.
+    signin_rate_per_minute: int = Field(120, ge=1)
+    registration_rate_per_minute: int = Field(60, ge=1)
+    registration_rate_per_day: int = Field(2_000, ge=1)
+    recovery_rate_per_minute: int = Field(60, ge=1)
+    # Addresses (or networks) whose X-Forwarded-For names the client: comma-separated,
+    # e.g. "10.0.0.5,172.18.0.0/16". Empty: the peer address is the client.
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value

@@ -38,6 +38,7 @@ from shared.servicekit.client import (
     problem_field_errors,
     problem_type,
 )
+from shared.servicekit.errors import TooManyRequests
 
 __all__ = ["Candidate", "CreatedCustomer", "IdentityClient", "IdentityUnauthorized",
            "IdentityUnavailable"]
@@ -58,6 +59,13 @@ _FIELD_NAMES = {"identifiers": "idoc_number"}
 def _field_errors(r: httpx.Response) -> list[FieldError]:
     return (problem_field_errors(r, _FIELD_NAMES)
             or [FieldError("body", "identity refused the request")])
+
+
+def _retry_after(r: httpx.Response) -> int:
+    try:
+        return max(1, int(r.headers.get("retry-after", "60")))
+    except ValueError:
+        return 60
 
 
 class IdentityClient:
@@ -87,6 +95,9 @@ class IdentityClient:
         r = await self._post("/v1/matches", token, MatchQuery.model_validate(query))
         if r.status_code == 422:
             raise InvalidInput(_field_errors(r))
+        if r.status_code == 429:  # the staff member's own match limit (identity counts it)
+            raise TooManyRequests(
+                problem_detail(r) or "too many searches for people", retry_after=_retry_after(r))
         if r.status_code != 200:
             raise IdentityUnavailable(f"identity's matcher answered {r.status_code}")
         return self.calls.read(MatchAnswer, r, "its matcher an answer").candidates
@@ -106,6 +117,9 @@ class IdentityClient:
         if r.status_code == 409:
             raise Conflict(None, problem_detail(r) or "identity refused to create the account",
                            code="conflict")
+        if r.status_code == 429:  # its candidates count against the staff's match limit
+            raise TooManyRequests(
+                problem_detail(r) or "too many searches for people", retry_after=_retry_after(r))
         if r.status_code == 422:
             if problem_type(r).endswith("idempotency-key-reused"):
                 raise IdempotencyKeyReused()

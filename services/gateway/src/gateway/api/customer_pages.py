@@ -77,6 +77,12 @@ RECOVERY_FIELDS = {"email": ("email", "Email address"),
                    "token": ("new_password", "Recovery link")}
 
 
+REGISTRATION_HELD = (
+    "We could not open an account with these details. You may already have one: use "
+    "\"Forgot your password?\" on the sign-in page, check your email, or see staff at "
+    "your local office.")
+
+
 @router.get("/register", response_class=HTMLResponse)
 async def register_page(request: Request, session: OptionalSession, deps: DepsDep
                         ) -> Response:
@@ -107,17 +113,22 @@ async def register(request: Request, session: OptionalSession, deps: DepsDep) ->
                                    f"{exc.retry_after} seconds.")], 429)
     payload = {k: v for k, v in body.items() if v or k in ("username", "password")}
     r = await service.call(deps, "identity", "POST", "/v1/registrations", json=payload)
-    if r.status_code == 409:
-        return again([FieldProblem("first_name", "First Name",
-                                   "An account may already exist for you. Use \"Forgot your "
-                                   "password?\" or ask Customer Support Center staff.")], 409)
+    if r.status_code == 409:  # the username is taken (the person is not looked for then)
+        return again([FieldProblem("username", "Username", "That username is taken. "
+                                   "Choose another.")], 409)
     if r.status_code >= 400:
         problem = r.json() if r.headers.get("content-type", "").endswith("json") else {}
         return again(field_problems(problem, REGISTER_FIELDS)
                      or [FieldProblem("username", "Form", "That did not work.")], r.status_code)
-    done = await service.sign_in(pool, deps, request.app.state.verifier,
-                                 username=body["username"], password=body["password"],
-                                 client=client_address(request), current=session)
+    # identity answers alike whether it made the account or held the attempt for staff
+    # (the person may have one already); signing in with the new password tells which
+    try:
+        done = await service.sign_in(pool, deps, request.app.state.verifier,
+                                     username=body["username"], password=body["password"],
+                                     client=client_address(request), current=session)
+    except (service.SignInFailed, TooManyRequests):
+        return render(request, "register.html", session=session, deps=deps, form={},
+                      notice=REGISTRATION_HELD)
     response = redirect("/me")
     set_session_cookie(response, deps, done.cookie)
     return response

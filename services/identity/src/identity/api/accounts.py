@@ -8,12 +8,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Form, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from identity.api.common import CustomerView, Ids, customer_view
+from identity.api.common import CustomerView, Ids, address_of, customer_view
 from identity.domain.accounts import FieldError, InvalidCredentials, InvalidInput
 from identity.domain.records import Staff as StaffRecord
 from identity.domain.tokens import ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE
 from identity.service import accounts as service
-from identity.service import clients
+from identity.service import clients, limits
 from shared.servicekit.auth import (
     JwksVerifier,
     Principal,
@@ -72,6 +72,8 @@ async def token(
     `grant_type=client_credentials` (`client_id`, `client_secret`: a machine's token), or
     token exchange (RFC 8693: `subject_token`, `audience`: the same person's token
     narrowed to some of the services it is for, as a service calling another sends it)."""
+    if grant_type in ("password", "client_credentials"):  # a guess at a secret
+        await limits.count_door(pool, ids, "signin", address_of(request, ids))
     if grant_type == TOKEN_EXCHANGE:
         return await _exchange(request, pool, ids, subject_token, subject_token_type,
                                audience or [])

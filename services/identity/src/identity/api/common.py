@@ -4,14 +4,16 @@ more than one of them returns (no routes here)."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from pydantic import BaseModel
 
 from identity.deps import Deps
+from identity.domain.limits import MatchCaller, PublicDoor, client_address
 from identity.domain.matching import Match
 from identity.domain.records import Customer
+from identity.service import limits
 from shared.contracts.identity import Candidate, Evidence
 from shared.servicekit.auth import (
     ClientTokenError,
@@ -21,16 +23,16 @@ from shared.servicekit.auth import (
     require_staff,
 )
 from shared.servicekit.http import PROBLEM_BASE, Problem
-from shared.servicekit.runtime import get_deps
+from shared.servicekit.runtime import Pool, get_deps
 
 Ids = Annotated[Deps, Depends(get_deps)]
 Staff = Annotated[Principal, require_staff()]
 MATCH_SCOPE = "identity:match"
 
 
-async def staff_or_matcher(request: Request) -> uuid.UUID:
+async def staff_or_matcher(request: Request) -> MatchCaller:
     """Who may search matches: a staff member, or a client with scope identity:match
-    (sync-iwds linking IWDS records). The acting id, for the audit."""
+    (sync-iwds linking IWDS records). Who acts, for the audit and the rate limit."""
     verifier: JwksVerifier = request.app.state.verifier
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -43,18 +45,32 @@ async def staff_or_matcher(request: Request) -> uuid.UUID:
         if MATCH_SCOPE not in client.scopes:
             raise Problem(403, "Forbidden", f"requires the scope {MATCH_SCOPE}",
                           type_=PROBLEM_BASE + "forbidden") from None
-        return uuid.UUID(client.client_id)
+        return MatchCaller(uuid.UUID(client.client_id), "client")
     except TokenError as exc:
         raise Problem(401, "Unauthorized", str(exc), type_=PROBLEM_BASE + "unauthorized",
                       headers={"WWW-Authenticate": "Bearer"}) from exc
     if not principal.is_staff or principal.claims.get("scope"):
         raise Problem(403, "Forbidden", "staff only", type_=PROBLEM_BASE + "forbidden")
-    return principal.id
+    return MatchCaller(principal.id, "staff")
 
 
+MatchActor = Annotated[MatchCaller, Depends(staff_or_matcher)]
 
 
-MatchActor = Annotated[uuid.UUID, Depends(staff_or_matcher)]
+def door_limit(door: PublicDoor) -> Any:
+    """A route dependency counting one try at a public door per calling address
+    (429 with Retry-After past the limit)."""
+
+    async def count(request: Request, pool: Pool, ids: Ids) -> None:
+        await limits.count_door(pool, ids, door, address_of(request, ids))
+
+    return Depends(count)
+
+
+def address_of(request: Request, ids: Deps) -> str:
+    """The calling address a public door counts (X-Forwarded-For from a trusted proxy)."""
+    return client_address(request.client.host if request.client else None,
+                          request.headers.get("x-forwarded-for"), ids.limits.trusted_proxies)
 
 
 class IdentifierView(BaseModel):

@@ -8,8 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field
 
-from identity.api.common import CustomerView, Ids, Staff, customer_view
-from identity.service import customers
+from identity.api.common import CustomerView, Ids, Staff, customer_view, door_limit
+from identity.domain.accounts import PossibleDuplicates
+from identity.domain.limits import MatchCaller
+from identity.service import customers, limits
 from shared.contracts.identity import CreatedCustomer, CustomerCreate
 from shared.servicekit.access import bearer_token
 from shared.servicekit.db import transaction
@@ -29,8 +31,14 @@ async def create_customer(
         identifiers=[(i.kind, i.value) for i in body.identifiers],
         rejected_account_ids=body.rejected_account_ids,
     )
-    created = await customers.create_customer(
-        pool, ids, cmd, staff_id=staff.id, idempotency_key=idempotency_key)
+    try:
+        created = await customers.create_customer(
+            pool, ids, cmd, staff_id=staff.id, idempotency_key=idempotency_key)
+    except PossibleDuplicates:
+        # the candidates and their evidence are a match answer: counted against the
+        # staff member's match limit like a search (429 instead, past it)
+        await limits.count_match(pool, ids, MatchCaller(staff.id, "staff"), "POST /v1/customers")
+        raise
     return CreatedCustomer.model_validate(created.body())
 
 
@@ -82,7 +90,8 @@ class Accepted(BaseModel):
     status: str
 
 
-@router.post("/v1/password-recovery", status_code=202, tags=["recovery"])
+@router.post("/v1/password-recovery", status_code=202, tags=["recovery"],
+             dependencies=[door_limit("recovery")])
 async def request_recovery(body: RecoveryRequest, pool: Pool, ids: Ids) -> Accepted:
     """The same answer whether or not the email is known."""
     async with transaction(pool) as conn:
@@ -91,6 +100,6 @@ async def request_recovery(body: RecoveryRequest, pool: Pool, ids: Ids) -> Accep
 
 
 @router.post("/v1/password-recovery/complete", status_code=204, tags=["recovery"],
-             response_class=Response)
+             response_class=Response, dependencies=[door_limit("recovery")])
 async def complete_recovery(body: RecoveryCompletion, pool: Pool, ids: Ids) -> None:
     await customers.complete_recovery(pool, ids, body.token, body.new_password)

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict
 
 from identity.api.common import IdentifierView, Ids, MatchActor, Staff, candidate_view
-from identity.domain.accounts import FieldError, InvalidInput, MatchFields, clean_match_fields
+from identity.domain.accounts import FieldError, InvalidInput, MatchFields, clean_search_fields
 from identity.repository.matching import DuplicatePair, PairAccount
+from identity.service import limits
 from identity.service import matching as matches
 from shared.contracts.identity import (
     MatchAnswer,
@@ -28,13 +29,17 @@ PairId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 @router.post("/v1/matches", tags=["matching"])
 async def find_matches(body: MatchQuery, pool: Pool, ids: Ids, actor: MatchActor
                        ) -> MatchAnswer:
-    """At most five candidates, best first, each with the evidence for it."""
+    """At most five candidates, best first, each with the evidence for it. The query
+    names the person (first name, last name, date of birth) or gives an IDOC number;
+    each caller may search ``IDENTITY_MATCH_RATE_PER_MINUTE`` / ``..._PER_DAY`` times
+    (429 with Retry-After past it)."""
+    await limits.count_match(pool, ids, actor, "POST /v1/matches")
     fields = MatchFields(body.first_name, body.last_name, body.date_of_birth, body.ssn,
                          body.idoc_number, body.email)
-    clean = clean_match_fields(fields, today=ids.clock.today())
+    clean = clean_search_fields(fields, today=ids.clock.today())
     found = await matches.search(
         pool, matches.Matcher(ids.vault, ids.thresholds), clean,
-        staff_id=actor, account_id=body.account_id)
+        staff_id=actor.id, actor_kind=actor.kind, account_id=body.account_id)
     return MatchAnswer(candidates=[candidate_view(m) for m in found])
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from identity.api.common import candidate_view
 from identity.domain.accounts import (
-    AccountMayExist,
     DomainError,
     IdempotencyMismatch,
     InvalidCredentials,
@@ -33,9 +32,6 @@ def problem_for(exc: DomainError) -> Problem | None:
     if isinstance(exc, SessionRevoked):
         return Problem(401, "Unauthorized", "the session has ended",
                        type_=PROBLEM_BASE + "session-ended")
-    if isinstance(exc, AccountMayExist):
-        return Problem(409, "An account may already exist", str(exc),
-                       type_=PROBLEM_BASE + "account-may-exist")
     if isinstance(exc, SsnUnavailable):
         return Problem(400, "Bad request", str(exc))
     return None

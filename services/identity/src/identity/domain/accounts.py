@@ -366,6 +366,35 @@ def clean_match_fields(q: MatchFields, *, today: date) -> MatchFields:
     return MatchFields(first, last, dob, ssn, idoc, email)
 
 
+SEARCH_REASON = (
+    "is required: a search names the person (first name, last name and date of birth)"
+    " or gives their IDOC number; an SSN or an email does not stand in for them"
+)
+
+
+def clean_search_fields(q: MatchFields, *, today: date) -> MatchFields:
+    """``clean_match_fields`` for a search staff (or a machine client) make: it must
+    name the person, first and last name and date of birth, or give an IDOC number.
+    An SSN alone, or with part of a name, is refused (InvalidInput naming each
+    missing field): a search that answers how near an SSN is to a person's would
+    let guesses at the number be checked one by one."""
+    def given(value: object) -> bool:
+        return value is not None and (not isinstance(value, str) or bool(value.strip()))
+
+    missing = [] if given(q.idoc_number) else [
+        FieldError(name, SEARCH_REASON)
+        for name in ("first_name", "last_name", "date_of_birth")
+        if not given(getattr(q, name))]
+    try:
+        clean = clean_match_fields(q, today=today)
+    except InvalidInput as exc:
+        errors = [e for e in exc.errors if e.field != "query"]
+        raise InvalidInput(errors + missing) from None
+    if missing:
+        raise InvalidInput(missing)
+    return clean
+
+
 # --- Errors of sign-in and sessions ----------------------------------------------------
 
 
@@ -389,14 +418,3 @@ class IdempotencyMismatch(DomainError):
     """The Idempotency-Key was used before for a different request."""
 
 
-MAY_EXIST = (
-    "An account may already exist for you: recover it with your email address,"
-    " or ask your career planner."
-)
-
-
-class AccountMayExist(DomainError):
-    """A strong match: the answer reveals nothing about which account."""
-
-    def __init__(self) -> None:
-        super().__init__(MAY_EXIST)

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -252,6 +252,7 @@ async def search(
     fields: MatchFields,
     *,
     staff_id: uuid.UUID,
+    actor_kind: Literal["staff", "client"] = "staff",
     account_id: uuid.UUID | None = None,
 ) -> list[Match]:
     """Candidates for a person; with ``account_id``, for that account (itself and the
@@ -265,7 +266,7 @@ async def search(
             exclude = [account_id, *await mrepo.known_different(conn, account_id)]
         matches = await find(conn, matcher, person_of(fields), exclude=exclude)
         await repo.audit(
-            conn, actor_id=staff_id, actor_kind="staff", action="match.search",
+            conn, actor_id=staff_id, actor_kind=actor_kind, action="match.search",
             target_id=account_id, request_id=correlation_id.get(),
             details={"fields": _given(fields),
                      "shown": [str(m.candidate.account_id) for m in matches]},
