@@ -327,9 +327,12 @@ class OutboxRelay:
                     return 0  # another relay is sending: stand by
                 cursor = await self._cursor(conn)
                 if cursor.epoch != epoch:
-                    if cursor.epoch is not None and cursor.epoch > epoch:
+                    if (cursor.epoch is not None and cursor.epoch > epoch
+                            and not await self.watch.settle_epoch(cursor.epoch)):
                         self.watch.poke()  # our view of the broker is behind
                         return 0
+                    # the cursor's epoch is older, or dead (a marker that lost the race
+                    # to be the broker's epoch): send everything again into ours
                     cursor = await self._restart(conn, cursor, epoch)
                 rows = await self._batch(conn, cursor)
                 if not rows:
