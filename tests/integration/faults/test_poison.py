@@ -81,9 +81,13 @@ async def test_poison_is_dead_lettered_with_its_reason_the_rest_flows_and_replay
         rows = await enrollment.fetch(
             "SELECT id, event_type, error, attempts FROM dead_letter ORDER BY id")
         by_reason = {r["id"]: r["error"] for r in rows}
-        unreadable, invalid, failing = rows  # in the order they were sent
-        assert "json" in unreadable["error"].lower() and unreadable["attempts"] <= 1
-        assert "account_id" in invalid["error"] and invalid["attempts"] <= 1
+        assert len(rows) == 3  # partitions are applied side by side: found by reason
+        unreadable = next(r for r in rows if "Invalid JSON" in r["error"])
+        invalid = next(r for r in rows if "valid UUID" in r["error"])
+        failing = next(r for r in rows if "may be called Poison" in r["error"])
+        assert unreadable["event_type"] is None and unreadable["attempts"] <= 1
+        assert invalid["event_type"] == "CustomerAccountCreated" and invalid["attempts"] <= 1
+        assert "account_id" in invalid["error"]
         assert "no customer may be called Poison" in failing["error"]
         assert failing["attempts"] == 3  # retried, then set aside
         assert not any("NoSuchThingHappened" in e for e in by_reason.values())
