@@ -12,10 +12,13 @@ event. Prints:
     effects, in events/s and as a share of the lowest ceiling, with CPU
     seconds per 1,000 events for each process (PostgreSQL: every backend and
     helper process; relay; consumer; broker);
-  * latency: commit-to-effect p50/p99 while events are committed at a steady
-    rate (default 1,000 events/s), with the same CPU figures.
+  * latency: commit-to-effect p50/p95/p99 while events are committed at a
+    steady rate (default 1,000 events/s) as services write them: small
+    transactions (default 10 events, one every 10 ms, COPY) started on time on
+    several connections, with the same CPU figures.
 
     .venv/bin/python bench/event_pipeline.py [--events 100000] [--rate 1000] [--seconds 10]
+        [--events-per-txn 10] [--connections 4] [--writer copy|insert] [--latency-only]
 """
 
 from __future__ import annotations
@@ -142,10 +145,16 @@ def _run_child(kind: str, dsn: str, bootstrap: str, stop: Any, flags: tuple[bool
     asyncio.run(main(dsn, bootstrap, stop, flags))
 
 
-async def _write(pool: asyncpg.Pool, first: int, count: int, subjects: int) -> float:
+async def _write(pool: asyncpg.Pool, first: int, count: int, subjects: int,
+                 copy: bool = False) -> float:
+    events = [BenchThing(subject=f"s{seq % subjects}", seq=seq)
+              for seq in range(first, first + count)]
     async with pool.acquire() as conn, conn.transaction():
-        for seq in range(first, first + count):
-            await OUTBOX.add(conn, BenchThing(subject=f"s{seq % subjects}", seq=seq))
+        if copy:
+            await OUTBOX.add_many(conn, events)
+        else:
+            for event in events:
+                await OUTBOX.add(conn, event)
     return time.time()
 
 
@@ -330,7 +339,6 @@ async def _unpublished(pool: asyncpg.Pool) -> int:
 
 async def bench(args: argparse.Namespace, dsn: str, bootstrap: str, pg_pid: int,
                 broker_pid: int) -> None:
-    limits = await ceilings(args, dsn, bootstrap)
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
     assert pool is not None
     ctx = mp.get_context("spawn")
@@ -353,69 +361,92 @@ async def bench(args: argparse.Namespace, dsn: str, bootstrap: str, pg_pid: int,
         for p in procs:
             p.join(20)
 
-    # 1. end to end: relay and consumer running and idle; N events committed
-    #    to the outbox at once; time from that commit to the last applied effect.
-    stop, procs, meters = start_children()
-    await _warm_up(pool, args.subjects)
-    before = meters.sample()
-    t0 = time.time()
-    async with pool.acquire() as conn, conn.transaction():
-        await OUTBOX.add_many(conn, [
-            BenchThing(subject=f"s{seq % args.subjects}", seq=seq) for seq in range(args.events)
-        ])
-    committed = time.time()
-    at_commit = meters.sample()
-    print(f"committed {args.events:,} events to the outbox in one transaction "
-          f"in {committed - t0:.2f}s")
-    while await _unpublished(pool):
-        await asyncio.sleep(0.05)
-    print(f"  relay: all published {time.time() - committed:.2f}s after the commit")
-    last = await _wait_effects(pool, args.events, timeout=600)
-    after = meters.sample()
-    drain = last - committed
-    rate = args.events / drain
-    lowest = min(limits, key=lambda k: limits[k])
-    print(f"end to end: {args.events:,} events commit -> broker -> applied in {drain:.2f}s "
-          f"= {rate:,.0f} events/s = {rate / limits[lowest]:.1%} of the lowest ceiling "
-          f"({lowest} {limits[lowest]:,.0f}/s)")
-    print(Meters.report(before, after, args.events))
-    print(Meters.report(at_commit, after, args.events).replace(
-        "CPU s per", "after the commit (relay + consumer work), CPU s per"))
-    dup = await pool.fetchval("SELECT count(*) - count(DISTINCT seq) FROM effects")
-    print(f"  applied twice: {dup}, missing: {args.events - await _count_effects(pool)}")
-    stop_children(stop, procs)
+    if not args.latency_only:
+        limits = await ceilings(args, dsn, bootstrap)
+        # 1. end to end: relay and consumer running and idle; N events committed
+        #    to the outbox at once; time from that commit to the last applied effect.
+        stop, procs, meters = start_children()
+        await _warm_up(pool, args.subjects)
+        before = meters.sample()
+        t0 = time.time()
+        async with pool.acquire() as conn, conn.transaction():
+            await OUTBOX.add_many(conn, [
+                BenchThing(subject=f"s{seq % args.subjects}", seq=seq)
+                for seq in range(args.events)
+            ])
+        committed = time.time()
+        at_commit = meters.sample()
+        print(f"committed {args.events:,} events to the outbox in one transaction "
+              f"in {committed - t0:.2f}s")
+        while await _unpublished(pool):
+            await asyncio.sleep(0.05)
+        print(f"  relay: all published {time.time() - committed:.2f}s after the commit")
+        last = await _wait_effects(pool, args.events, timeout=600)
+        after = meters.sample()
+        drain = last - committed
+        rate = args.events / drain
+        lowest = min(limits, key=lambda k: limits[k])
+        print(f"end to end: {args.events:,} events commit -> broker -> applied in {drain:.2f}s "
+              f"= {rate:,.0f} events/s = {rate / limits[lowest]:.1%} of the lowest ceiling "
+              f"({lowest} {limits[lowest]:,.0f}/s)")
+        print(Meters.report(before, after, args.events))
+        print(Meters.report(at_commit, after, args.events).replace(
+            "CPU s per", "after the commit (relay + consumer work), CPU s per"))
+        dup = await pool.fetchval("SELECT count(*) - count(DISTINCT seq) FROM effects")
+        print(f"  applied twice: {dup}, missing: {args.events - await _count_effects(pool)}")
+        stop_children(stop, procs)
+        await _reset(pool)
 
-    # 2. latency at a steady rate.
-    await _reset(pool)
+    # 2. latency at a steady rate, written as a service would: small transactions
+    #    of a few events each, on several connections, each started at its time.
     stop, procs, meters = start_children()
     await _warm_up(pool, args.subjects)
     total = int(args.rate * args.seconds)
+    per_txn = max(1, args.events_per_txn)
     commits: dict[int, float] = {}
-    interval = 1.0 / args.rate
+    interval = per_txn / args.rate
+    writers = await asyncpg.create_pool(dsn, min_size=args.connections,
+                                        max_size=args.connections)
+    assert writers is not None
+    late = 0
 
-    async def write_one(i: int) -> None:
-        commits[i] = await _write(pool, i, 1, args.subjects)
+    async def write_txn(first: int) -> None:
+        at = await _write(writers, first, min(per_txn, total - first), args.subjects,
+                          copy=args.writer == "copy")
+        for seq in range(first, min(first + per_txn, total)):
+            commits[seq] = at
 
-    # each write is its own task at its scheduled time, so a slow commit does not
-    # push the ones after it back (the pool allows a few at once)
+    # each transaction is its own task at its scheduled time, so a slow commit does
+    # not push the ones after it back (the writers' pool runs several at once)
     writes = []
     before = meters.sample()
     begin = time.perf_counter()
-    for i in range(total):
-        delay = begin + i * interval - time.perf_counter()
+    for n, first in enumerate(range(0, total, per_txn)):
+        delay = begin + n * interval - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        writes.append(asyncio.create_task(write_one(i)))
+        elif delay < -0.05:
+            late += 1
+        writes.append(asyncio.create_task(write_txn(first)))
     await asyncio.gather(*writes)
     achieved = total / (time.perf_counter() - begin)
     await _wait_effects(pool, total, timeout=120)
     after = meters.sample()
+    await writers.close()
     rows = await pool.fetch("SELECT seq, applied_at FROM effects")
     lat = sorted((r["applied_at"] - commits[r["seq"]]) * 1000 for r in rows)
-    print(f"latency at {args.rate:,}/s for {args.seconds:g}s ({total:,} events, "
-          f"achieved {achieved:,.0f}/s): p50 {statistics.median(lat):.1f} ms, "
-          f"p99 {lat[int(len(lat) * 0.99) - 1]:.1f} ms, max {lat[-1]:.1f} ms")
-    print(Meters.report(before, after, total) + " (one transaction per event, writer included)")
+
+    def pct(q: float) -> float:
+        return float(lat[max(0, int(len(lat) * q) - 1)])
+
+    print(f"latency at {args.rate:,.0f}/s for {args.seconds:g}s ({total:,} events in "
+          f"transactions of {per_txn} ({args.writer}) on "
+          f"{args.connections} connections; achieved "
+          f"{achieved:,.0f}/s, {late} transactions started > 50 ms late): commit -> effect "
+          f"p50 {statistics.median(lat):.1f} ms, p95 {pct(0.95):.1f} ms, "
+          f"p99 {pct(0.99):.1f} ms, max {lat[-1]:.1f} ms")
+    print(Meters.report(before, after, total) + " (writer included)")
+    print(f"  load average {os.getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} cores")
     stop_children(stop, procs)
     await pool.close()
 
@@ -437,6 +468,15 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=1_000)
     parser.add_argument("--rate", type=float, default=1_000.0)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--events-per-txn", type=int, default=10,
+                        help="events per writer transaction in the latency run")
+    parser.add_argument("--connections", type=int, default=4,
+                        help="writer connections in the latency run")
+    parser.add_argument("--writer", choices=("copy", "insert"), default="copy",
+                        help="the latency run's transactions write their events with one"
+                             " COPY (Outbox.add_many) or one INSERT each (Outbox.add)")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="skip the ceilings and the bulk run")
     parser.add_argument("--per-event-handler", action="store_true",
                         help="the handler's per-event form (default: its batch form)")
     parser.add_argument("--no-mark", action="store_true",

@@ -70,6 +70,7 @@ class Soak:
         self.stack: subprocess.Popen[str] | None = None
         self.written = Counter[str]()
         self.retried = 0
+        self.answers = Counter[str]()  # why a try did not land: status, or no answer
         self.faults: list[str] = []
 
     def url(self, service: str) -> str:
@@ -164,6 +165,7 @@ class Soak:
                 rejected = [c["account_id"] for c in r.json()["candidates"]]
                 continue
             self.retried += 1
+            self.answers[str(r.status_code) if r is not None else "no answer"] += 1
             await asyncio.sleep(0.5)
         self.written["gave_up"] += 1
 
@@ -276,6 +278,9 @@ class Soak:
         print(f"writes: {total} landed in {took:.0f} s ({total / took:.1f}/s; "
               f"identity {self.written['identity']}, enrollment {self.written['enrollment']}, "
               f"gave up {self.written['gave_up']}, retried {self.retried})")
+        print(f"tries that did not land: {dict(self.answers.most_common())}")
+        print(f"load average at the end: {os.getloadavg()[0]:.1f} (1 min) on "
+              f"{os.cpu_count()} cores")
         print(f"faults: {len(self.faults)} ({', '.join(self.faults) or 'none'})")
         print(f"events applied: {result['applied']}; lost {result['lost']}, "
               f"duplicated {result['duplicated']}, effects missing {result['effects_missing']}")

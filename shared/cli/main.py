@@ -211,7 +211,7 @@ def dlq_list(
         state = f"replayed {d.replayed_at:%Y-%m-%d %H:%M}" if d.replayed_at else "open"
         typer.echo(
             f"{d.id}\t{d.created_at:%Y-%m-%d %H:%M:%S}\t{d.event_type or '?'}\t"
-            f"{d.topic}[{d.partition}]@{d.offset}\t{state}\t{d.error[:120]}"
+            f"{d.topic}[{d.partition}]@{d.offset}\t{state}\t{' '.join(d.error.split())[:120]}"
         )
 
 

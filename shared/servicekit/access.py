@@ -28,7 +28,8 @@ from fastapi import Depends, Request
 
 from shared.servicekit.auth import Principal, current_principal
 from shared.servicekit.errors import NotFound
-from shared.servicekit.http import PROBLEM_BASE, Problem
+from shared.servicekit.http import PROBLEM_BASE, REQUEST_ID_HEADER, Problem
+from shared.servicekit.logs import correlation_id
 
 DEFAULT_URL = "http://127.0.0.1:8102"
 DEFAULT_TIMEOUT = 1.0
@@ -68,10 +69,13 @@ class GroupsAccess:
     async def explain(self, token: str, customer_id: uuid.UUID) -> dict[str, Any] | None:
         """Groups' answer (``{"customer_id", "via": [...]}``), None when the staff member
         does not reach the customer; AccessUnavailable when groups cannot say."""
+        headers = {"Authorization": f"Bearer {token}"}
+        request_id = correlation_id.get()
+        if request_id:  # so groups' logs join the caller's
+            headers[REQUEST_ID_HEADER] = request_id
         try:
-            resp = await self._client.get(
-                f"/v1/access/customers/{customer_id}",
-                headers={"Authorization": f"Bearer {token}"})
+            resp = await self._client.get(f"/v1/access/customers/{customer_id}",
+                                          headers=headers)
         except httpx.TimeoutException:
             raise AccessUnavailable("the groups service did not answer in time") from None
         except httpx.HTTPError as exc:

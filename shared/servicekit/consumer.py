@@ -210,7 +210,7 @@ class InboxConsumer:
         headers = dict(record.headers or ())
         sent_in = headers.get(EPOCH_HEADER)
         if sent_in is not None and sent_in.decode() != self._epoch:
-            if sent_in.decode() < self._epoch:
+            if sent_in.decode() < self._epoch or sent_in.decode() in self.watch.dead_epochs:
                 return None  # written into a log the broker lost; the outbox sends it again
             raise EpochAhead(sent_in.decode())
         try:
@@ -613,8 +613,13 @@ class Supervisor:
                     await asyncio.gather(task, return_exceptions=True)
             failure = None if task.cancelled() else task.exception()
             if isinstance(failure, EpochAhead):
+                seen = str(failure)
                 await self.watch.check()
-                reason = "a record from a newer broker epoch"
+                # a marker that lost the race to be the epoch: its records are stale
+                if seen != self.watch.epoch and await self.watch.settle_epoch(seen):
+                    reason = f"a record from a dead broker epoch ({seen}): skipped"
+                else:
+                    reason = "a record from a newer broker epoch"
             elif failure is not None:
                 reason = _reason(failure)
             self.restarts += 1

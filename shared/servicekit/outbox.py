@@ -12,6 +12,7 @@ relay per database sends at a time (an advisory lock per round).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import uuid
@@ -327,9 +328,12 @@ class OutboxRelay:
                     return 0  # another relay is sending: stand by
                 cursor = await self._cursor(conn)
                 if cursor.epoch != epoch:
-                    if cursor.epoch is not None and cursor.epoch > epoch:
+                    if (cursor.epoch is not None and cursor.epoch > epoch
+                            and not await self.watch.settle_epoch(cursor.epoch)):
                         self.watch.poke()  # our view of the broker is behind
                         return 0
+                    # the cursor's epoch is older, or dead (a marker that lost the race
+                    # to be the broker's epoch): send everything again into ours
                     cursor = await self._restart(conn, cursor, epoch)
                 rows = await self._batch(conn, cursor)
                 if not rows:
@@ -482,11 +486,12 @@ class OutboxRelay:
                 self._wake.set()
                 while not conn.is_closed():
                     await asyncio.sleep(self.poll_interval)
-            except (OSError, asyncpg.PostgresError) as exc:
+            except Exception as exc:
                 log.info("outbox_listen_lost", error=type(exc).__name__)
             finally:
                 if conn is not None:
-                    await conn.close()
+                    with contextlib.suppress(Exception):
+                        await conn.close()
             await asyncio.sleep(self.poll_interval)
 
     async def run(self) -> None:
@@ -505,15 +510,21 @@ class OutboxRelay:
                 except BrokerNotReady:
                     await asyncio.sleep(0.1)
                     continue
-                except (ConnectionError, OSError, asyncpg.PostgresError) as exc:
-                    log.info("outbox_publish_failed", error=str(exc)[:200], retry_in=backoff)
+                except Exception as exc:
+                    # a broker or PostgreSQL failure (asyncpg's InterfaceError included:
+                    # a connection terminated mid-transaction); the next round starts over
+                    log.info("outbox_publish_failed", error=f"{type(exc).__name__}: {exc}"[:200],
+                             retry_in=backoff)
                     self.watch.poke()
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
                 if loop.time() - last_prune > 600:
                     last_prune = loop.time()
-                    await self.prune()
+                    try:
+                        await self.prune()
+                    except Exception as exc:
+                        log.info("outbox_prune_failed", error=type(exc).__name__)
                 if n:
                     marking = False
                     continue  # more may be waiting: a round that finds nothing is cheap

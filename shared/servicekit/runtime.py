@@ -96,6 +96,7 @@ def kafka_config(settings: ServiceSettings, name: str) -> KafkaConfig:
         replication=settings.kafka_replication,
         client_id=name,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        compression=None if settings.kafka_compression == "none" else settings.kafka_compression,
     )
 
 

@@ -101,6 +101,10 @@ class ServiceSettings(BaseSettings):
         "group", validation_alias=_common("kafka_consumer_mode")
     )
     kafka_fetch_max_wait_ms: int = Field(100, validation_alias=_common("kafka_fetch_max_wait_ms"))
+    # the producers' codec ("none" to send uncompressed); see bench/compression.py
+    kafka_compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = Field(
+        "zstd", validation_alias=_common("kafka_compression")
+    )
     broker_check_interval: float = Field(
         1.0, gt=0, validation_alias=_common("broker_check_interval")
     )

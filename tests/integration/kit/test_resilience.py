@@ -9,6 +9,8 @@ import asyncpg
 import pytest_asyncio
 
 from shared.devstack.processes import LocalBroker, free_port
+from shared.servicekit.broker import EPOCH_PREFIX, create_topics, new_admin, new_epoch
+from shared.servicekit.consumer import dlq_topic
 from tests.support.kit import KitNode, check_effects, unique_topic, wait_until
 from tests.support.stack import Servers
 from tests.support.tcpproxy import TcpProxy
@@ -166,3 +168,44 @@ async def test_consumer_killed_mid_stream_resumes_from_its_stored_offset(
         assert await _count(pool, "SELECT count(*) FROM inbox") == 2000
     finally:
         await node.stop()
+
+
+async def test_a_marker_that_lost_the_race_to_be_the_epoch_holds_up_neither_relay_nor_consumer(
+    database: str, pool: asyncpg.Pool
+) -> None:
+    """Two processes found the broker's log empty at once and each made an epoch marker;
+    the earliest is the epoch. A relay that had already sent rows stamped with the later
+    one (its cursor says so) sends them again into the real epoch, and a consumer skips
+    the records stamped with the dead one instead of waiting for it forever."""
+    broker = LocalBroker(free_port())
+    broker.start()
+    node = KitNode(database, pool, broker.bootstrap, unique_topic())
+    try:
+        admin = new_admin(node.cfg)
+        await admin.start()
+        try:
+            await create_topics(admin, [node.topic, dlq_topic(node.topic)], partitions=4,
+                                replication=1)
+            winner, loser = new_epoch(), new_epoch()
+            assert winner < loser
+            await create_topics(admin, [EPOCH_PREFIX + winner, EPOCH_PREFIX + loser],
+                                partitions=1, replication=1)
+        finally:
+            await admin.close()
+        await node.write_many(subjects=5, per_subject=4)
+        node.watch.epoch = loser  # the view of the process that made the later marker
+        assert await node.relay.publish_once() == 20  # sent, stamped with the loser
+        assert await pool.fetchval(
+            "SELECT broker_epoch FROM outbox_cursor WHERE name = 'relay'") == loser
+        await node.start()  # its watch now finds the earliest marker: the winner
+        await node.write_many(subjects=5, per_subject=4, start_seq=4)
+        await wait_until(_effects_at_least(pool, 40), timeout=60)
+        assert node.watch.epoch == winner and loser in node.watch.dead_epochs
+        await node.write_many(subjects=5, per_subject=2, start_seq=8)
+        await wait_until(_effects_at_least(pool, 50), timeout=60)
+        result = await check_effects(pool, {f"s{i}": 10 for i in range(5)})
+        assert (result.lost, result.duplicated, result.reordered) == (0, 0, 0)
+        assert result.applied == 50
+    finally:
+        await node.stop()
+        broker.stop()

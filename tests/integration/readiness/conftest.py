@@ -36,6 +36,8 @@ from tests.support.keys import TestSigner, add_token_exchange
 from tests.support.kit import wait_until
 from tests.support.stack import Servers
 
+STAND_IN_GROUP = uuid.UUID("00000000-0000-4000-8000-000000000007")
+
 
 @dataclass
 class FakeGroups:
@@ -60,7 +62,10 @@ class FakeGroups:
             if self.failing:
                 return JSONResponse({"detail": "down"}, status_code=500)
             if customer_id in self.customers.get(caller(request), set()):
-                return {"customer_id": str(customer_id), "via": []}
+                # as groups answers: 200 with the paths that give access (never empty)
+                return {"customer_id": str(customer_id), "via": [
+                    {"group_id": str(STAND_IN_GROUP), "kind": "lwia", "name": "LWIA 07",
+                     "reason": "IWDS access: LWIA 07"}]}
             return JSONResponse({"title": "Not found"}, status_code=404)
 
         @app.get("/v1/groups/{group_id}")

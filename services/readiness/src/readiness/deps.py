@@ -11,6 +11,7 @@ import httpx
 import jwt
 
 from readiness.settings import ReadinessSettings
+from shared.servicekit.access import GroupsAccess
 from shared.servicekit.auth import ALLOWED_ALGORITHMS, JwksVerifier, TokenError
 from shared.servicekit.clock import Clock, SystemClock
 from shared.servicekit.delegation import NarrowedBearer, TokenExchange
@@ -25,11 +26,7 @@ class GroupsUnavailable(DomainError):
 
 
 class AccessCheck(Protocol):
-    """Does the caller (by their bearer token) reach this customer / this group?
-
-    The kit's access helper (shared/servicekit/access.py) answers the same question
-    for every service; this protocol lets it replace :class:`GroupsClient` as is.
-    """
+    """Does the caller (by their bearer token) reach this customer / this group?"""
 
     async def reaches_customer(self, token: str, customer_id: UUID) -> bool: ...
 
@@ -43,10 +40,17 @@ class Messenger(Protocol):
 
 
 class GroupsClient:
-    """groups over HTTP with the caller's token and a short timeout."""
+    """groups over HTTP with the caller's token and a short timeout.
+
+    Who reaches a customer is asked through the kit's :class:`GroupsAccess` (the one
+    check every service makes: 200 with the paths, 404, else 503 ``access-unavailable``),
+    on the same connection pool; whether the caller reaches a group, and the message
+    route, stay here.
+    """
 
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
+        self.customers = GroupsAccess(client=http)
 
     @staticmethod
     def _headers(token: str) -> dict[str, str]:
@@ -69,7 +73,7 @@ class GroupsClient:
         raise GroupsUnavailable(f"groups answered {r.status_code}")
 
     async def reaches_customer(self, token: str, customer_id: UUID) -> bool:
-        return await self._get_reachable(token, f"/v1/access/customers/{customer_id}")
+        return await self.customers.reaches(token, customer_id)
 
     async def reaches_group(self, token: str, group_id: UUID) -> bool:
         return await self._get_reachable(token, f"/v1/groups/{group_id}")
