@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from gateway import service
-from gateway.api import admin, console, customer_pages, proxy, session_pages
+from gateway.api import admin, console, customer_pages, group_pages, proxy, session_pages
 from gateway.api.web import STATIC, Redirect, redirect, render
 from gateway.deps import build_deps, stop_deps
 from gateway.handlers import SUBSCRIPTIONS
@@ -22,7 +22,7 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).resolve().parents[2] / "migrations",
     subscriptions=SUBSCRIPTIONS,
     routers=(proxy.router, session_pages.router, console.router, admin.router,
-             customer_pages.router),
+             customer_pages.router, group_pages.router),
     title="Customer Support Center: gateway",
     build_deps=build_deps,
     stop_deps=stop_deps,
