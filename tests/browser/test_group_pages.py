@@ -160,7 +160,7 @@ async def test_a_staff_member_runs_a_personal_group_from_the_pages(
                               headers={"Authorization": f"Bearer {marcus['token']}"})
     assert r.status_code == 200, r.text
     await page.reload()
-    await expect(board.get_by_role("row").filter(has_text="Customer account")
+    await expect(board.get_by_role("row").filter(has_text="Marcus Oneil")
                  ).to_contain_text("Accepted")
     await look(browser, page, "invitation-board")
     # the board by status (htmx swaps the table)

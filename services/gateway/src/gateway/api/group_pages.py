@@ -189,8 +189,10 @@ async def _invitations_page(request: Request, session: PageSession, deps: Deps,
     filters = {"status": _q(request, "status", 20)}
     cursor = _q(request, "cursor", 500) or None
     found = await gs.invitations(deps, session, gid, status=filters["status"], cursor=cursor)
+    names = (await gs.member_names(deps, session, gid)
+             if any(i.get("customer_id") for i in found["items"]) else {})
     return group_page(request, "group_invitations.html", session, deps, g,
-                      f"/console/groups/{gid}/invitations", invitations=found["items"],
+                      f"/console/groups/{gid}/invitations", invitations=found["items"], names=names,
                       filters=filters, statuses=gs.INVITATION_STATUSES,
                       status_options=gs.options(gs.INVITATION_STATUSES),
                       form=form or {}, errors=errors, notice=notice, status=status,
