@@ -185,6 +185,14 @@ async def test_a_staff_member_runs_a_personal_group_from_the_pages(
     await expect(page).to_have_url(re.compile(r"q=One"))
     await look(browser, page, "group-members")
 
+    # a subgroup (a class): made from the group's page, listed there and on My groups
+    await page.get_by_label("Subgroup name", exact=True).fill("Tuesday class")
+    await page.get_by_role("button", name="Create subgroup").click()
+    await expect(page.get_by_role("heading", name="Tuesday class", level=1)).to_be_visible()
+    await expect(page.get_by_text("The subgroup is made.")).to_be_visible()
+    await page.get_by_role("link", name="Resume workshop", exact=True).first.click()
+    await expect(page.get_by_role("row").filter(has_text="Tuesday class")).to_contain_text("0")
+
     # a message: empty fields first, then one that goes out
     await page.get_by_role("link", name="Messages", exact=True).click()
     await page.get_by_role("button", name="Send message").click()
@@ -238,6 +246,8 @@ async def test_a_staff_member_runs_a_personal_group_from_the_pages(
     await expect(career).to_contain_text("0")
     await look(browser, page, "dashboard")
     await career.get_by_role("link", name=re.compile("have not completed")).click()
+    await expect(page.get_by_role("heading", name="Not completed: Career Cluster Assessment")
+                 ).to_be_visible()
     await expect(page.get_by_role("row").filter(has_text="Oneil, Marcus")).to_contain_text(
         "Not completed")
     await look(browser, page, "dashboard-people")
@@ -266,8 +276,9 @@ async def test_a_staff_member_runs_a_personal_group_from_the_pages(
     # My groups now lists the group with its member count
     await page.goto(f"{stack.url}/console")
     personal = page.get_by_test_id("groups-personal")
-    await expect(personal.get_by_role("row").filter(has_text="Resume workshop")
-                 ).to_contain_text("1")
+    workshop = personal.get_by_role("row").filter(has_text="Resume workshop")
+    await expect(workshop.get_by_role("cell").first).to_have_text("1")
+    await expect(workshop.get_by_role("link", name="Tuesday class")).to_be_visible()
     await look(browser, page, "my-groups")
 
     # another staff member does not reach the group: the same 404 page as no group at all

@@ -429,8 +429,12 @@ async def dashboard_people(group_id: uuid.UUID, code: str, request: Request,
         raise
     base = f"/console/groups/{group_id}/dashboard/{code}"
     filters = {k: str(v) for k, v in query.items()}
+    catalogue = await gs.catalogue(deps, session)
+    name = next((a["name"] for a in catalogue.get("assessments", []) if a["code"] == code),
+                code)
     return group_page(request, "group_dashboard_people.html", session, deps, g,
-                      f"/console/groups/{group_id}/dashboard", code=code, people=found["items"],
+                      f"/console/groups/{group_id}/dashboard", code=code, name=name,
+                      people=found["items"],
                       who=who, raw=raw, csv_url=f"{base}/csv?" + urlencode(filters),
                       back_url=f"/console/groups/{group_id}/dashboard?" + urlencode(
                           {k: v for k, v in params.items()}),
