@@ -239,7 +239,7 @@ async def test_a_staff_member_runs_a_personal_group_from_the_pages(
     async def counted() -> bool:
         await page.reload()
         text = await page.get_by_test_id("dashboard-members").inner_text()
-        return text.startswith("1 member")
+        return bool(text.startswith("1 member"))
     await wait_until(counted, timeout=30, interval=0.5)
     dash = page.get_by_test_id("dashboard")
     career = dash.get_by_role("row").filter(has_text="Career Cluster")
@@ -295,3 +295,61 @@ async def test_a_staff_member_runs_a_personal_group_from_the_pages(
                      ).to_be_visible()
     await expect(other.get_by_text("Resume workshop")).to_have_count(0)
     await look(browser, other, "not-found")
+
+
+async def test_a_program_group_and_the_returning_citizens_customer_page(
+    full_stack: FullStack, browser: Browser,
+) -> None:
+    """Staff authorized for Returning Citizens reach its program group (filled from
+    enrollment's events): My groups counts it, its page has no web address or
+    invitations, and the customer's page says why the staff member sees him."""
+    from tests.integration.enrollment.conftest import form
+
+    stack = full_stack
+    staff = await stack.reentry_worker("rcase")
+    r = await stack.http.post(f"{stack.enrollment_url}/v1/returning-citizens",
+                              headers={"Authorization": f"Bearer {staff.token}"},
+                              json={**form(), "rejected_account_ids": []})
+    assert r.status_code == 201, r.text
+    enrollment_id = r.json()["enrollment_id"]
+    gp = stack.groups_pool
+    assert gp is not None
+
+    async def grouped() -> bool:
+        return bool(await gp.fetchval(
+            "SELECT count(*) FROM memberships m JOIN groups g ON g.id = m.group_id"
+            " WHERE g.kind = 'program'") and await gp.fetchval(
+            "SELECT count(*) FROM program_staff WHERE staff_id = $1", staff.id))
+    await wait_until(grouped, timeout=30, interval=0.2)
+
+    page = await browser.page()
+    await sign_in(page, stack.url, "rcase", STAFF_PASSWORD)
+    programs = page.get_by_test_id("groups-program")
+    row = programs.get_by_role("row").nth(1)
+    await expect(row.get_by_role("cell").first).to_have_text("1")
+    await look(browser, page, "my-groups-program")
+    await row.get_by_role("link").first.click()
+    await expect(page.get_by_text("Special program group", exact=True)).to_be_visible()
+    await expect(page.get_by_test_id("join-url")).to_have_count(0)
+    await expect(page.get_by_role("link", name="Invitations", exact=True)).to_have_count(0)
+    await expect(page.locator("#member-table").get_by_role("row").filter(
+        has_text="Oneil, Marcus")).to_contain_text("Enrolled in the program")
+    await look(browser, page, "program-group")
+    # invitations belong to personal groups only
+    group_id = page.url.split("/console/groups/")[1].split("?")[0]
+    answer = await page.goto(f"{stack.url}/console/groups/{group_id}/invitations")
+    assert answer is not None and answer.status == 404
+    # a form without the session's CSRF token sends nothing and makes nothing
+    sent = await page.request.post(f"{stack.url}/console/groups/{group_id}/messages",
+                                   form={"subject": "Hi", "body": "Hello"})
+    made = await page.request.post(f"{stack.url}/console/groups", form={"name": "Sneaky"})
+    assert (sent.status, made.status) == (403, 403)
+    assert await stack.gateway_pool.fetchval("SELECT count(*) FROM group_messages") == 0
+    assert await gp.fetchval("SELECT count(*) FROM groups WHERE name = 'Sneaky'") == 0
+
+    await page.goto(f"{stack.url}/console/customers/{enrollment_id}")
+    await expect(page.get_by_role("heading", name="Password help")).to_be_visible()
+    await expect(page.get_by_test_id("access-via")).to_contain_text(
+        "Authorized for program returning-citizens")
+    await expect(page.get_by_role("heading", name="Readiness")).to_be_visible()
+    await look(browser, page, "rc-customer-with-groups")

@@ -95,7 +95,7 @@ async def create_group(request: Request, session: StaffSession, deps: DepsDep) -
             return redirect(f"/console/groups/{created['id']}?created=1")
     groups = await gs.my_groups(deps, session)
     return page(request, "console_home.html", session, deps, "/console", groups=groups,
-                errors=problems, new_name=name, status=422)
+                errors=problems, new_name=name, status=403 if EXPIRED in problems else 422)
 
 
 # -- a group ------------------------------------------------------------------------------
