@@ -255,6 +255,19 @@ async def test_a_staff_member_runs_a_personal_group_from_the_pages(
     csv = await page.request.get(stack.url + str(await csv_link.get_attribute("href")))
     assert csv.status == 200 and csv.headers["content-type"].startswith("text/csv")
     assert "Oneil" in await csv.text()
+    # a reminder to everyone who has not completed it: empty first, then sent, and its
+    # delivery status is the message's
+    await page.get_by_label("Subject", exact=True).fill("")
+    await page.get_by_role("button", name="Send reminder").click()
+    await expect(summary).to_contain_text("Enter a subject")
+    await expect(summary).to_contain_text("Enter the message")
+    await look(browser, page, "reminder-error")
+    await page.get_by_label("Subject", exact=True).fill("Please finish your Career Cluster")
+    await page.get_by_label("Message", exact=True).fill("It takes 20 minutes.")
+    await page.get_by_role("button", name="Send reminder").click()
+    await expect(page.get_by_role("heading", name=re.compile("Delivery status"))).to_be_visible()
+    await wait_mail(stack, "marcus@example.org", "Please finish your Career Cluster")
+    await expect(page.locator("#count-sent")).to_have_text("2", timeout=30_000)
     # a date that is not a date: the summary names the field
     await page.goto(f"{stack.url}/console/groups/{group_id}/dashboard?from=2026-13-01&to=")
     await expect(summary).to_contain_text("From: enter a date like 2026-03-31")

@@ -413,6 +413,14 @@ async def dashboard_people(group_id: uuid.UUID, code: str, request: Request,
     g = await _group(session, deps, group_id)
     if g is None:
         return not_found(request, session, deps)
+    return await _people_page(request, session, deps, g, code)
+
+
+async def _people_page(request: Request, session: PageSession, deps: Deps,
+                       g: dict[str, Any], code: str, *,
+                       errors: list[FieldProblem] | None = None,
+                       form: dict[str, Any] | None = None, status: int = 200) -> Response:
+    group_id = g["id"]
     raw, params, problems = _dashboard_filters(request)
     if problems:
         params = gs.dashboard_params(None, None, raw["include_subgroups"])
@@ -434,11 +442,46 @@ async def dashboard_people(group_id: uuid.UUID, code: str, request: Request,
                 code)
     return group_page(request, "group_dashboard_people.html", session, deps, g,
                       f"/console/groups/{group_id}/dashboard", code=code, name=name,
-                      people=found["items"],
-                      who=who, raw=raw, csv_url=f"{base}/csv?" + urlencode(filters),
+                      people=found["items"], who=who, raw=raw, errors=errors,
+                      form=form or {"subject": f"Please complete the {name}", "body": ""},
+                      status=status, csv_url=f"{base}/csv?" + urlencode(filters),
+                      remind_url=f"{base}/reminders?" + urlencode(filters),
                       back_url=f"/console/groups/{group_id}/dashboard?" + urlencode(
                           {k: v for k, v in params.items()}),
                       **_paged(base, filters, found.get("next_cursor"), cursor))
+
+
+@router.post("/groups/{group_id}/dashboard/{code}/reminders", response_model=None)
+async def remind(group_id: uuid.UUID, code: str, request: Request, session: StaffSession,
+                 deps: DepsDep) -> Response:
+    """readiness sends one group message to everyone who has not completed the assessment
+    (through groups, as this staff member); its status page is the message's."""
+    posted = await form_data(request)
+    subject, body = str(posted.get("subject") or ""), str(posted.get("body") or "")
+    form = {"subject": subject, "body": body}
+    g = await _group(session, deps, group_id)
+    if g is None:
+        return not_found(request, session, deps)
+    if not check_csrf(request, session, posted):
+        return await _people_page(request, session, deps, g, code, errors=[EXPIRED],
+                                  form=form, status=403)
+    problems = gs.message_problems(subject, body)
+    if not problems:
+        _, params, _ = _dashboard_filters(request)
+        try:
+            sent = await gs.remind(request.app.state.runtime.pool, deps, session, group_id,
+                                   code, subject=subject, body=body, params=params)
+        except service.ApiError as exc:
+            if exc.status == 404:
+                return not_found(request, session, deps)
+            if exc.status not in (409, 422):
+                raise
+            problems = [FieldProblem("subject", "Reminder", "The reminder was not sent: "
+                                     + exc.detail)]
+        else:
+            return redirect(f"/console/groups/{group_id}/messages/{sent['message_id']}?sent=1")
+    return await _people_page(request, session, deps, g, code, errors=problems, form=form,
+                              status=422)
 
 
 @router.get("/groups/{group_id}/dashboard/{code}/csv", response_model=None)

@@ -281,6 +281,23 @@ async def send_message(pool: asyncpg.Pool, deps: Deps, session: PageSession,
     return sent
 
 
+async def remind(pool: asyncpg.Pool, deps: Deps, session: PageSession, group_id: uuid.UUID,
+                 code: str, *, subject: str, body: str, params: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """readiness' reminder to everyone in the group who has not completed ``code``; it
+    answers groups' 202 (the message id), which the page remembers like its own."""
+    sent: dict[str, Any] = await api(
+        deps, session, "readiness", "POST",
+        f"/v1/groups/{group_id}/assessment-dashboard/reminders", params=params,
+        json={"assessment_code": code, "subject": subject.strip(), "body": body})
+    async with transaction(pool) as conn:
+        await repo.add_group_message(
+            conn, message_id=uuid.UUID(str(sent["message_id"])), group_id=group_id,
+            staff_id=session.account_id, subject=subject.strip(),
+            recipients=int(sent["recipients"]), sent_at=deps.clock.now())
+    return sent
+
+
 async def sent_messages(pool: asyncpg.Pool, session: PageSession, group_id: uuid.UUID,
                         limit: int = 20) -> list[dict[str, Any]]:
     """The messages to the group whose status this staff member may see (notify shows a
