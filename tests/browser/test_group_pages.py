@@ -19,7 +19,7 @@ from typing import Any
 
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import Browser, FullStack, axe
+from tests.browser.conftest import Browser, FullStack, GatewayStack, axe
 from tests.browser.test_pages import sign_in
 from tests.integration.enrollment.conftest import STAFF_PASSWORD
 from tests.support.kit import wait_until
@@ -366,3 +366,25 @@ async def test_a_program_group_and_the_returning_citizens_customer_page(
         "Authorized for program returning-citizens")
     await expect(page.get_by_role("heading", name="Readiness")).to_be_visible()
     await look(browser, page, "rc-customer-with-groups")
+
+
+async def test_group_pages_when_groups_does_not_answer(
+    gateway_stack: GatewayStack, browser: Browser,
+) -> None:
+    """groups down: My groups says the groups cannot be shown and still offers Returning
+    Citizens; a group's page is a 503 page naming the service, and still says who is
+    signed in."""
+    stack = gateway_stack
+    await stack.new_staff("gwen", "reentry", first="Gwen", last="Grant")
+    page = await browser.page()
+    await sign_in(page, stack.url, "gwen", STAFF_PASSWORD)
+    await expect(page.get_by_text("Your groups cannot be shown right now")).to_be_visible()
+    await expect(page.get_by_role("button", name="Create group")).to_have_count(0)
+    await expect(page.get_by_role("link", name="open the Returning Citizens customer list")
+                 ).to_be_visible()
+    await look(browser, page, "my-groups-groups-down")
+    answer = await page.goto(f"{stack.url}/console/groups/{uuid.uuid4()}")
+    assert answer is not None and answer.status == 503
+    await expect(page.get_by_text("The groups service is unavailable")).to_be_visible()
+    await expect(page.get_by_test_id("signed-in-as")).to_contain_text("Gwen Grant (gwen)")
+    await look(browser, page, "group-groups-down")

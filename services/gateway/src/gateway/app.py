@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
@@ -12,6 +13,7 @@ from gateway import service
 from gateway.api import admin, console, customer_pages, group_pages, proxy, session_pages
 from gateway.api.web import STATIC, Redirect, redirect, render
 from gateway.deps import build_deps, stop_deps
+from gateway.domain import SESSION_COOKIE, PageSession
 from gateway.handlers import SUBSCRIPTIONS
 from gateway.settings import GatewaySettings
 from shared.servicekit.runtime import Runtime, ServiceSpec, build_app
@@ -34,6 +36,17 @@ async def on_start(runtime: Runtime) -> None:
     runtime.spawn(service.forget_old(runtime.pool, runtime.deps), "forget-old-sessions")
 
 
+async def _signed_in(request: Request) -> PageSession | None:
+    """Who is signed in, for an error page (every page says so); None when that cannot
+    be told either."""
+    runtime = request.app.state.runtime
+    try:
+        return await service.load_session(runtime.pool, runtime.deps,
+                                          request.cookies.get(SESSION_COOKIE))
+    except (service.Unavailable, service.ApiError, asyncpg.PostgresError, OSError):
+        return None
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app = build_app(SPEC, settings, on_start=on_start)
     if STATIC.is_dir():  # `make assets` fills it
@@ -47,7 +60,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @app.exception_handler(service.Unavailable)
     async def on_unavailable(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, service.Unavailable)
-        return render(request, "error.html", session=None,
+        return render(request, "error.html", session=await _signed_in(request),
                       deps=request.app.state.runtime.deps, status=503,
                       heading="Something is not working right now",
                       message=f"The {exc.service} service is unavailable. Try again in a"
@@ -58,7 +71,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         assert isinstance(exc, service.ApiError)
         if exc.status == 401:
             return redirect("/signin")
-        return render(request, "error.html", session=None,
+        return render(request, "error.html", session=await _signed_in(request),
                       deps=request.app.state.runtime.deps, status=exc.status,
                       heading="That did not work", message=exc.detail)
 
