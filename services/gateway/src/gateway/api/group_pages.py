@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from gateway import service
 from gateway.api.console import page
-from gateway.api.web import DepsDep, StaffSession, check_csrf, form_data, redirect
+from gateway.api.web import NO_STORE, DepsDep, StaffSession, check_csrf, form_data, redirect
 from gateway.deps import Deps
 from gateway.domain import FieldProblem, PageSession
 from gateway.service import groups as gs
@@ -333,16 +333,24 @@ async def message_status(group_id: uuid.UUID, message_id: uuid.UUID, request: Re
     g, kept = found
     filters = {"status": _q(request, "status", 20)}
     cursor = _q(request, "cursor", 500) or None
+    # the page asks again every 2 s while deliveries wait (htmx): only the counts then;
+    # once none wait, the whole page loads again with the deliveries' final statuses
+    polling = request.headers.get("HX-Request") == "true"
+    rows: dict[str, Any] = {"items": [], "next_cursor": None}
+    names: dict[str, str] = {}
     try:
         status = await gs.message_status(deps, session, message_id)
-        rows = await gs.deliveries(deps, session, message_id, status=filters["status"],
-                                   cursor=cursor)
     except service.ApiError as exc:
         if exc.status != 404:
             raise
-        # notify has not read the message's first part yet (or it is another's message)
-        status, rows = None, {"items": [], "next_cursor": None}
-    names = await gs.member_names(deps, session, group_id)
+        status = None  # notify has not read the message's first part yet
+    if polling and status is not None and not gs.still_sending(status):
+        return Response(status_code=200, headers={"HX-Refresh": "true", **NO_STORE})
+    if status is not None and not polling:
+        rows = await gs.deliveries(deps, session, message_id, status=filters["status"],
+                                   cursor=cursor)
+        if any(d.get("customer_id") for d in rows["items"]):
+            names = await gs.member_names(deps, session, group_id)
     requeued = request.query_params.get("requeued")
     notice = ("The message is on its way. The status below updates by itself."
               if request.query_params.get("sent") else

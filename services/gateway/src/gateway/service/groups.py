@@ -163,6 +163,11 @@ def date_range(start: str, end: str) -> tuple[date | None, date | None, list[Fie
     return out[0], out[1], problems
 
 
+def still_sending(status: dict[str, Any]) -> bool:
+    """Whether a message's deliveries still wait to be sent (notify's counts)."""
+    return int((status.get("counts") or {}).get("queued") or 0) > 0
+
+
 def options(labels: dict[str, str]) -> list[dict[str, str]]:
     """A label map as the select macro's options."""
     return [{"code": k, "name": v} for k, v in labels.items()]
@@ -343,7 +348,7 @@ async def resend_failed(deps: Deps, session: PageSession, message_id: uuid.UUID)
 async def member_names(deps: Deps, session: PageSession, group_id: uuid.UUID
                        ) -> dict[str, str]:
     """customer id -> name for the group's first members (to name a message's recipients)."""
-    found = await members(deps, session, group_id, q="", source="", cursor=None, limit=500)
+    found = await members(deps, session, group_id, q="", source="", cursor=None, limit=100)
     return {str(m["customer_id"]): " ".join(p for p in (m.get("first_name"),
                                                         m.get("last_name")) if p)
             for m in found["items"]}
