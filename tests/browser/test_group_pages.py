@@ -186,6 +186,10 @@ async def test_a_staff_member_runs_a_personal_group_from_the_pages(
     await look(browser, page, "group-members")
 
     # a subgroup (a class): made from the group's page, listed there and on My groups
+    await page.get_by_role("button", name="Create subgroup").click()
+    await expect(summary.get_by_role("link", name="Enter a name for the group")
+                 ).to_be_visible()
+    await expect(page.get_by_test_id("join-url")).to_have_text(join_url)
     await page.get_by_label("Subgroup name", exact=True).fill("Tuesday class")
     await page.get_by_role("button", name="Create subgroup").click()
     await expect(page.get_by_role("heading", name="Tuesday class", level=1)).to_be_visible()

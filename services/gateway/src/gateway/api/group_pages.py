@@ -67,6 +67,12 @@ def group_page(request: Request, template: str, session: PageSession, deps: Deps
                 kind_name=gs.KIND_NAMES.get(g["kind"], g["kind"]), **context)
 
 
+def _join_url(request: Request, g: dict[str, Any]) -> str | None:
+    """The address customers open to join (the gateway's join page), for a group with one."""
+    code = g.get("join_code")
+    return str(request.base_url).rstrip("/") + f"/join/{code}" if code else None
+
+
 def _paged(path: str, filters: dict[str, str], next_cursor: str | None, cursor: str | None
            ) -> dict[str, str | None]:
     kept = {k: v for k, v in filters.items() if v}
@@ -118,8 +124,7 @@ async def group_home(group_id: uuid.UUID, request: Request, session: StaffSessio
               "sub": "The subgroup is made."}.get(
         next((k for k in ("created", "rotated", "off", "sub")
               if request.query_params.get(k)), ""))
-    join_url = (str(request.base_url).rstrip("/") + f"/join/{g['join_code']}"
-                if g.get("join_code") else None)
+    join_url = _join_url(request, g)
     return group_page(request, "group.html", session, deps, g, f"/console/groups/{group_id}",
                       members=found["items"], filters=filters, sources=gs.SOURCES,
                       source_options=gs.options(gs.SOURCES),
@@ -155,7 +160,8 @@ async def create_subgroup(group_id: uuid.UUID, request: Request, session: StaffS
                       members=found["items"], filters={"q": "", "source": ""},
                       sources=gs.SOURCES, source_options=gs.options(gs.SOURCES),
                       subgroups=await gs.subgroups(deps, session, g),
-                      parent=await gs.parent(deps, session, g), join_url=None,
+                      parent=await gs.parent(deps, session, g),
+                      join_url=_join_url(request, g),
                       errors=[FieldProblem("name", p.label, p.message) for p in problems],
                       new_name=name, status=422, next_url=None, first_url=None)
 
