@@ -195,6 +195,8 @@ async def _start(servers: Servers, database: str, monkeypatch: pytest.MonkeyPatc
         # groups had an address: point it at groups now, as CSC_GROUPS_URL does at start
         from shared.servicekit.access import GroupsAccess
 
+        # (a generous timeout: on a loaded test machine groups may take over a second)
+        st.env({"CSC_GROUPS_TIMEOUT_SECONDS": "10"})
         ids = identity.app.state.runtime.deps
         old_access, ids.groups_access = ids.groups_access, GroupsAccess.from_env()
         if old_access is not None:
