@@ -196,7 +196,7 @@ async def _start(servers: Servers, database: str, monkeypatch: pytest.MonkeyPatc
         from shared.servicekit.access import GroupsAccess
 
         # (a generous timeout: on a loaded test machine groups may take over a second)
-        st.env({"CSC_GROUPS_TIMEOUT_SECONDS": "10"})
+        st.env({"CSC_GROUPS_TIMEOUT_SECONDS": "10", "READINESS_GROUPS_TIMEOUT_SECONDS": "10"})
         ids = identity.app.state.runtime.deps
         old_access, ids.groups_access = ids.groups_access, GroupsAccess.from_env()
         if old_access is not None:
