@@ -191,6 +191,16 @@ async def _start(servers: Servers, database: str, monkeypatch: pytest.MonkeyPatc
                 "SYNC_IWDS_DATABASE_URL": iwds_dsn, "SYNC_IWDS_OUTBOX_POLL_INTERVAL": "0.2"})
         groups = await st.serve(create_groups(GroupsSettings()))
         st.env({"CSC_GROUPS_URL": groups.url, "READINESS_GROUPS_URL": groups.url})
+        # identity asks groups whether staff reach a customer, and it started before
+        # groups had an address: point it at groups now, as CSC_GROUPS_URL does at start
+        from shared.servicekit.access import GroupsAccess
+
+        # (a generous timeout: on a loaded test machine groups may take over a second)
+        st.env({"CSC_GROUPS_TIMEOUT_SECONDS": "10", "READINESS_GROUPS_TIMEOUT_SECONDS": "10"})
+        ids = identity.app.state.runtime.deps
+        old_access, ids.groups_access = ids.groups_access, GroupsAccess.from_env()
+        if old_access is not None:
+            await old_access.aclose()
         notify = await st.serve(create_notify(NotifySettings()))
         readiness = await st.serve(create_readiness(ReadinessSettings()))
         sync_iwds = await st.serve(create_sync_iwds(SyncIwdsSettings()))

@@ -29,6 +29,7 @@ from gateway.domain import (
     field_problems,
     form_echo,
 )
+from gateway.service import groups as group_service
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 SIDE_NAV = (("/console", "My groups"), ("/console/returning-citizens", "Returning Citizens"),
@@ -53,7 +54,12 @@ async def reference(deps: Deps, session: PageSession, kind: str) -> list[dict[st
 @router.get("", response_class=HTMLResponse)
 async def home(request: Request, session: StaffSession, deps: DepsDep) -> Response:
     notice = "Your password is changed." if request.query_params.get("changed") else None
-    return page(request, "console_home.html", session, deps, "/console", notice=notice)
+    try:
+        groups = await group_service.my_groups(deps, session)
+    except service.Unavailable:
+        groups = None  # the page says the groups cannot be shown now
+    return page(request, "console_home.html", session, deps, "/console", notice=notice,
+                groups=groups)
 
 
 @router.get("/returning-citizens", response_class=HTMLResponse)
@@ -168,8 +174,9 @@ async def customer_page(enrollment_id: uuid.UUID, request: Request, session: Sta
                                f"/v1/returning-citizens/{enrollment_id}")
     account = await service.api(deps, session, "identity", "GET",
                                 f"/v1/customers/{record['customer_id']}")
+    extras = await group_service.customer_extras(deps, session, record["customer_id"])
     return page(request, "customer.html", session, deps, "/console/returning-citizens",
-                 record=record, account=account)
+                 record=record, account=account, **extras)
 
 
 @router.post("/customers/{enrollment_id}/password-reset", response_model=None)
