@@ -89,6 +89,7 @@ async def test_a_consumer_left_without_partitions_is_recreated(
     await node.start()
     try:
         await wait_until(lambda: _restarted(node), timeout=30)
+        assert node.supervisor.restarts >= 1  # recreated, not left idle
     finally:
         await node.stop()
 
