@@ -59,6 +59,7 @@ async def _has(pool: asyncpg.Pool, sql: str, n: int) -> bool:
     return await _count(pool, sql) >= n
 
 
+@pytest.mark.slow  # 10,000 events
 async def test_ten_thousand_events_none_lost_duplicated_or_reordered(
     servers: Servers, database: str, pool: asyncpg.Pool
 ) -> None:
