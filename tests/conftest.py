@@ -8,9 +8,11 @@ on free ports, so the suite runs while ``make dev`` is up.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import asyncpg
@@ -86,6 +88,60 @@ async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
     assert p is not None
     yield p
     await p.close()
+
+
+def _run_apart(coro: Coroutine[object, object, None]) -> None:
+    """Run a coroutine to its end on a loop of its own, in another thread (a session
+    fixture's set-up, away from the tests' own event loops)."""
+    with ThreadPoolExecutor(max_workers=1) as ex:
+        ex.submit(asyncio.run, coro).result()
+
+
+@pytest.fixture(scope="session")
+def rollback_database(servers: Servers) -> Iterator[str]:
+    """One database per test process with the kit's tables, migrated once, shared by
+    every test that takes ``conn``: those tests never commit, so it stays empty."""
+    name = f"rb_{uuid.uuid4().hex[:16]}"
+
+    async def create() -> None:
+        admin = await asyncpg.connect(servers.pg_dsn("postgres"))
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(servers.pg_dsn(name))
+        try:
+            await migrate(conn, [("kit", KIT_MIGRATIONS)])
+        finally:
+            await conn.close()
+
+    async def drop() -> None:
+        admin = await asyncpg.connect(servers.pg_dsn("postgres"))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    _run_apart(create())
+    yield servers.pg_dsn(name)
+    _run_apart(drop())
+
+
+@pytest_asyncio.fixture
+async def conn(rollback_database: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection inside a transaction that is rolled back after the test: for tests
+    of code that takes a connection (repositories, use cases, audit, limits) and
+    runs on it alone. No database to create and migrate per test, and nothing left
+    behind. Code that opens its own connections or commits (servers, consumers, a
+    pool) needs ``pool`` instead (see docs/tests.md)."""
+    c = await asyncpg.connect(rollback_database)
+    tx = c.transaction()
+    await tx.start()
+    try:
+        yield c
+    finally:
+        await tx.rollback()
+        await c.close()
 
 
 @pytest.fixture

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import asyncpg
+from aiokafka import TopicPartition
 
 from shared.schemas.base import Event
 from shared.schemas.envelope import Envelope
-from shared.servicekit.broker import BrokerWatch, KafkaConfig
+from shared.servicekit.broker import BrokerWatch, KafkaConfig, new_consumer
 from shared.servicekit.consumer import Handler, InboxConsumer, Supervisor, dlq_topic
 from shared.servicekit.outbox import Outbox, OutboxRelay
+from shared.servicekit.topics import broker_topic
 
 EFFECTS_DDL = """
 CREATE TABLE IF NOT EXISTS effects (
@@ -157,3 +159,41 @@ async def wait_until(
             return
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+UNSENT = (
+    "SELECT count(*) FROM outbox o, outbox_cursor c"
+    " WHERE c.name = 'relay' AND (o.xid, o.id) > (c.xid, c.id)"
+)
+
+
+async def wait_drained(node: KitNode, timeout: float = 60.0) -> None:
+    """Wait until everything written has been sent and the node's consumer has read
+    its topic to the end: the relay's cursor is past every outbox row, and the
+    consumer's stored offsets (at the broker's current epoch) reach the topic's end
+    offset on every partition. After this a duplicate cannot still be on its way,
+    so a no-duplicate check is final (no "settle" sleep)."""
+    topic = broker_topic(node.topic)
+    reader = new_consumer(node.cfg, group_id=None)
+    await reader.start()
+    try:
+        async def drained() -> bool:
+            if int(await node.pool.fetchval(UNSENT)) or node.watch.epoch is None:
+                return False
+            await reader.topics()  # refreshes metadata
+            parts = reader.partitions_for_topic(topic)
+            if not parts:
+                return False
+            tps = [TopicPartition(topic, p) for p in sorted(parts)]
+            ends = await reader.end_offsets(tps)
+            rows = await node.pool.fetch(
+                "SELECT partition, next_offset FROM consumer_offsets"
+                " WHERE consumer = $1 AND topic = $2 AND broker_epoch = $3",
+                node.name, topic, node.watch.epoch,
+            )
+            stored = {r["partition"]: r["next_offset"] for r in rows}
+            return all(stored.get(tp.partition, 0) >= end for tp, end in ends.items())
+
+        await wait_until(drained, timeout=timeout, interval=0.1)
+    finally:
+        await reader.stop()

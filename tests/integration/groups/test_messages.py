@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+
 from tests.integration.groups.conftest import Stack
 from tests.support.kit import wait_until
 
@@ -73,6 +75,7 @@ async def test_overlapping_subgroups_reach_each_member_once(stack: Stack) -> Non
     assert r.status_code == 404
 
 
+@pytest.mark.slow  # 100,000 rows
 async def test_a_100000_member_message_stays_well_under_1_mb_per_event(stack: Stack) -> None:
     owner = await stack.new_staff("owner10")
     g = await stack.new_group(owner, "Everyone")

@@ -131,6 +131,7 @@ FROM generate_series(1, $1::int) AS g
 """
 
 
+@pytest.mark.slow  # 100,000 rows
 async def test_candidate_retrieval_uses_indexes_at_two_million_accounts(
     identity_env: dict[str, str], database: str, pool: asyncpg.Pool
 ) -> None:

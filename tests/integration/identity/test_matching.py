@@ -349,6 +349,7 @@ async def test_fit_matcher_fails_in_one_line_without_a_database(
     assert result.stderr.count("\n") == 1 and "database unreachable" in result.stderr
 
 
+@pytest.mark.slow  # 100,000 rows
 async def test_wider_blocks_use_indexes_at_two_million_accounts(
     identity_env: dict[str, str], database: str, pool: asyncpg.Pool
 ) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import statistics
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest_asyncio
 from fastapi import FastAPI
 
 from identity.app import create_app
+from identity.deps import Deps
 from identity.domain.accounts import LockoutPolicy
 from identity.settings import IdentitySettings
 from tests.integration.identity.conftest import IdentityApp, bearer
@@ -49,6 +49,65 @@ async def quick(identity_env: dict[str, str]) -> AsyncIterator[IdentityApp]:
         yield ida
 
 
+QUICK_LOCKOUT = LockoutPolicy(base_delay_seconds=0.001, max_delay_seconds=0.002)
+
+
+@dataclass(frozen=True)
+class RecordingLockout(LockoutPolicy):
+    """The lock-out rule, noting every wait it hands out (millisecond waits)."""
+
+    waits: list[float] = field(default_factory=list)
+
+    def delay_for(self, failures: int) -> float:
+        delay = super().delay_for(failures)
+        self.waits.append(delay)
+        return delay
+
+
+@dataclass
+class SignInSpy:
+    """What a sign-in did: each argon2 verify (the hash checked and its result) and
+    each wait. Timing is measured in bench/password_timing.py, not here."""
+
+    deps: Deps
+    lockout: RecordingLockout
+    verified: list[tuple[str, bool]] = field(default_factory=list)
+
+    @property
+    def dummy_hash(self) -> str:
+        return str(self.deps.passwords._dummy_hash)
+
+    def clear(self) -> None:
+        self.verified.clear()
+        self.lockout.waits.clear()
+
+
+def _params(phc: str) -> str:
+    """An argon2 PHC string's algorithm, version and cost: ``argon2id$v=19$m=..,t=..,p=..``."""
+    return "$".join(phc.split("$")[1:4])
+
+
+@pytest_asyncio.fixture
+async def spied(identity_env: dict[str, str]) -> AsyncIterator[tuple[IdentityApp, SignInSpy]]:
+    """The service with a spy on the password check (the real argon2 still runs)
+    and on the lock-out waits."""
+    async with running_identity() as (ida, app):
+        deps: Deps = app.state.runtime.deps
+        deps.lockout = RecordingLockout(
+            base_delay_seconds=QUICK_LOCKOUT.base_delay_seconds,
+            max_delay_seconds=QUICK_LOCKOUT.max_delay_seconds)
+        spy = SignInSpy(deps, deps.lockout)
+        real_verify = deps.passwords._verify
+
+        def verify(password_hash: str, password: str) -> bool:
+            ok = real_verify(password_hash, password)
+            spy.verified.append((password_hash, ok))
+            return ok
+
+        deps.passwords._verify = verify  # type: ignore[method-assign]
+        yield ida, spy
+
+
 def without_request_id(r: httpx.Response) -> dict[str, Any]:
     body = dict(r.json())
     body.pop("request_id", None)
@@ -63,43 +122,52 @@ async def new_customer(ida: IdentityApp, staff_token: str, **extra: Any) -> dict
 
 
 async def test_unknown_username_and_wrong_password_look_the_same(
-    identity: IdentityApp, pool: asyncpg.Pool
+    spied: tuple[IdentityApp, SignInSpy], pool: asyncpg.Pool
 ) -> None:
+    identity, spy = spied
     await make_staff()
+    stored = await pool.fetchval("SELECT password_hash FROM staff")
+    spy.clear()
     wrong = await identity.sign_in("rcaseworker", WRONG)
+    wrong_path = (list(spy.verified), list(spy.lockout.waits))
+    spy.clear()
     unknown = await identity.sign_in("nobody-here", WRONG)
+    unknown_path = (list(spy.verified), list(spy.lockout.waits))
+
     assert wrong.status_code == unknown.status_code == 401
     assert without_request_id(wrong) == without_request_id(unknown)
     assert wrong.headers["content-type"] == unknown.headers["content-type"]
-
-    # ... and take about as long: median of a few tries each, the failure count
-    # reset before each wrong try so the account never locks.
-    async def timed(username: str) -> float:
-        started = time.perf_counter()
-        r = await identity.sign_in(username, WRONG)
-        assert r.status_code == 401
-        return time.perf_counter() - started
-
-    wrong_times, unknown_times = [], []
-    for i in range(3):
-        await pool.execute("UPDATE staff SET failed_signins = 0, locked_until = NULL")
-        wrong_times.append(await timed("rcaseworker"))
-        unknown_times.append(await timed(f"nobody{i}"))
-    ratio = statistics.median(unknown_times) / statistics.median(wrong_times)
-    assert ratio >= 0.5, (wrong_times, unknown_times)
+    # ... and run the same work: one real argon2 verify each (the unknown name's against
+    # the dummy hash, made at the same cost as the account's), then the same wait
+    assert wrong_path == ([(stored, False)], [QUICK_LOCKOUT.delay_for(1)])
+    assert unknown_path[0] == [(spy.dummy_hash, False)]
+    assert unknown_path[1] == wrong_path[1]
+    assert _params(spy.dummy_hash) == _params(stored)
+    assert spy.dummy_hash != stored
 
 
 async def test_repeated_tries_of_an_unknown_name_slow_down_like_a_real_account(
-    identity: IdentityApp,
+    spied: tuple[IdentityApp, SignInSpy], pool: asyncpg.Pool
 ) -> None:
     """The second failure waits longer than the first, known name or not."""
-    policy = LockoutPolicy()  # the app's own: 0.25 s after one failure, 0.5 s after two
-    times = []
-    for _ in range(2):
-        started = time.perf_counter()
+    identity, spy = spied
+    await make_staff()
+    spy.clear()
+    for _ in range(3):
+        assert (await identity.sign_in("rcaseworker", WRONG)).status_code == 401
+    real = list(spy.lockout.waits)
+    spy.clear()
+    for _ in range(3):
         assert (await identity.sign_in("ghost-user", WRONG)).status_code == 401
-        times.append(time.perf_counter() - started)
-    assert times[0] >= policy.delay_for(1) and times[1] >= policy.delay_for(2), times
+    assert spy.lockout.waits == real
+    assert real == [QUICK_LOCKOUT.delay_for(n) for n in (1, 2, 3)]
+    assert real[0] < real[1]
+    # every try, known or not, ran one argon2 verify
+    assert len(spy.verified) == 3 and {h for h, _ in spy.verified} == {spy.dummy_hash}
+    # a name is a name whatever its case: "Ghost-User" is the same ghost's fourth try
+    spy.clear()
+    assert (await identity.sign_in("Ghost-User", WRONG)).status_code == 401
+    assert spy.lockout.waits == [QUICK_LOCKOUT.delay_for(4)]
 
 
 async def test_concurrent_guesses_at_a_customer_are_all_counted_and_lock_it(
@@ -208,8 +276,9 @@ async def test_a_chain_of_rotations_works_until_an_old_token_is_reused(
 
 
 async def test_an_expired_temporary_password_is_refused(
-    identity: IdentityApp, pool: asyncpg.Pool
+    spied: tuple[IdentityApp, SignInSpy], pool: asyncpg.Pool
 ) -> None:
+    identity, spy = spied
     await make_staff()
     staff = await identity.token("rcaseworker", STAFF_PASSWORD)
     created = await new_customer(identity, staff)
@@ -218,14 +287,24 @@ async def test_an_expired_temporary_password_is_refused(
 
     await pool.execute("UPDATE customers SET password_expires_at = now() - interval '1 minute'"
                        " WHERE id = $1::uuid", created["id"])
-    started = time.perf_counter()
+    stored = await pool.fetchval("SELECT password_hash FROM customers WHERE id = $1::uuid",
+                                 created["id"])
+    spy.clear()
     r = await identity.sign_in(created["username"], created["temporary_password"])
-    elapsed = time.perf_counter() - started
     assert r.status_code == 401
     assert "access_token" not in r.text
+    # the password was checked and was right ...
+    assert spy.verified == [(stored, True)]
+    expired_waits = list(spy.lockout.waits)
     assert without_request_id(r) == without_request_id(await identity.sign_in("nobody", WRONG))
-    # the right (but expired) password waits as long as a wrong one: no hint it was right
-    assert elapsed >= 0.2, elapsed
+    # ... yet the refusal waits exactly as a first wrong guess does: no hint it was right
+    spy.clear()
+    assert (await identity.sign_in(created["username"], WRONG)).status_code == 401
+    assert spy.verified == [(stored, False)]
+    assert expired_waits == spy.lockout.waits == [QUICK_LOCKOUT.delay_for(1)]
+    # (the right password was not counted as a failure; the wrong one was)
+    assert await pool.fetchval("SELECT failed_signins FROM customers WHERE id = $1::uuid",
+                               created["id"]) == 1
     # a staff reset gives a working one again
     r = await identity.client.post(
         f"/v1/customers/{created['id']}/password-reset", headers=bearer(staff))

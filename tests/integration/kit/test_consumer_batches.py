@@ -11,7 +11,14 @@ import asyncpg
 
 from shared.schemas.envelope import Envelope
 from shared.servicekit.consumer import BatchHandler, InboxConsumer, batch_handler, is_transient
-from tests.support.kit import KitNode, check_effects, event_type, unique_topic, wait_until
+from tests.support.kit import (
+    KitNode,
+    check_effects,
+    event_type,
+    unique_topic,
+    wait_drained,
+    wait_until,
+)
 from tests.support.stack import Servers
 
 
@@ -37,7 +44,7 @@ async def _run_consumer(node: KitNode, consumer: InboxConsumer, n: int) -> None:
     task = asyncio.create_task(consumer.run())
     try:
         await wait_until(_effects_at_least(node.pool, n), timeout=60)
-        await asyncio.sleep(0.3)
+        await wait_drained(node)  # read to the end: no late duplicate
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -11,7 +11,7 @@ import pytest
 from shared.schemas.envelope import Envelope
 from shared.servicekit.outbox import OutboxRelay
 from shared.servicekit.topics import broker_topic
-from tests.support.kit import KitNode, check_effects, unique_topic, wait_until
+from tests.support.kit import KitNode, check_effects, unique_topic, wait_drained, wait_until
 from tests.support.stack import Servers
 
 
@@ -33,9 +33,11 @@ async def test_rolled_back_write_leaves_no_event_committed_one_leaves_one(
     await node.start()
     try:
         await wait_until(lambda: _has(pool, "SELECT count(*) FROM effects", 1))
-        await asyncio.sleep(0.5)
+        await wait_drained(node)
         assert await _count(pool, "SELECT count(*) FROM effects") == 1
-        assert await _count(pool, "SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+        # and, once the relay is idle, the row is marked published
+        unmarked = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+        await wait_until(lambda: _none(pool, unmarked))
     finally:
         await node.stop()
 
@@ -49,10 +51,15 @@ async def test_add_outside_a_transaction_is_refused(
             await node.outbox.add(conn, node.Thing(thing_id="a", seq=0))
 
 
+async def _none(pool: asyncpg.Pool, sql: str) -> bool:
+    return await _count(pool, sql) == 0
+
+
 async def _has(pool: asyncpg.Pool, sql: str, n: int) -> bool:
     return await _count(pool, sql) >= n
 
 
+@pytest.mark.slow  # 10,000 events
 async def test_ten_thousand_events_none_lost_duplicated_or_reordered(
     servers: Servers, database: str, pool: asyncpg.Pool
 ) -> None:
@@ -62,7 +69,7 @@ async def test_ten_thousand_events_none_lost_duplicated_or_reordered(
         await node.write_many(subjects=100, per_subject=50)
         await node.write_many(subjects=100, per_subject=50, start_seq=50)
         await wait_until(lambda: _has(pool, "SELECT count(*) FROM effects", 10_000), timeout=60)
-        await asyncio.sleep(0.5)
+        await wait_drained(node)
         result = await check_effects(pool, {f"s{i}": 100 for i in range(100)})
         assert (result.lost, result.duplicated, result.reordered) == (0, 0, 0)
         assert result.applied == 10_000

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from aiokafka import TopicPartition
@@ -14,7 +15,7 @@ from shared.servicekit.broker import new_consumer
 from shared.servicekit.db import KIT_MIGRATIONS, migrate
 from shared.servicekit.outbox import RELAY_LOCK_KEY, OutboxRelay
 from shared.servicekit.topics import broker_topic
-from tests.support.kit import KitNode, check_effects, unique_topic, wait_until
+from tests.support.kit import KitNode, check_effects, unique_topic, wait_drained, wait_until
 from tests.support.stack import Servers
 
 UNSENT = (
@@ -90,7 +91,7 @@ async def test_two_running_relays_send_every_row_once_in_order(
             return int(await pool.fetchval("SELECT count(*) FROM effects")) >= 1000
 
         await wait_until(done, timeout=60)
-        await asyncio.sleep(0.5)
+        await wait_drained(node)
         result = await check_effects(pool, {f"s{i}": 50 for i in range(20)})
         assert (result.lost, result.duplicated, result.reordered) == (0, 0, 0)
         assert node.relay.published + second.published == 1000
@@ -165,23 +166,42 @@ async def test_a_subjects_event_written_after_another_commit_is_never_sent_befor
         await node.stop()
 
 
-async def test_relay_wakes_on_notify_long_before_its_polling_interval(
+class CountingRelay(OutboxRelay):
+    """A relay that counts its rounds (each call of publish_once)."""
+
+    rounds = 0
+
+    async def publish_once(self, *args: Any, **kwargs: Any) -> int:
+        self.rounds += 1
+        return await super().publish_once(*args, **kwargs)
+
+
+async def test_relay_wakes_on_notify_not_on_its_polling_interval(
     servers: Servers, database: str, pool: asyncpg.Pool
 ) -> None:
+    """A relay polling once an hour sends a new row at once: NOTIFY woke it."""
     node = KitNode(database, pool, servers.bootstrap, unique_topic(), start_consumer=False)
     await node.start(relay=False)
-    relay = OutboxRelay(database, pool, node.cfg, node.watch, poll_interval=30.0)
+    relay = CountingRelay(database, pool, node.cfg, node.watch, poll_interval=3600.0)
     task = asyncio.create_task(relay.run())
     try:
-        await asyncio.sleep(0.5)  # listening, and idle
-        start = time.monotonic()
+        async def listening_and_idle() -> bool:
+            # LISTEN is in place, and the round its start-up wake asked for has run
+            # (rounds >= 2): from now on only a NOTIFY (or an hour) wakes the relay
+            listens = await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query ILIKE 'LISTEN%outbox%'")
+            return bool(listens) and relay.rounds >= 2 and not relay._wake.is_set()
+
+        await wait_until(listening_and_idle, timeout=20)
+        rounds = relay.rounds
         await node.write("n", 0)
 
         async def sent() -> bool:
             return await _unpublished(pool) == 0
 
-        await wait_until(sent, timeout=10)
-        assert time.monotonic() - start < 2.0
+        await wait_until(sent, timeout=60)
+        assert relay.rounds > rounds and relay.published == 1
 
         async def marked() -> bool:  # and, once idle, published_at is filled in
             return not await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")

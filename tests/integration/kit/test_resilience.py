@@ -11,7 +11,7 @@ import pytest_asyncio
 from shared.devstack.processes import LocalBroker, free_port
 from shared.servicekit.broker import EPOCH_PREFIX, create_topics, new_admin, new_epoch
 from shared.servicekit.consumer import dlq_topic
-from tests.support.kit import KitNode, check_effects, unique_topic, wait_until
+from tests.support.kit import KitNode, check_effects, unique_topic, wait_drained, wait_until
 from tests.support.stack import Servers
 from tests.support.tcpproxy import TcpProxy
 
@@ -56,7 +56,7 @@ async def test_link_cut_for_seconds_then_restored(
         proxy.restore()
         await node.write_many(subjects=10, per_subject=20, start_seq=40)
         await wait_until(_effects_at_least(pool, 600), timeout=90)
-        await asyncio.sleep(1)
+        await wait_drained(node)
         result = await check_effects(pool, {f"s{i}": 60 for i in range(10)})
         assert (result.lost, result.duplicated, result.reordered) == (0, 0, 0)
         assert result.applied == 600
@@ -83,7 +83,7 @@ async def test_broker_restarted_empty_is_detected_and_nothing_is_lost(
         await asyncio.to_thread(broker.start)
         await node.write_many(subjects=10, per_subject=10, start_seq=30)  # after
         await wait_until(_effects_at_least(pool, 400), timeout=90)
-        await asyncio.sleep(1.5)
+        await wait_drained(node)
         assert node.watch.epoch != epoch_before
         result = await check_effects(pool, {f"s{i}": 40 for i in range(10)})
         assert (result.lost, result.duplicated, result.reordered) == (0, 0, 0)
@@ -110,7 +110,7 @@ async def test_broker_restart_loses_published_but_unconsumed_events_and_they_are
         node.start_consumer = True
         node.tasks.append(asyncio.create_task(node.supervisor.run()))
         await wait_until(_effects_at_least(pool, 50), timeout=60)
-        await asyncio.sleep(1)
+        await wait_drained(node)
         result = await check_effects(pool, {f"s{i}": 10 for i in range(5)})
         assert (result.lost, result.duplicated, result.reordered) == (0, 0, 0)
     finally:
@@ -158,7 +158,7 @@ async def test_consumer_killed_mid_stream_resumes_from_its_stored_offset(
         again = node.new_consumer()
         task = asyncio.create_task(again.run())
         await wait_until(_effects_at_least(pool, 2000))
-        await asyncio.sleep(0.5)
+        await wait_drained(node)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         result = await check_effects(pool, {f"s{i}": 500 for i in range(4)})

@@ -129,6 +129,8 @@ async def test_readiness_is_200_when_both_answer(
             return (await client.get("/readyz")).status_code == 200
 
         await wait_until(ready, timeout=20)
+        body = (await client.get("/readyz")).json()
+        assert body["checks"] == {"database": "ok", "broker": "ok"}
 
 
 async def test_handler_events_carry_causation_and_correlation(

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 import pytest
 
 from shared.servicekit.dlq import ReplayError, list_dead_letters, replay
-from tests.support.kit import KitNode, record_effect, unique_topic, wait_until
+from tests.support.kit import KitNode, record_effect, unique_topic, wait_drained, wait_until
 from tests.support.stack import Servers
 
 
@@ -43,7 +41,7 @@ async def test_a_consumer_that_dies_is_recreated_and_nothing_is_applied_twice(
     try:
         await node.write_many(subjects=3, per_subject=10)
         await wait_until(_effects(pool, 30))
-        await asyncio.sleep(0.3)
+        await wait_drained(node)
         assert node.supervisor.restarts >= 2
         assert await _count(pool, "SELECT count(*) FROM effects") == 30
         assert await _count(pool, "SELECT count(DISTINCT event_id) FROM effects") == 30
@@ -91,6 +89,7 @@ async def test_a_consumer_left_without_partitions_is_recreated(
     await node.start()
     try:
         await wait_until(lambda: _restarted(node), timeout=30)
+        assert node.supervisor.restarts >= 1  # recreated, not left idle
     finally:
         await node.stop()
 

@@ -74,8 +74,10 @@ async def test_needs_rehash_when_parameters_rise(fast: Passwords) -> None:
 
 
 async def test_verify_dummy_returns_nothing(fast: Passwords) -> None:
-    await fast.verify_dummy(PW)  # returns nothing, raises nothing
-    await fast.verify_dummy("")
+    """Whatever the password (even one that cannot be encoded), the caller learns
+    nothing: no answer and no exception."""
+    for password in (PW, "", "x" * 4096, "\ud800 a lone surrogate"):
+        assert await fast.verify_dummy(password) is None
 
 
 async def test_verify_dummy_runs_a_real_verify_at_the_current_parameters() -> None:
