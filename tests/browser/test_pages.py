@@ -173,6 +173,11 @@ async def test_add_customer_from_sign_in_to_write_down_then_the_customer_signs_i
         (await stack.gateway_pool.fetchval(
             "SELECT account_id FROM sessions WHERE id = $1", refresh_rows[0]["id"])))
     assert revoked == 0
+    # ... as a sign-out that every service hears of (not a reused refresh token)
+    events = await stack.identity_pool.fetch(
+        "SELECT convert_from(value, 'UTF8') AS v FROM outbox"
+        " WHERE event_type LIKE '%SessionRevoked%'")
+    assert any('"reason":"sign_out"' in e["v"].replace(" ", "") for e in events), events
 
 
 async def test_signing_in_as_someone_else_signs_the_first_person_out_with_a_notice(

@@ -280,19 +280,22 @@ async def end_here(pool: asyncpg.Pool, session_id: uuid.UUID) -> None:
 
 
 async def sign_out(pool: asyncpg.Pool, deps: Deps, session: PageSession) -> None:
-    """Ends the page session and identity's session behind it: identity revokes a session
-    whose refresh token is presented a second time, so the gateway rotates the token once
-    and presents the old one again. (A temporary password's session has no refresh token;
-    its short access token is forgotten here and lapses.)"""
+    """Ends the page session and identity's session behind it (``POST /v1/me/sign-out``:
+    identity tells every service, which then refuse the session's tokens). When the
+    access token has lapsed, the refresh token is presented twice instead: identity
+    ends a session whose refresh token comes back a second time."""
     async with transaction(pool) as conn:
         row = await repo.end_session(conn, session.id)
-    if row is None or row["refresh_sealed"] is None:
+    if row is None:
         return
-    refresh = deps.sealer.open(row["refresh_sealed"], session.id.bytes).decode()
     with contextlib.suppress(Unavailable):
-        for _ in range(2):
-            await call(deps, "identity", "POST", "/v1/auth/token",
-                       data={"grant_type": "refresh_token", "refresh_token": refresh})
+        r = await call(deps, "identity", "POST", "/v1/me/sign-out",
+                       token=session.access_token)
+        if r.status_code == 401 and row["refresh_sealed"] is not None:
+            refresh = deps.sealer.open(row["refresh_sealed"], session.id.bytes).decode()
+            for _ in range(2):
+                await call(deps, "identity", "POST", "/v1/auth/token",
+                           data={"grant_type": "refresh_token", "refresh_token": refresh})
     log.info("page_signout", session=str(session.id))
 
 
