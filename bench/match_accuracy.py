@@ -18,7 +18,7 @@ other corrupted copies (another seed), u from random pairs of accounts, name
 frequencies from the accounts, as Splink trains on the records it links;
 ``accounts`` is what ``csc identity fit-matcher`` does; ``none`` the table.
 
-Each query goes through ``identity.matches.find`` in-process on the real
+Each query goes through ``identity.service.matcher.find`` in-process on the real
 database. The same originals and queries are linked with Splink 4 (DuckDB, EM
 training) on the same four fields. For both it prints, taking the top candidate
 as the prediction when its band is ``possible`` or ``strong`` (a ``weak`` one is
@@ -817,7 +817,7 @@ async def fit_for_bench(conn: Any, pool: Any, matcher: Any, data: Dataset, how: 
     if how == "accounts":
         return await matches.fit_from_accounts(pool, matcher, sample=3_000, seed=seed)
     train = make_dataset(len(data.people), 3_000, 0, seed, people=data.people)
-    from identity.domain.matching import Person as MatchPerson
+    from identity.domain.records import Person as MatchPerson
 
     people = [(MatchPerson(q.first_name, q.last_name, q.date_of_birth, q.ssn), ())
               for q in train.queries]
@@ -846,9 +846,9 @@ def print_weights(weights: Any) -> None:
 async def run_ours(dsn: str, data: Dataset, fit: str = "none", seed: int = 7) -> OurRun:
     from identity.app import SPEC
     from identity.deps import Deps
-    from identity.domain.matching import Person as MatchPerson
     from identity.domain.matching import check_query, score
-    from identity.service import matching as matches
+    from identity.domain.records import Person as MatchPerson
+    from identity.service import matcher as matcher_svc
     from identity.service.imports import import_customers
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
@@ -872,13 +872,13 @@ async def run_ours(dsn: str, data: Dataset, fit: str = "none", seed: int = 7) ->
             await conn.execute("VACUUM (ANALYZE) customers")
             rows = await conn.fetch("SELECT id, username FROM customers")
             key_of = {r["id"]: int(r["username"][1:]) for r in rows}
-            matcher = matches.Matcher.from_settings(settings)
+            matcher = matcher_svc.Matcher.from_settings(settings)
             t_fit = time.perf_counter()
             weights = await fit_for_bench(conn, pool, matcher, data, fit, seed + 100, key_of)
             if weights is not None:
                 print(f"fit ({fit}) in {time.perf_counter() - t_fit:.1f} s")
             print_weights(weights)
-            matcher = matches.Matcher(matcher.vault, matcher.thresholds, weights)
+            matcher = matcher_svc.Matcher(matcher.vault, matcher.thresholds, weights)
             predictions: dict[int, list[int]] = {}
             bands: dict[int, list[str]] = {}
             latencies: list[float] = []
@@ -888,7 +888,7 @@ async def run_ours(dsn: str, data: Dataset, fit: str = "none", seed: int = 7) ->
                 person = MatchPerson(q.first_name, q.last_name, q.date_of_birth, q.ssn)
                 check_query(person)  # what POST /v1/matches asks of a query
                 t = time.perf_counter()
-                found = await matches.find(conn, matcher, person)
+                found = await matcher_svc.find(conn, matcher, person)
                 latencies.append((time.perf_counter() - t) * 1000)
                 predictions[q.qid] = [key_of[m.candidate.account_id] for m in found]
                 bands[q.qid] = [m.band or "possible" for m in found]
@@ -898,7 +898,7 @@ async def run_ours(dsn: str, data: Dataset, fit: str = "none", seed: int = 7) ->
                 if q.truth is None:
                     continue
                 person = MatchPerson(q.first_name, q.last_name, q.date_of_birth, q.ssn)
-                for c in await matches.candidates_for(conn, matcher, person):
+                for c in await matcher_svc.candidates_for(conn, matcher, person):
                     if key_of[c.account_id] == q.truth:
                         truth_weight[q.qid] = score(person, c, matcher.thresholds).total_weight
     finally:

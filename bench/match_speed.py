@@ -94,12 +94,13 @@ async def in_process(dsn: str, queries: list[dict[str, Any]]) -> list[float]:
     import uuid
 
     from identity.domain.accounts import MatchFields, clean_match_fields
+    from identity.service import matcher as matcher_svc
     from identity.service import matching as matches
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
 
     pool = await create_pool(dsn, min_size=1, max_size=2)
-    matcher = matches.Matcher.from_settings(IdentitySettings())
+    matcher = matcher_svc.Matcher.from_settings(IdentitySettings())
     staff = uuid.uuid4()
     out = []
     today = date.today()

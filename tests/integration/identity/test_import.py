@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from identity.domain.blocking import query_keys
-from identity.domain.matching import Person
+from identity.domain.records import Person
 from identity.repository import matching as mrepo
-from identity.service.matching import Matcher, ssn_lookups
+from identity.service.matcher import Matcher, ssn_lookups
 from identity.settings import IdentitySettings
 from shared.cli.main import app as csc
 from shared.schemas.envelope import Envelope

@@ -295,7 +295,7 @@ async def test_fit_matcher_writes_weights_the_service_then_scores_with(
 
     from typer.testing import CliRunner
 
-    from identity.service import matching as matches
+    from identity.service import matcher as matcher_svc
     from shared.cli.main import app as csc
 
     staff = await staff_token(identity)
@@ -325,12 +325,12 @@ async def test_fit_matcher_writes_weights_the_service_then_scores_with(
     body = json.loads(saved["w"])
     assert body["last_tf"]["smith"] == pytest.approx(2 / 7)
     # the service picks the newest weights up: a common surname now counts for less
-    matches.forget_loaded_weights()
+    matcher_svc.forget_loaded_weights()
     r = await search(identity, staff, first_name="John", last_name="Smith",
                      date_of_birth="1980-01-12")
     last = outcomes(r.json()["candidates"][0])["last_name"]
     assert last == "last name: exact (a common name)"
-    matches.forget_loaded_weights()
+    matcher_svc.forget_loaded_weights()
 
 
 async def test_fit_matcher_fails_in_one_line_without_a_database(
@@ -359,9 +359,9 @@ async def test_wider_blocks_use_indexes_at_two_million_accounts(
 
     from identity.app import SPEC
     from identity.domain.blocking import birthday_query_keys, broad_query_keys, query_keys
-    from identity.domain.matching import Person
+    from identity.domain.records import Person
     from identity.repository import matching as mrepo
-    from identity.service.matching import Matcher, ssn_lookups
+    from identity.service.matcher import Matcher, ssn_lookups
     from identity.settings import IdentitySettings
     from shared.servicekit.runtime import migrate_database
     from tests.integration.identity.test_import import SEED

@@ -16,8 +16,8 @@ from rapidfuzz.distance import DamerauLevenshtein
 
 from identity.domain.accounts import normalize_ssn
 from identity.domain.blocking import is_nickname, normalize_name
-from identity.domain.matching import Person as MatchPerson
 from identity.domain.matching import check_query
+from identity.domain.records import Person as MatchPerson
 
 
 def _load() -> ModuleType:

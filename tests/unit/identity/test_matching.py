@@ -20,16 +20,9 @@ from identity.domain.blocking import (
     ssn_relation,
     ssn_variants,
 )
-from identity.domain.matching import (
-    Candidate,
-    Match,
-    Person,
-    Thresholds,
-    check_query,
-    rank,
-    score,
-)
+from identity.domain.matching import Match, Thresholds, check_query, rank, score
 from identity.domain.matching_weights import PRIOR_LOG2_ODDS, RULES, probability_of
+from identity.domain.records import Candidate, Person
 
 DOB = date(1984, 3, 7)
 BASE = Person(

@@ -114,14 +114,16 @@ def test_a_recovery_link_opened_on_a_page_leaves_no_token_in_the_access_log() ->
     configure_logging("gateway", env="test", stream=out)
     access = logging.getLogger("uvicorn.access")
     # a uvicorn started earlier in this process with access_log=False detached it
-    was = access.propagate, access.disabled
+    was = access.propagate, access.disabled, access.level
     access.propagate, access.disabled = True, False
+    access.setLevel(logging.INFO)
     try:
         access.info(
             '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET",
             "/recover?token=csc_pr_SECRETsecret-123_x&lang=en", "1.1", 200)
     finally:
-        access.propagate, access.disabled = was
+        access.propagate, access.disabled = was[:2]
+        access.setLevel(was[2])
         configure_logging("tests", env="test", stream=sys.stdout)
     line = out.getvalue()
     assert "/recover?token=***&lang=en" in line

@@ -216,12 +216,13 @@ def fit_matcher(
     import json
 
     from identity.domain.matching_weights import Weights
+    from identity.service import matcher as matcher_svc
     from identity.service import matching as matches
     from identity.settings import IdentitySettings
     from shared.servicekit.db import create_pool
 
     settings = IdentitySettings()
-    matcher = matches.Matcher.from_settings(settings)
+    matcher = matcher_svc.Matcher.from_settings(settings)
 
     async def go() -> tuple[Weights, int | None, int]:
         pool = await create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)

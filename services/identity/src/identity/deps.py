@@ -10,17 +10,16 @@ from datetime import timedelta
 from typing import Any
 
 from identity.domain.limits import Limits
-from identity.domain.matching import DEFAULT_THRESHOLDS, Thresholds
+from identity.domain.matching import DEFAULT_THRESHOLDS, Thresholds, thresholds_from
 from identity.domain.passwords import LockoutPolicy, Passwords
 from identity.domain.ssn import SsnVault
 from identity.domain.tokens import KeyRing, TokenSettings
+from identity.repository.outbox import OUTBOX
 from identity.settings import IdentitySettings
 from shared.servicekit.access import GroupsAccess
 from shared.servicekit.clock import Clock, SystemClock
 from shared.servicekit.outbox import Outbox
 from shared.servicekit.seal import Sealer
-
-OUTBOX = Outbox(producer="identity")
 
 
 @dataclass
@@ -93,11 +92,6 @@ class Deps:
             thresholds=thresholds_from(s),
             limits=limits_from(s),
         )
-
-
-def thresholds_from(s: IdentitySettings) -> Thresholds:
-    return Thresholds(strong=s.match_strong, possible=s.match_possible, weak=s.match_weak)
-
 
 
 def limits_from(s: IdentitySettings) -> Limits:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from identity.deps import Deps
 from identity.service import customers
+from identity.service import matcher as matcher_svc
 from identity.service import matching as matches
 from shared.schemas.enrollment import CustomerEnrolled
 from shared.schemas.envelope import Envelope
@@ -17,8 +18,8 @@ from shared.servicekit.consumer import Subscriptions
 from shared.servicekit.db import Connection
 
 
-def _matcher(ids: Deps) -> matches.Matcher:
-    return matches.Matcher(ids.vault, ids.thresholds)
+def _matcher(ids: Deps) -> matcher_svc.Matcher:
+    return matcher_svc.Matcher(ids.vault, ids.thresholds)
 
 
 async def on_account_created(

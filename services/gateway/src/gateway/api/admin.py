@@ -10,8 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from gateway import service
-from gateway.api.console import page
-from gateway.api.web import DepsDep, StaffSession, check_csrf, form_data, redirect
+from gateway.api.web import DepsDep, StaffSession, check_csrf, form_data, page, redirect
 from gateway.domain import FieldProblem, field_problems
 
 router = APIRouter(prefix="/console", include_in_schema=False)

@@ -17,8 +17,8 @@ from gateway.api.web import (
     StaffSession,
     check_csrf,
     form_data,
+    page,
     redirect,
-    render,
 )
 from gateway.deps import Deps
 from gateway.domain import (
@@ -32,19 +32,9 @@ from gateway.domain import (
 from gateway.service import groups as group_service
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-SIDE_NAV = (("/console", "My groups"), ("/console/returning-citizens", "Returning Citizens"),
-            ("/console/duplicates", "Possible duplicates"))
-ADMIN_NAV = (("/console/programs", "Program authorization"), ("/console/iwds", "IWDS runs"))
 STATUSES = [{"code": "enrolled", "name": "Enrolled"}, {"code": "exited", "name": "Exited"}]
 EXPIRED = FieldProblem("form", "Form", "The form expired. Please try again.")
 PAGE_SIZE = 25
-
-
-def page(request: Request, template: str, session: PageSession, deps: Deps, current: str,
-          **context: Any) -> HTMLResponse:
-    nav = SIDE_NAV + ADMIN_NAV if session.is_admin else SIDE_NAV
-    return render(request, template, session=session, deps=deps, side_nav=nav,
-                  current=current, **context)
 
 
 async def reference(deps: Deps, session: PageSession, kind: str) -> list[dict[str, Any]]:

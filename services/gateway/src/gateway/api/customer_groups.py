@@ -11,13 +11,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from gateway import service
-from gateway.api.proxy import client_address
 from gateway.api.web import (
     CustomerSession,
     DepsDep,
     OptionalSession,
     Redirect,
     check_csrf,
+    client_address,
     customer_session,
     form_data,
     redirect,

@@ -11,12 +11,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from gateway import service
-from gateway.api.proxy import client_address
 from gateway.api.web import (
     CustomerSession,
     DepsDep,
     OptionalSession,
     check_csrf,
+    client_address,
     form_data,
     redirect,
     render,

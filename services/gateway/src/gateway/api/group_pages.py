@@ -12,8 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from gateway import service
-from gateway.api.console import page
-from gateway.api.web import NO_STORE, DepsDep, StaffSession, check_csrf, form_data, redirect
+from gateway.api.web import NO_STORE, DepsDep, StaffSession, check_csrf, form_data, page, redirect
 from gateway.deps import Deps
 from gateway.domain import FieldProblem, PageSession
 from gateway.service import groups as gs

@@ -10,8 +10,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from gateway import service
-from gateway.api.console import page
-from gateway.api.web import NO_STORE, DepsDep, StaffSession, check_csrf, form_data, redirect
+from gateway.api.web import NO_STORE, DepsDep, StaffSession, check_csrf, form_data, page, redirect
 from gateway.service import iwds
 
 router = APIRouter(prefix="/console/iwds", include_in_schema=False)

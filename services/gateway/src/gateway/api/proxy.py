@@ -11,6 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from gateway import service
+from gateway.api.web import client_address
 from gateway.deps import Deps
 from gateway.domain import HOP_HEADERS, limited_scope
 from shared.servicekit.http import PROBLEM_BASE, REQUEST_ID_HEADER, Problem
@@ -24,10 +25,6 @@ METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 # an answer of a known length up to this is read whole before it is passed on
 SMALL_ANSWER = 64 * 1024
 ANSWER_DROPS = (HOP_HEADERS - {"content-length"}) | {REQUEST_ID_HEADER, "set-cookie"}
-
-
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def _forward_headers(request: Request) -> list[tuple[str, str]]:

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from gateway import service
-from gateway.api.proxy import client_address
 from gateway.api.web import (
     DepsDep,
     OptionalSession,
     SignedInSession,
     check_csrf,
     clear_session_cookie,
+    client_address,
     form_data,
     redirect,
     render,

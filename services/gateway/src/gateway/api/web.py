@@ -145,3 +145,20 @@ def render(
 
 def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303, headers=NO_STORE)
+
+
+# the staff console's side navigation (administrators see their pages too)
+SIDE_NAV = (("/console", "My groups"), ("/console/returning-citizens", "Returning Citizens"),
+            ("/console/duplicates", "Possible duplicates"))
+ADMIN_NAV = (("/console/programs", "Program authorization"), ("/console/iwds", "IWDS runs"))
+
+
+def page(request: Request, template: str, session: PageSession, deps: Deps, current: str,
+          **context: Any) -> HTMLResponse:
+    nav = SIDE_NAV + ADMIN_NAV if session.is_admin else SIDE_NAV
+    return render(request, template, session=session, deps=deps, side_nav=nav,
+                  current=current, **context)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"

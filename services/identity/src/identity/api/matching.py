@@ -13,6 +13,7 @@ from identity.api.common import IdentifierView, Ids, MatchActor, Staff, candidat
 from identity.domain.accounts import FieldError, InvalidInput, MatchFields, clean_search_fields
 from identity.repository.matching import DuplicatePair, PairAccount
 from identity.service import limits
+from identity.service import matcher as matcher_svc
 from identity.service import matching as matches
 from shared.contracts.identity import (
     MatchAnswer,
@@ -38,7 +39,7 @@ async def find_matches(body: MatchQuery, pool: Pool, ids: Ids, actor: MatchActor
                          body.idoc_number, body.email)
     clean = clean_search_fields(fields, today=ids.clock.today())
     found = await matches.search(
-        pool, matches.Matcher(ids.vault, ids.thresholds), clean,
+        pool, matcher_svc.Matcher(ids.vault, ids.thresholds), clean,
         staff_id=actor.id, actor_kind=actor.kind, account_id=body.account_id)
     return MatchAnswer(candidates=[candidate_view(m) for m in found])
 

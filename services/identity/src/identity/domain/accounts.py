@@ -14,12 +14,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache, lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from email_validator import EmailNotValidError, validate_email
 
-from identity.domain.matching import QUERY_REASON, Match
 from identity.domain.passwords import LockoutPolicy as LockoutPolicy
+from identity.domain.records import QUERY_REASON
+
+if TYPE_CHECKING:  # the type only: the domain's account rules do not run the matcher
+    from identity.domain.matching import Match
 from shared.rules.dates import MAX_AGE_YEARS as MAX_AGE_YEARS
 from shared.rules.dates import date_of_birth_reason
 from shared.rules.ssn import SSN_FORMAT_REASON as SSN_FORMAT_REASON

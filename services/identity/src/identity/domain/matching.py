@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
 from identity.domain.blocking import (
     NormalName,
-    SsnRelation,
     is_nickname,
     normalize_name,
     ssn_relation,
@@ -32,43 +31,14 @@ from identity.domain.matching_weights import (
     probability_of,
     weight_for,
 )
+from identity.domain.records import QUERY_REASON, Candidate, Person
 
 Band = Literal["strong", "possible", "weak"]
 
 CLOSE_JARO_WINKLER = 0.92
 # An exact SSN or IDOC number is proposed whatever the other fields say.
 UNIQUE_FIELDS = frozenset({"ssn", "idoc_number"})
-QUERY_REASON = (
-    "give an SSN, an identifier (IDOC number or email),"
-    " or two of first name, last name and date of birth"
-)
-
 # --- Records ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Person:
-    """The fields the matcher compares; all optional. The SSN digits stay out of repr."""
-
-    first_name: str | None = None
-    last_name: str | None = None
-    date_of_birth: date | None = None
-    ssn_digits: str | None = field(default=None, repr=False)
-    ssn_last4: str | None = None
-    idoc_number: str | None = None
-    email: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """An account from the blocks. ``ssn_relation`` is set by the repository from the
-    keyed lookups (None: not comparable, or left to ``score`` to derive from digits
-    or last four)."""
-
-    account_id: UUID
-    person: Person
-    ssn_relation: SsnRelation | None = None
-    username: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +69,12 @@ class Thresholds:
 
 
 DEFAULT_THRESHOLDS = Thresholds()
+
+
+def thresholds_from(s: Any) -> Thresholds:
+    """The bands' thresholds from identity's settings (match_strong, match_possible,
+    match_weak)."""
+    return Thresholds(strong=s.match_strong, possible=s.match_possible, weak=s.match_weak)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,12 +2,49 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from uuid import UUID
 
+if TYPE_CHECKING:
+    from identity.domain.blocking import SsnRelation
+
 AccountKind = Literal["customer", "staff"]
+
+# why a match query was refused (the matcher's and the search rule's reason)
+QUERY_REASON = (
+    "give an SSN, an identifier (IDOC number or email),"
+    " or two of first name, last name and date of birth"
+)
+
+
+# --- what the matcher compares (identity.domain.matching scores them) ---------
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """The fields the matcher compares; all optional. The SSN digits stay out of repr."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    date_of_birth: date | None = None
+    ssn_digits: str | None = field(default=None, repr=False)
+    ssn_last4: str | None = None
+    idoc_number: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An account from the blocks. ``ssn_relation`` is set by the repository from the
+    keyed lookups (None: not comparable, or left to ``score`` to derive from digits
+    or last four)."""
+
+    account_id: UUID
+    person: Person
+    ssn_relation: SsnRelation | None = None
+    username: str = ""
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,15 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import asyncpg
 
-from identity.domain.blocking import SsnRelation
-from identity.domain.matching import Candidate, Person
+from identity.domain.records import Candidate, Person
+
+if TYPE_CHECKING:
+    from identity.domain.blocking import SsnRelation
 from shared.servicekit.db import Connection
 
 # More candidates than this from one query means a block key collided with a very

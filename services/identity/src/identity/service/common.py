@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from identity.deps import OUTBOX
 from identity.domain.accounts import (
     CustomerInput,
     FieldError,
@@ -20,6 +19,7 @@ from identity.domain.accounts import (
 from identity.domain.blocking import index_keys
 from identity.domain.records import AccountKind, Session
 from identity.repository import accounts as repo
+from identity.repository.outbox import OUTBOX
 from shared.schemas.base import Event
 from shared.schemas.identity import SessionEndReason, SessionRevoked
 from shared.servicekit import audit

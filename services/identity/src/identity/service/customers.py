@@ -26,12 +26,11 @@ from identity.domain.accounts import (
     normalize_identifier,
     validate_customer,
 )
-from identity.domain.matching import Person
-from identity.domain.records import Customer
+from identity.domain.records import Customer, Person
 from identity.domain.tokens import hash_token, new_recovery_token
 from identity.repository import accounts as repo
 from identity.repository import matching as mrepo
-from identity.service import matching as matches
+from identity.service import matcher as matcher_svc
 from identity.service.common import insert_account, new_password_hash, replace_password
 from identity.service.common import temporary_password as new_temporary_password
 from shared.schemas.identity import (
@@ -162,7 +161,7 @@ async def create_customer(
         person = Person(clean.first_name, clean.last_name, clean.date_of_birth, clean.ssn,
                         idoc_number=idoc, email=clean.email)
         rejected = set(cmd.rejected_account_ids)
-        found = await matches.find(conn, matches.Matcher(ids.vault, ids.thresholds), person)
+        found = await matcher_svc.find(conn, matcher_svc.Matcher(ids.vault, ids.thresholds), person)
         candidates = [m for m in found if m.candidate.account_id not in rejected]
         if candidates:
             raise PossibleDuplicates(candidates)

@@ -22,11 +22,12 @@ from typing import IO, Any
 
 import asyncpg
 
-from identity.deps import OUTBOX, Deps
+from identity.deps import Deps
 from identity.domain.accounts import username_candidates
 from identity.domain.blocking import index_keys
 from identity.domain.imports import ImportRow, RowError, check_columns, import_key, parse_row
 from identity.repository import imports as irepo
+from identity.repository.outbox import OUTBOX
 from shared.schemas.identity import CustomerAccountCreated
 from shared.servicekit import audit
 

@@ -19,12 +19,12 @@ from identity.domain.accounts import (
     validate_customer,
     validate_username,
 )
-from identity.domain.matching import Match, Person
-from identity.domain.records import Customer
+from identity.domain.matching import Match
+from identity.domain.records import Customer, Person
 from identity.repository import accounts as repo
 from identity.repository import matching as mrepo
 from identity.repository import registration as held
-from identity.service import matching as matches
+from identity.service import matcher as matcher_svc
 from identity.service.common import insert_account
 from shared.schemas.identity import CustomerAccountCreated
 from shared.servicekit import audit
@@ -93,7 +93,7 @@ async def register(pool: asyncpg.Pool, ids: Deps, reg: Registration) -> Outcome:
     async with pool.acquire() as conn, conn.transaction():
         if await held.username_taken(conn, username):
             raise Conflict("username", "is taken")
-        found = await matches.find(conn, matches.Matcher(ids.vault, ids.thresholds), person)
+        found = await matcher_svc.find(conn, matcher_svc.Matcher(ids.vault, ids.thresholds), person)
         strong = next((m for m in found if m.band == "strong"), None)
         email_owner = (await repo.customer_by_email(conn, clean.email)
                        if clean.email else None)
@@ -106,7 +106,7 @@ async def register(pool: asyncpg.Pool, ids: Deps, reg: Registration) -> Outcome:
         )
         await mrepo.add_pairs(conn, account_id, [
             mrepo.FoundPair(m.candidate.account_id, round(m.probability, 4), "possible",
-                            matches.evidence_of(m))
+                            matcher_svc.evidence_of(m))
             for m in found if m.band != "weak"
         ])
         await audit.record(
@@ -125,7 +125,7 @@ async def _hold(conn: Connection, username: str, clean: CustomerInput, strong: M
     if strong is not None:
         account_id, reason = strong.candidate.account_id, "strong-match"
         score: float | None = round(strong.probability, 4)
-        evidence = matches.evidence_of(strong)
+        evidence = matcher_svc.evidence_of(strong)
     else:
         assert email_owner is not None
         account_id, reason, score, evidence = email_owner.id, "email-in-use", None, []
