@@ -173,7 +173,9 @@ async def match(body: JsonObject, pool: Pool, deps: AppDeps, staff: Staff) -> di
              response_model=Submitted, **TYPED)
 async def submit(
     body: JsonObject, pool: Pool, deps: AppDeps, staff: Staff, response: Response,
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=100)] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=100, description=(
+        "required (else 428): one value per Add Customer form, the same on each retry"))
+    ] = None,
 ) -> dict[str, Any]:
     """Step 2: link the accurate match (``link_account_id``) or create an account after
     rejecting every candidate (``rejected_account_ids``); then enroll. The temporary

@@ -30,6 +30,7 @@ from enrollment.domain.programs import (
     Conflict,
     FieldError,
     Forbidden,
+    IdempotencyKeyRequired,
     IdempotencyKeyReused,
     InvalidInput,
     PossibleDuplicates,
@@ -46,7 +47,12 @@ from enrollment.domain.returning_citizens import (
 from enrollment.repository import enrollments as enr
 from enrollment.repository import programs as repo
 from enrollment.repository import returning_citizens as rc_repo
-from enrollment.repository.identity import Candidate, CreatedCustomer
+from enrollment.repository.identity import (
+    Candidate,
+    CreatedCustomer,
+    IdentityOutcomeUnknown,
+    IdentityUnavailable,
+)
 from enrollment.service.common import Actor, known_codes, require_program_access
 from shared.contracts.identity import CustomerCreate
 from shared.contracts.identity import Identifier as ContractIdentifier
@@ -165,6 +171,8 @@ async def submit(
     await authorize_adding(conn, actor)
     intake, decision = check_submission(
         raw, today=deps.clock.today(), known=await known_codes(conn, raw))
+    if not key:
+        raise IdempotencyKeyRequired()
     request_hash = fingerprint(intake, decision)
     async with _idoc_lock(conn, intake.idoc_number):
         earlier = await enr.get_intake_request(conn, actor.id, key) if key else None
@@ -222,6 +230,10 @@ async def _link_or_create(
         if key:  # identity refused and made nothing: the key is free for a corrected submit
             await enr.drop_intake_request(conn, actor.id, key)
         raise
+    except IdentityUnavailable as exc:  # asked to act, no answer: it may have acted
+        raise IdentityOutcomeUnknown(
+            str(exc), "recorded the match" if linked is not None
+            else "created the account") from None
     return await _save(conn, deps, actor, intake, decision, key, request_hash, account_id,
                        username, account)
 
