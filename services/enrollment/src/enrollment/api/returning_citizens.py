@@ -158,8 +158,7 @@ def record_view(r: returning_citizens.Record) -> dict[str, Any]:
 async def match(body: JsonObject, pool: Pool, deps: AppDeps, staff: Staff) -> dict[str, Any]:
     """Step 1: check the whole form and find the person's existing accounts (and any
     Returning Citizens enrollment with the same IDOC number)."""
-    async with transaction(pool) as conn:
-        found = await add_customer.match(conn, deps, staff, body)
+    found = await add_customer.match(pool, deps, staff, body)  # no connection held on identity
     open_one = next((e for e in found.enrollments if e.status != "exited"), None)
     return {
         "candidates": [candidate_view(c) for c in found.candidates],
@@ -181,8 +180,8 @@ async def submit(
     rejecting every candidate (``rejected_account_ids``); then enroll. The temporary
     password is in this answer only (and in the hand-out it carries)."""
     response.headers.update(NO_STORE)
-    async with pool.acquire() as conn:  # submit commits its own steps (see its docstring)
-        done = await add_customer.submit(conn, deps, staff, body, idempotency_key)
+    # submit commits its own steps, and holds no connection while identity answers
+    done = await add_customer.submit(pool, deps, staff, body, idempotency_key)
     answer: dict[str, Any] = {
         "enrollment_id": str(done.enrollment_id), "account_id": str(done.account_id),
         "account_created": done.account_created, "username": done.username,
