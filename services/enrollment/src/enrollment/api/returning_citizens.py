@@ -26,6 +26,7 @@ from enrollment.api.common import (
 )
 from enrollment.domain.programs import DEFAULT_LIMIT
 from enrollment.domain.records import ReturningCitizen
+from enrollment.domain.returning_citizens import AddCustomerForm, AddCustomerSubmit
 from enrollment.service import add_customer, returning_citizens
 from shared.contracts.identity import Candidate
 from shared.servicekit.db import transaction
@@ -33,34 +34,6 @@ from shared.servicekit.runtime import Pool
 
 router = APIRouter(tags=["returning citizens"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-class AddCustomerForm(BaseModel):
-    """The Add Customer form (for the documentation: the route checks the raw object, so
-    every broken rule comes back at once). Codes come from /v1/reference/..."""
-
-    model_config = ConfigDict(extra="forbid")
-    parent_institution: str = Field(description="institution code, e.g. kewanee-lsrc")
-    idoc_number: str = Field(description="a letter and five digits, e.g. R12345")
-    idoc_number_confirmation: str
-    first_name: str
-    last_name: str
-    ssn: str | None = Field(default=None, description="XXX-XX-XXXX; optional, helps the "
-                            "match; passed to identity, never stored here")
-    ssn_confirmation: str | None = Field(default=None, description="optional; equal to ssn")
-    date_of_birth: date
-    counties_of_commitment: list[str] = Field(min_length=1, description="county codes")
-    msr_date: date = Field(description="Mandatory Supervised Release date")
-    msr_county: str | None = Field(default=None, description="county code of the MSR")
-    offenses: list[str] = Field(default_factory=list, description="offense codes")
-    enrollment_date: date = Field(description="not in the future")
-
-
-class AddCustomerSubmit(AddCustomerForm):
-    link_account_id: uuid.UUID | None = Field(
-        default=None, description="the candidate that is an accurate match")
-    rejected_account_ids: list[uuid.UUID] = Field(
-        default_factory=list, description="candidates that are not this person")
 
 
 class ReturningCitizenPatch(BaseModel):
