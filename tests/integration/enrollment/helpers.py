@@ -105,6 +105,6 @@ def use_identity(app: Any, stand_in: IdentityStandIn) -> IdentityClient:
     old = runtime.deps.identity
     # a generous timeout: only the stand-in's faults, not a loaded machine, cut a call short
     client = IdentityClient(str(old.calls.http.base_url).rstrip("/"), timeout=30,
-                            transport=stand_in)
+                            transport=stand_in, auth=old.calls.http.auth)
     runtime.deps = dataclasses.replace(runtime.deps, identity=client)
     return client
