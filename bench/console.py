@@ -162,14 +162,16 @@ async def enroll_some(enrollment: str, tokens: list[dict[str, str]], n: int,
     forms = [intake_form(rng, i, person(rng)) for i in range(n * 2)]
     async with httpx.AsyncClient(base_url=enrollment, timeout=60) as c:
         for i, form in enumerate(forms[:n]):
+            headers = {**tokens[i % len(tokens)],
+                       "Idempotency-Key": f"bench-{i}-{form['idoc_number']}"}
             r = await c.post("/v1/returning-citizens", json={**form, "rejected_account_ids": []},
-                             headers=tokens[i % len(tokens)])
+                             headers=headers)
             if r.status_code == 409:  # a candidate: not this person
                 cands = (await c.post("/v1/returning-citizens/matches", json=form,
                                       headers=tokens[0])).json()["candidates"]
                 r = await c.post("/v1/returning-citizens", json={
                     **form, "rejected_account_ids": [x["account_id"] for x in cands]},
-                    headers=tokens[i % len(tokens)])
+                    headers={**headers, "Idempotency-Key": headers["Idempotency-Key"] + "-r"})
             assert r.status_code == 201, r.text
             ids.append(r.json()["enrollment_id"])
     return ids, forms[n:]

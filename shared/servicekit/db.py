@@ -12,12 +12,15 @@ import contextlib
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+
+from shared.servicekit.errors import DatabaseBusy
 
 # What use cases, repositories and handlers take: a connection, or one borrowed from a pool.
 Connection = asyncpg.Connection | PoolConnectionProxy
@@ -124,11 +127,56 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 OLTP_SETTINGS = {"max_parallel_workers_per_gather": "0", "jit": "off"}
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60,
-        server_settings=OLTP_SETTINGS,
-    )
+class _AcquireWithin:
+    """``pool.acquire()`` bounded by the pool's wait: DatabaseBusy when it runs out."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __aenter__(self) -> Connection:
+        try:
+            conn: Connection = await self.inner.__aenter__()
+        except TimeoutError:
+            raise DatabaseBusy("no database connection came free in time") from None
+        return conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.inner.__aexit__(*exc)
+
+    def __await__(self) -> Generator[Any, None, Connection]:
+        return self.__aenter__().__await__()
+
+
+class WaitBoundedPool(asyncpg.Pool):
+    """A pool whose ``acquire()`` waits at most ``acquire_timeout`` seconds by default,
+    then raises DatabaseBusy (answered 503): a request finds out instead of hanging
+    when every connection is taken."""
+
+    acquire_timeout: float | None = None
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return _AcquireWithin(super().acquire(
+            timeout=self.acquire_timeout if timeout is None else timeout))
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10,
+                      acquire_timeout: float | None = None) -> asyncpg.Pool:
+    """``acquire_timeout``: how long ``acquire()`` waits for a free connection before
+    DatabaseBusy (None: no limit)."""
+    if acquire_timeout is None:
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+            command_timeout=60, server_settings=OLTP_SETTINGS,
+        )
+    else:
+        bounded = WaitBoundedPool(
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+            command_timeout=60, server_settings=OLTP_SETTINGS,
+            connection_class=asyncpg.Connection, record_class=asyncpg.Record,
+            max_queries=50000, max_inactive_connection_lifetime=300.0, loop=None,
+        )
+        bounded.acquire_timeout = acquire_timeout
+        pool = await bounded
     assert pool is not None
     return pool
 

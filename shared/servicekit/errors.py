@@ -61,3 +61,7 @@ class TooManyRequests(DomainError):
     def __init__(self, reason: str, *, retry_after: int) -> None:
         self.reason, self.retry_after = reason, retry_after
         super().__init__(reason)
+
+
+class DatabaseBusy(DomainError):
+    """No pooled database connection came free in time (503, try again shortly)."""

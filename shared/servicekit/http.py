@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.servicekit.errors import (
     Conflict,
+    DatabaseBusy,
     DomainError,
     Forbidden,
     InvalidInput,
@@ -126,6 +127,10 @@ def standard_problem(exc: DomainError) -> Problem | None:
                        **where, **exc.extra)
     if isinstance(exc, Forbidden):
         return Problem(403, "Forbidden", exc.reason, type_=PROBLEM_BASE + exc.code)
+    if isinstance(exc, DatabaseBusy):
+        return Problem(503, "Service busy", "Every database connection is in use; try again "
+                       "in a moment.", type_=PROBLEM_BASE + "database-busy",
+                       headers={"Retry-After": "1"})
     if isinstance(exc, TooManyRequests):
         return Problem(429, "Too many requests", exc.reason,
                        type_=PROBLEM_BASE + "rate-limited",

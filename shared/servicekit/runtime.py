@@ -119,6 +119,7 @@ class Runtime:
             self.kafka, topics=system_topics(), interval=settings.broker_check_interval
         )
         self.pool: asyncpg.Pool | None = None
+        self.background_pool: asyncpg.Pool | None = None  # the relay's and consumers'
         self.deps: Any = None
         self.relay: OutboxRelay | None = None
         self.supervisor: Supervisor | None = None
@@ -132,15 +133,20 @@ class Runtime:
         if applied:
             log.info("migrations_applied", migrations=applied)
         self.pool = await create_pool(
-            self.dsn, min_size=s.database_pool_min, max_size=s.database_pool_max
+            self.dsn, min_size=s.database_pool_min, max_size=s.database_pool_max,
+            acquire_timeout=s.database_acquire_timeout_seconds,
         )
+        if s.database_background_pool_max:  # requests cannot starve the relay and consumers
+            self.background_pool = await create_pool(
+                self.dsn, min_size=1, max_size=s.database_background_pool_max)
+        background = self.background_pool or self.pool
         self.deps = await build_deps(self.spec, s, self.pool)
-        await load_revoked(self.pool, self.revoked)  # before the first request
-        self.spawn(watch_revoked(self.dsn, self.pool, self.revoked,
+        await load_revoked(background, self.revoked)  # before the first request
+        self.spawn(watch_revoked(self.dsn, background, self.revoked,
                                  reload_seconds=s.revocation_reload_seconds),
                    "revocation-watch")
         self.relay = OutboxRelay(
-            self.dsn, self.pool, self.kafka, self.watch,
+            self.dsn, background, self.kafka, self.watch,
             batch_size=s.outbox_batch_size, lease_seconds=s.outbox_lease_seconds,
             poll_interval=s.outbox_poll_interval, retention_hours=s.outbox_retention_hours,
         )
@@ -149,7 +155,7 @@ class Runtime:
         # every service consumes identity's SessionRevoked (the kit's handler)
         subscriptions = with_revocations(self.spec.subscriptions)
         if subscriptions:
-            pool = self.pool
+            pool = background
             self.supervisor = Supervisor(
                 lambda: InboxConsumer(
                     self.spec.name, pool, self.kafka, self.watch, subscriptions,
@@ -187,6 +193,8 @@ class Runtime:
         await self.watch.close()
         if self.pool is not None:
             await self.pool.close()
+        if self.background_pool is not None:
+            await self.background_pool.close()
 
     async def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}

@@ -91,6 +91,10 @@ class ServiceSettings(BaseSettings):
     database_url: SecretStr = SecretStr("postgresql://csc:csc@127.0.0.1:5432/csc")
     database_pool_min: int = 2
     database_pool_max: int = 10
+    # how long a request waits for a pooled connection before a 503 (None: no limit)
+    database_acquire_timeout_seconds: float | None = Field(None, gt=0)
+    # the outbox relay and the consumers' own pool (0: they share the requests' pool)
+    database_background_pool_max: int = Field(0, ge=0)
 
     kafka_bootstrap: str = Field("127.0.0.1:9092", validation_alias=_common("kafka_bootstrap"))
     kafka_partitions: int = Field(4, ge=1, validation_alias=_common("kafka_partitions"))

@@ -263,10 +263,10 @@ async def test_an_intake_that_waits_too_long_for_its_idoc_number_is_refused_whol
     staff = await stack.reentry_worker()
     monkeypatch.setattr(add_customer, "IDOC_LOCK_WAIT_MS", 300)
     before, accounts = await row_counts(stack.pool), await identity_customers(stack)
-    async with stack.pool.acquire() as other:  # another intake of R12345 is running
-        await rc_repo.lock_idoc(other, "R12345", wait_ms=1000)
-        r = await submit(stack, staff, key="busy-1")
-        await rc_repo.unlock_idoc(other, "R12345")
+    other = uuid.uuid4()  # another intake of R12345 is running
+    assert await rc_repo.claim_idoc(stack.pool, "R12345", other, seconds=60)
+    r = await submit(stack, staff, key="busy-1")
+    await rc_repo.release_idoc(stack.pool, "R12345", other)
     assert r.status_code == 409, r.text
     assert r.json()["type"].endswith("/idoc-number-busy")
     assert "R12345" in r.json()["detail"]
@@ -274,3 +274,13 @@ async def test_an_intake_that_waits_too_long_for_its_idoc_number_is_refused_whol
     assert await identity_customers(stack) == accounts
     # the number is free again, and the same key goes through
     assert (await submit(stack, staff, key="busy-1")).status_code == 201
+
+
+async def test_a_claim_left_by_an_intake_that_died_is_taken_over_when_it_expires(
+    stack: Stack,
+) -> None:
+    staff = await stack.reentry_worker()
+    assert await rc_repo.claim_idoc(stack.pool, "R12345", uuid.uuid4(), seconds=0.001)
+    r = await submit(stack, staff, key="after-crash")
+    assert r.status_code == 201, r.text
+    assert await stack.pool.fetchval("SELECT count(*) FROM idoc_claims") == 0

@@ -127,3 +127,48 @@ async def test_a_merge_of_two_people_each_enrolled_moves_both_enrollments(stack:
                 and await owner_of(stack, second["enrollment_id"]) == merged)
 
     await wait_until(each_its_own, timeout=20)
+
+
+async def test_chained_merges_undone_in_either_order_give_each_its_enrollments_back(
+        stack: Stack) -> None:
+    """A into B, then B into C; the two unmerges may arrive in either order (their events
+    are keyed by different survivors): each account ends with its own enrollments."""
+    admin = await stack.admin()
+    staff = await stack.reentry_worker()
+
+    async def merged_into(account: uuid.UUID) -> uuid.UUID | None:
+        value = await stack.pool.fetchval("SELECT merged_into FROM customers WHERE id = $1",
+                                          account)
+        return value if isinstance(value, uuid.UUID) else None
+
+    async def says(event: Event, account: uuid.UUID, into: uuid.UUID | None) -> None:
+        await identity_says(stack, event)
+
+        async def applied() -> bool:
+            return await merged_into(account) == into
+
+        await wait_until(applied, timeout=20)
+
+    for order in ("later first", "earlier first"):
+        n = 1 if order == "later first" else 2
+        a_added = await enroll(stack, staff, idoc_number=f"A1000{n}",
+                               idoc_number_confirmation=f"A1000{n}", first_name="Ann",
+                               last_name=("Alder", "Birch")[n - 1], ssn=None,
+                               date_of_birth=f"196{n}-05-0{n}")
+        b_added = await enroll(stack, staff, idoc_number=f"B1000{n}",
+                               idoc_number_confirmation=f"B1000{n}", first_name="Ben",
+                               last_name=("Cedar", "Dogwood")[n - 1], ssn=None,
+                               date_of_birth=f"197{n}-07-0{n}")
+        a, b, c = (uuid.UUID(a_added["account_id"]), uuid.UUID(b_added["account_id"]),
+                   uuid.uuid4())
+        await says(CustomerAccountsMerged(survivor_id=b, merged_id=a, by=admin.id), a, b)
+        await says(CustomerAccountsMerged(survivor_id=c, merged_id=b, by=admin.id), b, c)
+        assert await owner_of(stack, a_added["enrollment_id"]) == str(c)
+        assert await owner_of(stack, b_added["enrollment_id"]) == str(c)
+        undo_later = (CustomerAccountsUnmerged(survivor_id=c, merged_id=b, by=admin.id), b)
+        undo_earlier = (CustomerAccountsUnmerged(survivor_id=b, merged_id=a, by=admin.id), a)
+        for event, account in ((undo_later, undo_earlier) if order == "later first"
+                               else (undo_earlier, undo_later)):
+            await says(event, account, None)
+        assert await owner_of(stack, a_added["enrollment_id"]) == str(a), order
+        assert await owner_of(stack, b_added["enrollment_id"]) == str(b), order

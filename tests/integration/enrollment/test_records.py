@@ -214,3 +214,38 @@ async def test_the_handout_can_be_printed_again(stack: Stack) -> None:
     assert "December 10, 2026" in r.text and "Marcus Oneil" in r.text
     r = await stack.client.post(path, headers=staff.headers)
     assert r.status_code == 200 and "Use the password you already have" in r.text
+
+
+async def test_the_participants_route_audits_offenses_like_the_record_route(
+        stack: Stack) -> None:
+    """The participant view shows the record's history, offense codes included: it is
+    audited as a view of offenses first, and shows nothing when that audit fails."""
+    staff = await stack.reentry_worker()
+    added = await enroll(stack, staff)
+    path = f"/v1/programs/returning-citizens/participants/{added['enrollment_id']}"
+    marked = ("SELECT count(*) FROM audit_log WHERE action = 'returning_citizen.view'"
+              " AND enrollment_id = $1 AND actor_id = $2"
+              " AND (details->>'offenses_shown')::boolean")
+    enrollment_id = uuid.UUID(added["enrollment_id"])
+    r = await stack.client.get(path, headers=staff.headers)
+    assert r.status_code == 200, r.text
+    assert "burglary" in json.dumps(r.json()["history"])  # the history holds the codes
+    assert await stack.pool.fetchval(marked, enrollment_id, staff.id) == 1
+    await stack.pool.execute("""
+        CREATE SEQUENCE audit_attempts;
+        CREATE FUNCTION fail_audit_once() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF nextval('audit_attempts') = 1 THEN
+                RAISE EXCEPTION 'the audit log is unavailable';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER fail_audit_once BEFORE INSERT ON audit_log
+            FOR EACH ROW EXECUTE FUNCTION fail_audit_once();""")
+    r = await stack.client.get(path, headers=staff.headers)
+    assert r.status_code >= 500
+    assert "burglary" not in r.text and added["account_id"] not in r.text
+    assert await stack.pool.fetchval(marked, enrollment_id, staff.id) == 1
+    r = await stack.client.get(path, headers=staff.headers)
+    assert r.status_code == 200 and "burglary" in json.dumps(r.json()["history"])
+    assert await stack.pool.fetchval(marked, enrollment_id, staff.id) == 2

@@ -4,6 +4,7 @@ nothing written when identity does not answer."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import uuid
 from collections.abc import Iterator
@@ -15,12 +16,16 @@ from enrollment.app import create_app
 from enrollment.settings import EnrollmentSettings
 from tests.integration.enrollment.conftest import Stack, form
 from tests.integration.enrollment.helpers import (
+    IdentityStandIn,
     enroll,
     events,
+    fields_of,
     identity_customers,
     match,
+    posts_to,
     row_counts,
     submit,
+    use_identity,
 )
 
 
@@ -153,3 +158,59 @@ async def test_identity_too_slow_gives_503_in_time(
                               headers={**staff.headers, "Idempotency-Key": str(uuid.uuid4())})
         assert r.status_code == 503
     assert await row_counts(stack.pool) == before
+
+
+async def test_a_submit_without_an_idempotency_key_is_refused_before_anything(
+        stack: Stack) -> None:
+    """Without a key a lost answer could not be finished by a retry: 428, nothing asked."""
+    staff = await stack.reentry_worker()
+    before = await row_counts(stack.pool)
+    for key in (None, ""):
+        headers = dict(staff.headers)
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        r = await stack.client.post("/v1/returning-citizens", json=form(), headers=headers)
+        assert r.status_code == 428, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        problem = r.json()
+        assert problem["type"].endswith("/idempotency-key-required")
+        assert "Idempotency-Key" in problem["detail"]
+    assert await row_counts(stack.pool) == before
+    assert await identity_customers(stack) == 0
+    asked = await stack.identity_pool.fetchval(
+        "SELECT count(*) FROM audit_log WHERE action = 'match.search'")
+    assert asked == 0
+    # a bad form is still named field by field first
+    r = await stack.client.post("/v1/returning-citizens", json=form(first_name=None),
+                                headers=staff.headers)
+    assert r.status_code == 422 and fields_of(r) == ["first_name"]
+
+
+async def test_identity_losing_its_answer_after_making_the_account_says_what_is_known(
+        stack: Stack) -> None:
+    staff = await stack.reentry_worker()
+    stand_in = IdentityStandIn(lose_answer=posts_to("/v1/customers"))
+    identity_before = stack.app.state.runtime.deps.identity
+    client = use_identity(stack.app, stand_in)
+    try:
+        r = await submit(stack, staff, key="intake-lost")
+    finally:
+        await client.aclose()
+    assert stand_in.lost == 1 and await identity_customers(stack) == 1  # identity made it
+    assert r.status_code == 503, r.text
+    problem = r.json()
+    assert problem["type"].endswith("/identity-outcome-unknown")
+    assert "may have created the account" in problem["detail"]
+    assert "retry with the same Idempotency-Key" in problem["detail"]
+    assert "nothing was saved" not in problem["detail"]
+    assert r.headers["retry-after"]
+    assert await stack.pool.fetchval("SELECT count(*) FROM enrollments") == 0
+
+    # the retry with the same key (identity answering again) finishes with that account
+    stack.app.state.runtime.deps = dataclasses.replace(
+        stack.app.state.runtime.deps, identity=identity_before)
+    r = await submit(stack, staff, key="intake-lost")
+    assert r.status_code == 201, r.text
+    assert await identity_customers(stack) == 1
+    account = await stack.identity_pool.fetchval("SELECT id FROM customers")
+    assert r.json()["account_id"] == str(account)

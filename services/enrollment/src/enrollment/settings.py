@@ -19,6 +19,11 @@ class EnrollmentSettings(ServiceSettings):
     default_port: ClassVar[int] = 8103
 
     database_url: SecretStr = SecretStr("postgresql://csc:csc@127.0.0.1:5432/enrollment")
+    # a request waits this long for a pooled connection, then 503; the outbox relay and
+    # the consumers have their own small pool (Add Customer waits on identity, a person
+    # waits on Add Customer: neither may starve the other)
+    database_acquire_timeout_seconds: float | None = Field(5.0, gt=0)
+    database_background_pool_max: int = Field(3, ge=0)
 
     # identity's base URL for the synchronous calls of Add Customer (a person is
     # waiting); empty: the scheme and host of CSC_JWKS_URL.

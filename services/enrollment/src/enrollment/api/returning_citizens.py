@@ -26,6 +26,7 @@ from enrollment.api.common import (
 )
 from enrollment.domain.programs import DEFAULT_LIMIT
 from enrollment.domain.records import ReturningCitizen
+from enrollment.domain.returning_citizens import AddCustomerForm, AddCustomerSubmit
 from enrollment.service import add_customer, returning_citizens
 from shared.contracts.identity import Candidate
 from shared.servicekit.db import transaction
@@ -33,34 +34,6 @@ from shared.servicekit.runtime import Pool
 
 router = APIRouter(tags=["returning citizens"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-class AddCustomerForm(BaseModel):
-    """The Add Customer form (for the documentation: the route checks the raw object, so
-    every broken rule comes back at once). Codes come from /v1/reference/..."""
-
-    model_config = ConfigDict(extra="forbid")
-    parent_institution: str = Field(description="institution code, e.g. kewanee-lsrc")
-    idoc_number: str = Field(description="a letter and five digits, e.g. R12345")
-    idoc_number_confirmation: str
-    first_name: str
-    last_name: str
-    ssn: str | None = Field(default=None, description="XXX-XX-XXXX; optional, helps the "
-                            "match; passed to identity, never stored here")
-    ssn_confirmation: str | None = Field(default=None, description="optional; equal to ssn")
-    date_of_birth: date
-    counties_of_commitment: list[str] = Field(min_length=1, description="county codes")
-    msr_date: date = Field(description="Mandatory Supervised Release date")
-    msr_county: str | None = Field(default=None, description="county code of the MSR")
-    offenses: list[str] = Field(default_factory=list, description="offense codes")
-    enrollment_date: date = Field(description="not in the future")
-
-
-class AddCustomerSubmit(AddCustomerForm):
-    link_account_id: uuid.UUID | None = Field(
-        default=None, description="the candidate that is an accurate match")
-    rejected_account_ids: list[uuid.UUID] = Field(
-        default_factory=list, description="candidates that are not this person")
 
 
 class ReturningCitizenPatch(BaseModel):
@@ -158,8 +131,7 @@ def record_view(r: returning_citizens.Record) -> dict[str, Any]:
 async def match(body: JsonObject, pool: Pool, deps: AppDeps, staff: Staff) -> dict[str, Any]:
     """Step 1: check the whole form and find the person's existing accounts (and any
     Returning Citizens enrollment with the same IDOC number)."""
-    async with transaction(pool) as conn:
-        found = await add_customer.match(conn, deps, staff, body)
+    found = await add_customer.match(pool, deps, staff, body)  # no connection held on identity
     open_one = next((e for e in found.enrollments if e.status != "exited"), None)
     return {
         "candidates": [candidate_view(c) for c in found.candidates],
@@ -173,14 +145,16 @@ async def match(body: JsonObject, pool: Pool, deps: AppDeps, staff: Staff) -> di
              response_model=Submitted, **TYPED)
 async def submit(
     body: JsonObject, pool: Pool, deps: AppDeps, staff: Staff, response: Response,
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=100)] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=100, description=(
+        "required (else 428): one value per Add Customer form, the same on each retry"))
+    ] = None,
 ) -> dict[str, Any]:
     """Step 2: link the accurate match (``link_account_id``) or create an account after
     rejecting every candidate (``rejected_account_ids``); then enroll. The temporary
     password is in this answer only (and in the hand-out it carries)."""
     response.headers.update(NO_STORE)
-    async with pool.acquire() as conn:  # submit commits its own steps (see its docstring)
-        done = await add_customer.submit(conn, deps, staff, body, idempotency_key)
+    # submit commits its own steps, and holds no connection while identity answers
+    done = await add_customer.submit(pool, deps, staff, body, idempotency_key)
     answer: dict[str, Any] = {
         "enrollment_id": str(done.enrollment_id), "account_id": str(done.account_id),
         "account_created": done.account_created, "username": done.username,

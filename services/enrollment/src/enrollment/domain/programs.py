@@ -49,6 +49,15 @@ class IdempotencyKeyReused(Conflict):
                          code="idempotency-key-reused")
 
 
+class IdempotencyKeyRequired(DomainError):
+    """Add Customer's submit came without an Idempotency-Key (answered 428): without one,
+    an answer lost after identity made the account could not be finished by a retry."""
+
+    code = "idempotency-key-required"
+    reason = ("send an Idempotency-Key header (one value per Add Customer form, the same "
+              "on every retry of it)")
+
+
 # --- Statuses --------------------------------------------------------------------
 
 Status = Literal["invited", "applied", "enrolled", "exited"]

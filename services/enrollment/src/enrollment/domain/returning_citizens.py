@@ -12,10 +12,23 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Annotated, Any, TypeVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from enrollment.domain.programs import (
     FieldError,
@@ -51,6 +64,7 @@ _SSN = re.compile(r"([0-9]{3})-([0-9]{2})-([0-9]{4})")
 IDOC_REASON = "must be one letter followed by five digits, e.g. R12345"
 # (kind, code) -> retired?
 Known = Mapping[tuple[str, str], bool]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -200,7 +214,7 @@ def idoc_pair(
     return idoc
 
 
-def _ssn(raw: Mapping[str, Any], errors: list[FieldError]) -> str | None:
+def _ssn_pair(raw: Mapping[str, Any], errors: list[FieldError]) -> str | None:
     value, confirmation = raw.get("ssn"), raw.get("ssn_confirmation")
     ssn = None
     if not blank(value):
@@ -220,10 +234,6 @@ def _ssn(raw: Mapping[str, Any], errors: list[FieldError]) -> str | None:
     return ssn
 
 
-def _name(raw: Mapping[str, Any], name: str, errors: list[FieldError]) -> str | None:
-    return clean_text(raw.get(name), name, errors, NAME_MAX)
-
-
 def not_before_birth(
     day: date | None, name: str, birth: date | None, errors: list[FieldError]
 ) -> None:
@@ -231,44 +241,278 @@ def not_before_birth(
         errors.append(FieldError(name, "must not be before the date of birth"))
 
 
-def check_form(
-    raw: Mapping[str, Any], *, today: date, known: Known, allowed: Collection[str] = FORM_FIELDS,
-) -> Intake:
-    """The whole form checked at once: a clean Intake, or InvalidInput naming every bad field."""
-    errors = unknown_fields(raw, allowed)
-    institution = None
-    if blank(raw.get("parent_institution")):
-        errors.append(FieldError("parent_institution", "is required"))
-    else:
-        institution = offered_code(raw["parent_institution"], "parent_institution",
-                                   "institutions", known, errors)
-    idoc = idoc_pair(raw, errors)
-    first = _name(raw, "first_name", errors)
-    last = _name(raw, "last_name", errors)
-    ssn = _ssn(raw, errors)
-    birth = parse_date(raw.get("date_of_birth"), "date_of_birth", errors, required=True)
-    if birth is not None and (reason := date_of_birth_reason(birth, today)) is not None:
-        errors.append(FieldError("date_of_birth", reason))
-        birth = None
-    counties = offered_codes(raw.get("counties_of_commitment"), "counties_of_commitment",
-                             "counties", known, errors, required=True, max_items=MAX_COUNTIES)
-    msr = parse_date(raw.get("msr_date"), "msr_date", errors, required=True)
-    not_before_birth(msr, "msr_date", birth, errors)
-    msr_county = None
-    if not blank(raw.get("msr_county")):
-        msr_county = offered_code(raw["msr_county"], "msr_county", "counties", known, errors)
-    offenses = offered_codes(raw.get("offenses"), "offenses", "offenses", known, errors,
-                             required=False, max_items=MAX_OFFENSES)
-    enrolled = parse_date(raw.get("enrollment_date"), "enrollment_date", errors, required=True)
-    if enrolled is not None and enrolled > today:
-        errors.append(FieldError("enrollment_date", "must not be in the future"))
-    not_before_birth(enrolled, "enrollment_date", birth, errors)
+# -- the form as a pydantic model ----------------------------------------------------------
+# The same models document the routes and validate their bodies. Each field's rules run
+# in its validator; the rules that need today's date or the reference codes read them from
+# the validation context; the rules between fields run in one wrap validator that also
+# gathers every field's errors, so one InvalidInput names every broken rule at once.
+
+
+def _ctx(info: ValidationInfo) -> tuple[date, Known]:
+    context = info.context or {}
+    return context["today"], context["known"]
+
+
+def _single(check: Callable[[list[FieldError]], _T]) -> _T:
+    """Run a rule that reports into a list; its one reason raised for the field."""
+    errors: list[FieldError] = []
+    value = check(errors)
     if errors:
-        raise InvalidInput(errors)
-    assert institution and idoc and first and last and birth and counties and msr and enrolled
-    assert offenses is not None
-    return Intake(institution, idoc, first, last, birth, counties, msr, msr_county, offenses,
-                  enrolled, ssn)
+        raise PydanticCustomError("form_rule", errors[0].reason.replace("{", "{{"))
+    return value
+
+
+def _code_of(kind: ReferenceKind) -> Callable[[Any, ValidationInfo], str]:
+    def code(value: Any, info: ValidationInfo) -> str:
+        _, known = _ctx(info)
+        found = _single(lambda e: offered_code(value, "", kind, known, e))
+        assert found is not None
+        return found
+    return code
+
+
+def _codes(value: Any, *, required: bool, max_items: int) -> Any:
+    if value is None or (isinstance(value, list) and not value):
+        if required:
+            raise PydanticCustomError("form_rule", "needs at least one entry")
+        return []
+    if not isinstance(value, list):
+        raise PydanticCustomError("form_rule", "must be a list of codes")
+    if len(value) > max_items:
+        raise PydanticCustomError("form_rule", f"must have at most {max_items} entries")
+    return value
+
+
+def _date(value: Any, *, required: bool) -> date | None:
+    return _single(lambda e: parse_date(value, "", e, required=required))
+
+
+def _uuid_item(value: Any) -> uuid.UUID:
+    found = _single(lambda e: _uuid(value, "", e))
+    assert found is not None
+    return found
+
+
+CountyCode = Annotated[str, BeforeValidator(_code_of("counties"))]
+OffenseCode = Annotated[str, BeforeValidator(_code_of("offenses"))]
+AccountId = Annotated[uuid.UUID, BeforeValidator(_uuid_item)]
+
+
+class AddCustomerForm(BaseModel):
+    """The Add Customer form. Codes come from /v1/reference/...; every field marked
+    required in the description is needed."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"required": [
+        "parent_institution", "idoc_number", "idoc_number_confirmation", "first_name",
+        "last_name", "date_of_birth", "counties_of_commitment", "msr_date",
+        "enrollment_date"]})
+    parent_institution: str = Field(None, validate_default=True,
+                                    description="institution code, e.g. kewanee-lsrc")
+    idoc_number: str = Field(None, validate_default=True,
+                             description="a letter and five digits, e.g. R12345")
+    idoc_number_confirmation: str | None = Field(None, description="equal to idoc_number")
+    first_name: str = Field(None, validate_default=True)
+    last_name: str = Field(None, validate_default=True)
+    ssn: str | None = Field(None, description="XXX-XX-XXXX; optional, helps the match; "
+                            "passed to identity, never stored here")
+    ssn_confirmation: str | None = Field(None, description="optional; equal to ssn")
+    date_of_birth: date = Field(None, validate_default=True)
+    counties_of_commitment: tuple[CountyCode, ...] = Field(
+        None, validate_default=True, description="county codes")
+    msr_date: date = Field(None, validate_default=True,
+                           description="Mandatory Supervised Release date")
+    msr_county: str | None = Field(None, description="county code of the MSR")
+    offenses: tuple[OffenseCode, ...] = Field((), validate_default=True,
+                                              description="offense codes")
+    enrollment_date: date = Field(None, validate_default=True,
+                                  description="not in the future")
+
+    @field_validator("parent_institution", mode="before")
+    @classmethod
+    def _institution(cls, value: Any, info: ValidationInfo) -> str:
+        if blank(value):
+            raise PydanticCustomError("form_rule", "is required")
+        return _code_of("institutions")(value, info)
+
+    @field_validator("idoc_number", mode="before")
+    @classmethod
+    def _idoc(cls, value: Any) -> str:
+        if blank(value):
+            raise PydanticCustomError("form_rule", "is required")
+        if not isinstance(value, str):
+            raise PydanticCustomError("form_rule", IDOC_REASON)
+        try:
+            return normalize_idoc(value)
+        except ValueError as exc:
+            raise PydanticCustomError("form_rule", str(exc)) from None
+
+    @field_validator("idoc_number_confirmation", "ssn_confirmation", mode="before")
+    @classmethod
+    def _confirmation(cls, value: Any) -> Any:
+        return None  # checked against its field in _across, whatever was sent
+
+    @field_validator("first_name", "last_name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> str:
+        found = _single(lambda e: clean_text(value, "", e, NAME_MAX))
+        assert found is not None
+        return found
+
+    @field_validator("ssn", mode="before")
+    @classmethod
+    def _ssn(cls, value: Any) -> str | None:
+        if blank(value):
+            return None
+        if not isinstance(value, str):
+            raise PydanticCustomError("form_rule", SSN_FORMAT_REASON)
+        try:
+            return check_ssn(value)
+        except ValueError as exc:
+            raise PydanticCustomError("form_rule", str(exc)) from None
+
+    @field_validator("date_of_birth", mode="before")
+    @classmethod
+    def _birth(cls, value: Any, info: ValidationInfo) -> date:
+        birth = _date(value, required=True)
+        assert birth is not None
+        today, _ = _ctx(info)
+        if (reason := date_of_birth_reason(birth, today)) is not None:
+            raise PydanticCustomError("form_rule", reason)
+        return birth
+
+    @field_validator("msr_date", mode="before")
+    @classmethod
+    def _msr(cls, value: Any) -> date:
+        day = _date(value, required=True)
+        assert day is not None
+        return day
+
+    @field_validator("enrollment_date", mode="before")
+    @classmethod
+    def _enrolled(cls, value: Any, info: ValidationInfo) -> date:
+        day = _date(value, required=True)
+        assert day is not None
+        today, _ = _ctx(info)
+        if day > today:
+            raise PydanticCustomError("form_rule", "must not be in the future")
+        return day
+
+    @field_validator("counties_of_commitment", mode="before")
+    @classmethod
+    def _counties(cls, value: Any) -> Any:
+        return _codes(value, required=True, max_items=MAX_COUNTIES)
+
+    @field_validator("offenses", mode="before")
+    @classmethod
+    def _offenses(cls, value: Any) -> Any:
+        return _codes(value, required=False, max_items=MAX_OFFENSES)
+
+    @field_validator("counties_of_commitment", "offenses", mode="after")
+    @classmethod
+    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(value))  # duplicates dropped
+
+    @field_validator("msr_county", mode="before")
+    @classmethod
+    def _msr_county(cls, value: Any, info: ValidationInfo) -> str | None:
+        return None if blank(value) else _code_of("counties")(value, info)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _across(cls, data: Any, handler: ModelWrapValidatorHandler[Any],
+                info: ValidationInfo) -> Any:
+        """Every field's errors and the rules between fields, raised as one InvalidInput."""
+        if not isinstance(data, Mapping):
+            raise InvalidInput([FieldError("body", "must be a JSON object")])
+        errors: list[FieldError] = []
+        model = None
+        try:
+            model = handler(data)
+        except ValidationError as exc:
+            errors += [_field_error(e) for e in exc.errors()]
+        errors += cls._between(data, info)
+        if errors:
+            order = {name: i for i, name in enumerate(cls.model_fields)}
+            errors.sort(key=lambda e: order.get(e.field.split(".")[0], -1))
+            raise InvalidInput(errors)
+        return model
+
+    @classmethod
+    def _between(cls, raw: Mapping[str, Any], info: ValidationInfo) -> list[FieldError]:
+        errors: list[FieldError] = []
+        idoc_pair(raw, errors)
+        _ssn_pair(raw, errors)
+        errors = [e for e in errors if e.field in ("idoc_number_confirmation",
+                                                   "ssn_confirmation")]
+        quiet: list[FieldError] = []
+        birth = parse_date(raw.get("date_of_birth"), "date_of_birth", quiet, required=True)
+        if birth is not None and date_of_birth_reason(birth, _ctx(info)[0]) is not None:
+            birth = None  # its own error says why; no other date is judged against it
+        for name in ("msr_date", "enrollment_date"):
+            day = parse_date(raw.get(name), name, quiet, required=True)
+            not_before_birth(day, name, birth, errors)
+        return errors
+
+
+class AddCustomerSubmit(AddCustomerForm):
+    """Step 2: the form and the decision."""
+
+    model_config = ConfigDict(extra="forbid")
+    link_account_id: uuid.UUID | None = Field(
+        None, description="the candidate that is an accurate match")
+    rejected_account_ids: tuple[AccountId, ...] = Field(
+        (), description="candidates that are not this person")
+
+    @field_validator("link_account_id", mode="before")
+    @classmethod
+    def _link(cls, value: Any) -> uuid.UUID | None:
+        return None if value is None else _uuid_item(value)
+
+    @field_validator("rejected_account_ids", mode="before")
+    @classmethod
+    def _rejected(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if not isinstance(value, list) or len(value) > MAX_REJECTED:
+            raise PydanticCustomError(
+                "form_rule", f"must be a list of at most {MAX_REJECTED} account ids")
+        return value
+
+    @field_validator("rejected_account_ids", mode="after")
+    @classmethod
+    def _rejected_once(cls, value: tuple[uuid.UUID, ...]) -> tuple[uuid.UUID, ...]:
+        return tuple(dict.fromkeys(value))
+
+    @classmethod
+    def _between(cls, raw: Mapping[str, Any], info: ValidationInfo) -> list[FieldError]:
+        errors = super()._between(raw, info)
+        link, rejected = raw.get("link_account_id"), raw.get("rejected_account_ids")
+        if isinstance(link, str) and isinstance(rejected, list) and link in rejected:
+            errors.append(FieldError("link_account_id", "is also among rejected_account_ids"))
+        return errors
+
+
+def _field_error(e: Any) -> FieldError:
+    loc = [str(part) for part in e["loc"]]
+    if e["type"] == "extra_forbidden":
+        return FieldError(redact(loc[0])[:64], "is not a field of this form")
+    name = ".".join(loc) or "body"
+    if e["type"] == "form_rule":
+        return FieldError(name, str(e["msg"]))
+    return FieldError(name, "is not valid")  # the declared type, after our own rules
+
+
+def _intake(form: AddCustomerForm) -> Intake:
+    return Intake(form.parent_institution, form.idoc_number, form.first_name, form.last_name,
+                  form.date_of_birth, form.counties_of_commitment, form.msr_date,
+                  form.msr_county, form.offenses, form.enrollment_date, form.ssn)
+
+
+def check_form(raw: Any, *, today: date, known: Known) -> Intake:
+    """The whole form checked at once (its model): a clean Intake, or InvalidInput naming
+    every bad field."""
+    form = AddCustomerForm.model_validate(raw, context={"today": today, "known": known})
+    return _intake(form)
 
 
 def _uuid(value: Any, name: str, errors: list[FieldError]) -> uuid.UUID | None:
@@ -281,37 +525,10 @@ def _uuid(value: Any, name: str, errors: list[FieldError]) -> uuid.UUID | None:
     return None
 
 
-def check_submission(
-    raw: Mapping[str, Any], *, today: date, known: Known
-) -> tuple[Intake, Decision]:
+def check_submission(raw: Any, *, today: date, known: Known) -> tuple[Intake, Decision]:
     """Step 2: the form and the decision, every broken rule of both at once."""
-    errors: list[FieldError] = []
-    intake = None
-    try:
-        intake = check_form(raw, today=today, known=known,
-                            allowed=(*FORM_FIELDS, *DECISION_FIELDS))
-    except InvalidInput as exc:
-        errors += exc.errors
-    link = None
-    if raw.get("link_account_id") is not None:
-        link = _uuid(raw["link_account_id"], "link_account_id", errors)
-    rejected: list[uuid.UUID] = []
-    value = raw.get("rejected_account_ids")
-    if value is not None:
-        if not isinstance(value, list) or len(value) > MAX_REJECTED:
-            errors.append(FieldError(
-                "rejected_account_ids", f"must be a list of at most {MAX_REJECTED} account ids"))
-        else:
-            for i, item in enumerate(value):
-                found = _uuid(item, f"rejected_account_ids.{i}", errors)
-                if found is not None and found not in rejected:
-                    rejected.append(found)
-    if link is not None and link in rejected:
-        errors.append(FieldError("link_account_id", "is also among rejected_account_ids"))
-    if errors:
-        raise InvalidInput(errors)
-    assert intake is not None
-    return intake, Decision(link, tuple(rejected))
+    form = AddCustomerSubmit.model_validate(raw, context={"today": today, "known": known})
+    return _intake(form), Decision(form.link_account_id, form.rejected_account_ids)
 
 
 def fingerprint(intake: Intake, decision: Decision) -> bytes:

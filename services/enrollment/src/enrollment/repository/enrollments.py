@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -115,22 +116,40 @@ async def customer_enrollments(
     return [_enrollment(r) for r in rows]
 
 
-async def move_enrollments(conn: Connection, *, from_: UUID, to: UUID) -> list[UUID]:
-    """A merge: the merged account's enrollments now belong to the survivor."""
-    rows = await conn.fetch(
-        "UPDATE enrollments SET customer_id = $2, updated_at = now()"
-        " WHERE customer_id = $1 RETURNING id", from_, to,
-    )
-    return [r["id"] for r in rows]
+@dataclass(frozen=True)
+class Move:
+    enrollment_id: UUID
+    from_: UUID
+    to: UUID
 
 
-async def move_back_enrollments(conn: Connection, *, survivor: UUID, merged: UUID) -> list[UUID]:
-    """An unmerge: the enrollments made for the merged account go back to it."""
+async def rehome_enrollments(conn: Connection, account: UUID) -> list[Move]:
+    """After ``account`` was merged into another or unmerged: every enrollment made for it,
+    or for an account merged (at any depth) into it, goes to the account its maker is
+    part of now (``merged_into`` followed to its end). Merges chain (A into B, B into C)
+    and their events may arrive in any order; this gives the same homes either way."""
     rows = await conn.fetch(
-        "UPDATE enrollments SET customer_id = $2, updated_at = now()"
-        " WHERE customer_id = $1 AND original_customer_id = $2 RETURNING id", survivor, merged,
+        """WITH RECURSIVE tree (id) AS (
+               SELECT $1::uuid
+               UNION
+               SELECT c.id FROM customers c JOIN tree ON c.merged_into = tree.id
+           ), chain (start, cur, depth) AS (
+               SELECT id, id, 0 FROM tree
+               UNION ALL
+               SELECT chain.start, c.merged_into, chain.depth + 1
+               FROM chain JOIN customers c ON c.id = chain.cur
+               WHERE c.merged_into IS NOT NULL AND chain.depth < 64
+           ), home AS (
+               SELECT DISTINCT ON (start) start, cur FROM chain ORDER BY start, depth DESC
+           )
+           UPDATE enrollments e SET customer_id = home.cur, updated_at = now()
+           FROM home, enrollments old
+           WHERE e.original_customer_id = home.start AND e.customer_id <> home.cur
+             AND old.id = e.id
+           RETURNING e.id, old.customer_id AS was, e.customer_id AS now""",
+        account,
     )
-    return [r["id"] for r in rows]
+    return [Move(r["id"], r["was"], r["now"]) for r in rows]
 
 
 # -- applications --------------------------------------------------------------------------

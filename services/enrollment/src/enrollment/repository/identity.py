@@ -40,12 +40,21 @@ from shared.servicekit.client import (
 )
 from shared.servicekit.errors import TooManyRequests
 
-__all__ = ["Candidate", "CreatedCustomer", "IdentityClient", "IdentityUnauthorized",
-           "IdentityUnavailable"]
+__all__ = ["Candidate", "CreatedCustomer", "IdentityClient", "IdentityOutcomeUnknown",
+           "IdentityUnauthorized", "IdentityUnavailable"]
 
 
 class IdentityUnavailable(ServiceUnavailable):
     """identity did not answer, answered 5xx, or answered something we cannot read."""
+
+
+class IdentityOutcomeUnknown(IdentityUnavailable):
+    """identity was asked to act (make the account, record the match) and its answer
+    never came: it may have done it. A retry with the same Idempotency-Key finishes it."""
+
+    def __init__(self, cause: str, done: str) -> None:
+        self.cause, self.done = cause, done
+        super().__init__(cause)
 
 
 class IdentityUnauthorized(DomainError):

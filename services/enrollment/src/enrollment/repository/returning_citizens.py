@@ -102,24 +102,22 @@ async def open_idoc_owner(conn: Connection, idoc_number: str) -> UUID | None:
     return value
 
 
-def _idoc_lock_key(idoc_number: str) -> str:
-    return f"returning-citizens:idoc:{idoc_number}"
+async def claim_idoc(conn: Connection, idoc_number: str, token: UUID, *,
+                     seconds: float) -> bool:
+    """Claim the IDOC number for ``seconds`` (True), unless a live claim holds it (False);
+    an expired claim is taken over."""
+    return bool(await conn.fetchval(
+        """INSERT INTO idoc_claims (idoc_number, token, expires_at)
+           VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))
+           ON CONFLICT (idoc_number) DO UPDATE
+               SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at
+               WHERE idoc_claims.expires_at < clock_timestamp()
+           RETURNING true""", idoc_number, token, float(seconds)))
 
 
-async def lock_idoc(conn: Connection, idoc_number: str, *, wait_ms: int) -> None:
-    """A session lock on an IDOC number, waited for at most ``wait_ms`` (then
-    LockNotAvailableError). Held across calls to identity, so not a transaction's."""
-    await conn.execute("SELECT set_config('lock_timeout', $1, false)", f"{wait_ms}ms")
-    try:
-        await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))",
-                           _idoc_lock_key(idoc_number))
-    finally:
-        await conn.execute("RESET lock_timeout")
-
-
-async def unlock_idoc(conn: Connection, idoc_number: str) -> None:
-    await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))",
-                       _idoc_lock_key(idoc_number))
+async def release_idoc(conn: Connection, idoc_number: str, token: UUID) -> None:
+    await conn.execute("DELETE FROM idoc_claims WHERE idoc_number = $1 AND token = $2",
+                       idoc_number, token)
 
 
 _UPDATABLE = ("institution", "idoc_number", "counties", "msr_date", "msr_county",

@@ -51,33 +51,35 @@ async def update_customer(conn: Connection, event: CustomerAccountUpdated) -> No
 
 
 async def merge(conn: Connection, event: CustomerAccountsMerged, *, event_id: UUID) -> None:
-    """The merged account's enrollments move to the survivor."""
+    """The merged account's enrollments (and those of accounts merged into it) move to
+    the survivor, or to the account the survivor is part of by now."""
     await repo.set_merged_into(conn, event.merged_id, event.survivor_id)
-    moved = await enr.move_enrollments(conn, from_=event.merged_id, to=event.survivor_id)
-    await _record_moves(conn, moved, "merge", from_=("merged_id", event.merged_id),
-                        to=event.survivor_id, by=event.by, event_id=event_id)
+    moved = await enr.rehome_enrollments(conn, event.merged_id)
+    await _record_moves(conn, moved, "merge", "merged_id", by=event.by, event_id=event_id)
     log.info("accounts_merged", survivor_id=str(event.survivor_id), moved=len(moved))
 
 
 async def unmerge(conn: Connection, event: CustomerAccountsUnmerged, *, event_id: UUID) -> None:
-    """The enrollments made for the merged account move back to it."""
+    """The enrollments made for the merged account (and for accounts merged into it) move
+    back to it, wherever a later merge had taken them."""
     await repo.set_merged_into(conn, event.merged_id, None)
-    moved = await enr.move_back_enrollments(conn, survivor=event.survivor_id,
-                                            merged=event.merged_id)
-    await _record_moves(conn, moved, "unmerge", from_=("survivor_id", event.survivor_id),
-                        to=event.merged_id, by=event.by, event_id=event_id)
+    moved = await enr.rehome_enrollments(conn, event.merged_id)
+    await _record_moves(conn, moved, "unmerge", "survivor_id", by=event.by, event_id=event_id)
 
 
 async def _record_moves(
-    conn: Connection, moved: list[UUID], kind: str, *, from_: tuple[str, UUID], to: UUID,
-    by: UUID, event_id: UUID,
+    conn: Connection, moved: list[enr.Move], kind: str, role: str, *, by: UUID,
+    event_id: UUID,
 ) -> None:
-    """History on each enrollment a merge or an unmerge moved, and one audit row."""
-    if not moved:
-        return
-    role, source = from_
-    await enr.add_history_many(conn, moved, action="moved", changes={
-        "customer_id": {"from": str(source), "to": str(to)}, "why": f"accounts {kind}d"})
-    await audit.record(
-        conn, audit.Actor(by, "staff"), f"enrollment.moved_by_{kind}", to,
-        {role: str(source), "enrollment_ids": [str(m) for m in moved], "event_id": str(event_id)})
+    """History on each enrollment a merge or an unmerge moved, and one audit row for each
+    pair of accounts enrollments moved between."""
+    groups: dict[tuple[UUID, UUID], list[UUID]] = {}
+    for m in moved:
+        groups.setdefault((m.from_, m.to), []).append(m.enrollment_id)
+    for (source, to), ids in groups.items():
+        await enr.add_history_many(conn, ids, action="moved", changes={
+            "customer_id": {"from": str(source), "to": str(to)}, "why": f"accounts {kind}d"})
+        await audit.record(
+            conn, audit.Actor(by, "staff"), f"enrollment.moved_by_{kind}", to,
+            {role: str(source), "enrollment_ids": [str(i) for i in ids],
+             "event_id": str(event_id)})

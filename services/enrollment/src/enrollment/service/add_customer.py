@@ -6,8 +6,13 @@ IDOC number. Step 2 (``submit``) takes the form and the decision: link an
 accurate match, or create an account after rejecting every candidate; then
 saves the enrollment and its CustomerEnrolled event in one transaction.
 
-Under an ``Idempotency-Key`` a repeat returns the first result, and a failure
-between identity creating the account and the enrollment being saved is
+Both take the pool, not a connection: no transaction and no pooled connection is
+held while identity is asked (a slow identity would otherwise hold the pool, and
+every other request and the consumer with it). Each database step is its own
+short transaction.
+
+Step 2 needs an ``Idempotency-Key``: a repeat returns the first result, and a
+failure between identity creating the account and the enrollment being saved is
 finished by the retry: once the candidates are settled the key is recorded as
 ``matched``, and the retry goes straight back to identity with the same key,
 which answers with the account it made (never a second one).
@@ -30,6 +35,7 @@ from enrollment.domain.programs import (
     Conflict,
     FieldError,
     Forbidden,
+    IdempotencyKeyRequired,
     IdempotencyKeyReused,
     InvalidInput,
     PossibleDuplicates,
@@ -46,13 +52,18 @@ from enrollment.domain.returning_citizens import (
 from enrollment.repository import enrollments as enr
 from enrollment.repository import programs as repo
 from enrollment.repository import returning_citizens as rc_repo
-from enrollment.repository.identity import Candidate, CreatedCustomer
+from enrollment.repository.identity import (
+    Candidate,
+    CreatedCustomer,
+    IdentityOutcomeUnknown,
+    IdentityUnavailable,
+)
 from enrollment.service.common import Actor, known_codes, require_program_access
 from shared.contracts.identity import CustomerCreate
 from shared.contracts.identity import Identifier as ContractIdentifier
 from shared.schemas.enrollment import CustomerEnrolled, Identifier
 from shared.servicekit import audit
-from shared.servicekit.db import Connection
+from shared.servicekit.db import Connection, transaction
 
 if TYPE_CHECKING:
     from enrollment.deps import Deps
@@ -60,6 +71,9 @@ if TYPE_CHECKING:
 RC = RETURNING_CITIZENS
 REENTRY_ROLE = "reentry"
 IDOC_LOCK_WAIT_MS = 15_000  # how long a second intake of one IDOC number waits
+# how long a claim on an IDOC number lives: past a submit's two identity calls (each at
+# most 30 s) and its saves; a claim left by a process that died is taken over after it
+IDOC_CLAIM_SECONDS = 120.0
 
 
 async def authorize_adding(conn: Connection, actor: Actor) -> None:
@@ -75,22 +89,18 @@ class Matches:
     enrollments: list[ReturningCitizen]  # with the same IDOC number, the open one first
 
 
-async def match(conn: Connection, deps: Deps, actor: Actor, raw: dict[str, Any]) -> Matches:
-    """Step 1. The IDOC number is looked up while identity matches; nothing is written
-    unless identity answered (the audit row, in the transaction that read)."""
-    await authorize_adding(conn, actor)
-    intake = check_form(raw, today=deps.clock.today(), known=await known_codes(conn, raw))
-    asking = asyncio.create_task(deps.identity.match(actor.token, intake.match_query()))
-    try:
+async def match(pool: asyncpg.Pool, deps: Deps, actor: Actor, raw: dict[str, Any]) -> Matches:
+    """Step 1. Nothing is written unless identity answered (then the audit row)."""
+    async with transaction(pool) as conn:
+        await authorize_adding(conn, actor)
+        intake = check_form(raw, today=deps.clock.today(), known=await known_codes(conn, raw))
         same_idoc = await rc_repo.by_idoc(conn, intake.idoc_number)
-    except BaseException:
-        asking.cancel()
-        raise
-    candidates = await asking
-    await audit.record(
-        conn, audit.Actor(actor.id, "staff"), "returning_citizen.match", None,
-        {"candidates": [str(c.account_id) for c in candidates],
-         "enrollments": [str(e.enrollment_id) for e in same_idoc]})
+    candidates = await deps.identity.match(actor.token, intake.match_query())
+    async with transaction(pool) as conn:
+        await audit.record(
+            conn, audit.Actor(actor.id, "staff"), "returning_citizen.match", None,
+            {"candidates": [str(c.account_id) for c in candidates],
+             "enrollments": [str(e.enrollment_id) for e in same_idoc]})
     return Matches(candidates, same_idoc)
 
 
@@ -106,9 +116,9 @@ class Submitted:
     handout_html: str = field(default="", repr=False)
 
 
-def identity_key(key: str | None) -> str | None:
+def identity_key(key: str) -> str:
     """The key identity's account request goes under (one per Add Customer key)."""
-    return f"returning-citizens:{key}" if key else None
+    return f"returning-citizens:{key}"
 
 
 def account_request(intake: Intake, decision: Decision) -> CustomerCreate:
@@ -136,10 +146,6 @@ def settle(candidates: list[Candidate], decision: Decision) -> Candidate | None:
     return linked
 
 
-def _reused() -> IdempotencyKeyReused:
-    return IdempotencyKeyReused()
-
-
 async def _idoc_free(conn: Connection, idoc_number: str) -> None:
     owner = await rc_repo.open_idoc_owner(conn, idoc_number)
     if owner is not None:
@@ -149,64 +155,82 @@ async def _idoc_free(conn: Connection, idoc_number: str) -> None:
 
 
 async def submit(
-    conn: Connection, deps: Deps, actor: Actor, raw: dict[str, Any], key: str | None
+    pool: asyncpg.Pool, deps: Deps, actor: Actor, raw: dict[str, Any], key: str | None
 ) -> Submitted:
     """Step 2: link or create, then save the enrollment.
 
-    Everything from reading the key's earlier request to the saved enrollment
-    happens under a lock on the IDOC number, on one connection: a second intake of
-    the same number at the same moment waits, then replays the first (same key) or
-    is refused (another key) before identity makes an account that no enrollment
-    would hold.
+    Every broken rule of the form comes back first (422); then the key is required
+    (428). Everything from reading the key's earlier request to the saved enrollment
+    happens under a claim on the IDOC number: a second intake of the same number at
+    the same moment waits, then replays the first (same key) or is refused (another
+    key) before identity makes an account that no enrollment would hold.
 
-    The one use case that takes a connection outside a transaction: the key's
-    ``matched`` state must be committed before identity is asked to make the
+    The key's ``matched`` state is committed before identity is asked to make the
     account, so that a retry after a failure finishes the first request."""
-    await authorize_adding(conn, actor)
-    intake, decision = check_submission(
-        raw, today=deps.clock.today(), known=await known_codes(conn, raw))
+    async with transaction(pool) as conn:
+        await authorize_adding(conn, actor)
+        known = await known_codes(conn, raw)
+    intake, decision = check_submission(raw, today=deps.clock.today(), known=known)
+    if not key:
+        raise IdempotencyKeyRequired()
     request_hash = fingerprint(intake, decision)
-    async with _idoc_lock(conn, intake.idoc_number):
-        earlier = await enr.get_intake_request(conn, actor.id, key) if key else None
+    async with _idoc_claim(pool, intake.idoc_number):
+        async with transaction(pool) as conn:
+            earlier = await enr.get_intake_request(conn, actor.id, key)
         if earlier is not None and earlier.request_hash != request_hash:
-            raise _reused()
+            raise IdempotencyKeyReused()
         if earlier is not None and earlier.state == "done":
             done = await _replay(deps, actor, intake, decision, earlier, key)
         else:
-            done = await _link_or_create(conn, deps, actor, intake, decision, key,
+            done = await _link_or_create(pool, deps, actor, intake, decision, key,
                                          request_hash, earlier)
-    return await with_handout(conn, deps, intake, done)
+    async with transaction(pool) as conn:
+        return await with_handout(conn, deps, intake, done)
 
 
 @contextlib.asynccontextmanager
-async def _idoc_lock(conn: Connection, idoc_number: str) -> AsyncIterator[None]:
-    try:
-        await rc_repo.lock_idoc(conn, idoc_number, wait_ms=IDOC_LOCK_WAIT_MS)
-    except asyncpg.LockNotAvailableError:
-        raise Conflict(None, f"another Add Customer for IDOC number {idoc_number} is still "
-                       "running; try again in a moment", code="idoc-number-busy") from None
+async def _idoc_claim(pool: asyncpg.Pool, idoc_number: str) -> AsyncIterator[None]:
+    """The IDOC number to this submit alone, waited for at most IDOC_LOCK_WAIT_MS (then
+    409 idoc-number-busy); no connection is held while it is claimed."""
+    token = uuid.uuid4()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + IDOC_LOCK_WAIT_MS / 1000
+    pause = 0.01
+    while True:
+        async with transaction(pool) as conn:
+            if await rc_repo.claim_idoc(conn, idoc_number, token, seconds=IDOC_CLAIM_SECONDS):
+                break
+        left = deadline - loop.time()
+        if left <= 0:
+            raise Conflict(None, f"another Add Customer for IDOC number {idoc_number} is "
+                           "still running; try again in a moment", code="idoc-number-busy")
+        await asyncio.sleep(min(pause, left))
+        pause = min(pause * 2, 0.2)
     try:
         yield
-    finally:  # the pool's reset on release unlocks too, should this not run
-        await rc_repo.unlock_idoc(conn, idoc_number)
+    finally:  # should this not run, the claim expires
+        async with transaction(pool) as conn:
+            await rc_repo.release_idoc(conn, idoc_number, token)
 
 
 async def _link_or_create(
-    conn: Connection, deps: Deps, actor: Actor, intake: Intake, decision: Decision,
-    key: str | None, request_hash: bytes, earlier: IntakeRequest | None,
+    pool: asyncpg.Pool, deps: Deps, actor: Actor, intake: Intake, decision: Decision,
+    key: str, request_hash: bytes, earlier: IntakeRequest | None,
 ) -> Submitted:
     if earlier is None:
-        await _idoc_free(conn, intake.idoc_number)
+        async with transaction(pool) as conn:
+            await _idoc_free(conn, intake.idoc_number)
     linked: Candidate | None = None
     # A retry of a create whose candidates were settled goes straight to identity:
     # the account it may have made would otherwise be a candidate now.
     if earlier is None or decision.link_account_id is not None:
         linked = settle(await deps.identity.match(actor.token, intake.match_query()), decision)
-        if (key and earlier is None
-                and not await enr.start_intake_request(conn, actor.id, key, request_hash)):
-            other = await enr.get_intake_request(conn, actor.id, key)
-            if other is not None and other.request_hash != request_hash:
-                raise _reused()
+        if earlier is None:
+            async with transaction(pool) as conn:
+                if not await enr.start_intake_request(conn, actor.id, key, request_hash):
+                    other = await enr.get_intake_request(conn, actor.id, key)
+                    if other is not None and other.request_hash != request_hash:
+                        raise IdempotencyKeyReused()
 
     account: CreatedCustomer | None = None
     try:
@@ -219,16 +243,21 @@ async def _link_or_create(
                 actor.token, account_request(intake, decision), identity_key(key))
             account_id, username = account.id, account.username
     except (Conflict, InvalidInput):
-        if key:  # identity refused and made nothing: the key is free for a corrected submit
+        # identity refused and made nothing: the key is free for a corrected submit
+        async with transaction(pool) as conn:
             await enr.drop_intake_request(conn, actor.id, key)
         raise
-    return await _save(conn, deps, actor, intake, decision, key, request_hash, account_id,
+    except IdentityUnavailable as exc:  # asked to act, no answer: it may have acted
+        raise IdentityOutcomeUnknown(
+            str(exc), "recorded the match" if linked is not None
+            else "created the account") from None
+    return await _save(pool, deps, actor, intake, decision, key, request_hash, account_id,
                        username, account)
 
 
 async def _replay(
     deps: Deps, actor: Actor, intake: Intake, decision: Decision, earlier: IntakeRequest,
-    key: str | None,
+    key: str,
 ) -> Submitted:
     """The first result again; a created account's temporary password comes from identity's
     stored answer to the same key (this service never keeps it)."""
@@ -256,30 +285,28 @@ async def with_handout(
 
 
 async def _save(
-    conn: Connection, deps: Deps, actor: Actor, intake: Intake, decision: Decision, key: str | None,
-    request_hash: bytes, account_id: uuid.UUID, username: str | None,
+    pool: asyncpg.Pool, deps: Deps, actor: Actor, intake: Intake, decision: Decision,
+    key: str, request_hash: bytes, account_id: uuid.UUID, username: str | None,
     account: CreatedCustomer | None,
 ) -> Submitted:
     created = account is not None
     password = account.temporary_password if account else None
     expires = account.password_expires_at if account else None
     try:
-        async with conn.transaction():
-            if key:
-                row = await enr.get_intake_request(conn, actor.id, key, for_update=True)
-                if row is not None and row.state == "done" and row.enrollment_id:
-                    # a simultaneous submit with the same key saved it first
-                    return Submitted(row.enrollment_id, account_id, created, username,
-                                     password, expires, replayed=True)
+        async with transaction(pool) as conn:
+            row = await enr.get_intake_request(conn, actor.id, key, for_update=True)
+            if row is not None and row.state == "done" and row.enrollment_id:
+                # a simultaneous submit with the same key saved it first
+                return Submitted(row.enrollment_id, account_id, created, username,
+                                 password, expires, replayed=True)
             enrollment_id = await _enroll(conn, deps, actor, intake, decision, account_id,
                                           username, created)
-            if key:
-                await enr.finish_intake_request(
-                    conn, actor.id, key, account_id=account_id, account_created=created,
-                    username=username, enrollment_id=enrollment_id,
-                    request_hash=request_hash)
+            await enr.finish_intake_request(
+                conn, actor.id, key, account_id=account_id, account_created=created,
+                username=username, enrollment_id=enrollment_id, request_hash=request_hash)
     except asyncpg.UniqueViolationError:
-        await _idoc_free(conn, intake.idoc_number)  # names the enrollment that won
+        async with transaction(pool) as conn:
+            await _idoc_free(conn, intake.idoc_number)  # names the enrollment that won
         raise
     return Submitted(enrollment_id, account_id, created, username, password, expires)
 

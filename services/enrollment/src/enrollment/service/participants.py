@@ -200,11 +200,17 @@ async def get_participant(
     found = await enr.get_enrollment(conn, enrollment_id, program=program)
     if found is None:
         raise NotFound("no such enrollment")
+    if found.program == RETURNING_CITIZENS:
+        # its history holds offense codes: the record route's rule, audited first
+        await audit.record(
+            conn, audit.Actor(actor.id, "staff"), "returning_citizen.view", found.customer_id,
+            {"offenses_shown": True, "route": "participants"}, enrollment_id=enrollment_id)
+    else:
+        await audit.record(
+            conn, audit.Actor(actor.id, "staff"), "enrollment.view", found.customer_id,
+            enrollment_id=enrollment_id)
     applications = await enr.applications_for(conn, enrollment_id)
     history = await enr.history(conn, enrollment_id)
-    await audit.record(
-        conn, audit.Actor(actor.id, "staff"), "enrollment.view", found.customer_id,
-        enrollment_id=enrollment_id)
     return found, applications, history
 
 

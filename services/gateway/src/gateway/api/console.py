@@ -138,13 +138,15 @@ async def add_customer_submit(intake_id: uuid.UUID, request: Request, session: S
     submit = dict(body)
     if link:
         submit["link_account_id"] = link
-    else:
-        found = await service.api(deps, session, "enrollment", "POST",
-                                  "/v1/returning-citizens/matches", json=body)
-        submit["rejected_account_ids"] = [c["account_id"] for c in found["candidates"]]
+    else:  # every account the page showed is not this person (one shown since: 409)
+        shown = posted.get("shown_account_id") or []
+        submit["rejected_account_ids"] = [shown] if isinstance(shown, str) else list(shown)
     try:
+        # the intake's id (made when the match page was drawn) keys this submission:
+        # a resubmit of the page, or a retry after a lost answer, finishes the first
         done = await service.api(deps, session, "enrollment", "POST", "/v1/returning-citizens",
-                                 json=submit)
+                                 json=submit,
+                                 headers={"Idempotency-Key": f"console-intake-{intake_id}"})
     except service.ApiError as exc:
         if exc.status not in (409, 422):
             raise

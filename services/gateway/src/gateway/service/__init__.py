@@ -94,11 +94,13 @@ async def send(
 async def call(
     deps: Deps, service: str, method: str, path: str, *, token: str | None = None,
     json: Any = None, data: dict[str, str] | None = None, params: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     """One call to a service; Unavailable when it cannot be reached."""
+    sent = {**_headers(token), **(headers or {})}
     for attempt in range(2):
         try:
-            return await send(deps, service, method, path, headers=_headers(token), json=json,
+            return await send(deps, service, method, path, headers=sent, json=json,
                               data=data, params=params)
         except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
             # a keep-alive connection the service closed as it was reused: a read is

@@ -438,6 +438,19 @@ async def merge_in_force(conn: Connection, pair_id: int) -> Merge | None:
         " FROM merges WHERE pair_id = $1 AND unmerged_at IS NULL FOR UPDATE",
         pair_id,
     )
+    return _merge(r)
+
+
+async def merge_of(conn: Connection, merged_id: UUID) -> Merge | None:
+    """The merge in force that made ``merged_id`` part of another account, if any."""
+    return _merge(await conn.fetchrow(
+        "SELECT id, pair_id, survivor_id, merged_id, moved_identifiers::text AS moved,"
+        " merged_status FROM merges WHERE merged_id = $1 AND unmerged_at IS NULL",
+        merged_id,
+    ))
+
+
+def _merge(r: asyncpg.Record | None) -> Merge | None:
     if r is None:
         return None
     moved = [(k, v) for k, v in json.loads(r["moved"])]

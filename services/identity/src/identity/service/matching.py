@@ -282,6 +282,14 @@ async def unmerge(pool: asyncpg.Pool, pair_id: int, *, staff_id: uuid.UUID) -> N
         if m is None:
             raise NotOpen("is not merged")
         await mrepo.lock_accounts(conn, [m.survivor_id, m.merged_id])
+        # the survivor was merged on into another account since: what moved to it (the
+        # merged account's identifiers) sits on that account now. Undo that merge first.
+        later = await mrepo.merge_of(conn, m.survivor_id)
+        if later is not None:
+            raise Conflict(
+                None, f"account {m.survivor_id} was merged into {later.survivor_id} after this "
+                f"merge: undo that merge (duplicate pair {later.pair_id}) first",
+                code="later-merge-in-force", later_pair_id=later.pair_id)
         await mrepo.return_identifiers(conn, m.moved_identifiers, m.survivor_id, m.merged_id)
         await mrepo.mark_merged(conn, m.merged_id, None, m.merged_status)
         await mrepo.close_merge(conn, m.id, staff_id)
