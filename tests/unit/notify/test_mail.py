@@ -101,3 +101,22 @@ async def test_pool_logs_in_when_configured(monkeypatch: pytest.MonkeyPatch) -> 
             await p.close()
         server.close()
     assert store.received == [("a@csc.example", ["b@example.org"])]
+
+
+async def test_an_address_the_server_cannot_take_is_a_failure_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An internationalised address to a server without SMTPUTF8 (or one that does not
+    encode at all) is refused for this delivery, and the pool goes on sending."""
+    sink = MailSink(tmp_path, smtp_port=0, web_port=None, rules=FailureRules())
+    await sink.start()
+    pool = SmtpPool(settings(sink.smtp_port, monkeypatch))
+    try:
+        odd = await pool.send("a@csc.example", "jos\u00e9@ex\u00e4mple.org", DATA)
+        assert (odd.outcome, odd.suppress) == ("permanent", False), odd
+        assert "SMTPUTF8" in odd.reply
+        ok = await pool.send("a@csc.example", "b@example.org", DATA)
+        assert ok.outcome == "sent"
+    finally:
+        await pool.close()
+        await sink.stop()

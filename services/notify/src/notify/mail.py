@@ -234,6 +234,12 @@ class SmtpPool:
                 return SendResult("temporary", short_reply(f"{exc.code} {exc.message}"))
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 return SendResult("temporary", short_reply(f"{type(exc).__name__}: {exc}"))
+            except UnicodeError:
+                # an address with characters the server cannot take (no SMTPUTF8): no
+                # retry will change that; the delivery fails, the address is not
+                # suppressed (another server may take it), the connection is reset
+                return SendResult("permanent", "address not deliverable: characters"
+                                  " outside ASCII and the server lacks SMTPUTF8")
             finally:
                 if client is not None:
                     if keep and client.is_connected and not self._closed:
