@@ -72,6 +72,10 @@ def test_the_optional_fields_may_be_left_out() -> None:
     assert "ssn" not in intake.match_query()
     intake = check_form(good(ssn="  ", msr_county="", offenses=[]), today=TODAY, known=KNOWN)
     assert intake.ssn is None and intake.msr_county is None and intake.offenses == ()
+    # ... or not sent at all
+    absent = {k: v for k, v in good().items() if k not in ("ssn", "msr_county", "offenses")}
+    intake = check_form(absent, today=TODAY, known=KNOWN)
+    assert intake.ssn is None and intake.msr_county is None and intake.offenses == ()
 
 
 def test_duplicated_codes_count_once() -> None:

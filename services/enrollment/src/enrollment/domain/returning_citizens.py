@@ -322,8 +322,8 @@ class AddCustomerForm(BaseModel):
     msr_date: date = Field(None, validate_default=True,
                            description="Mandatory Supervised Release date")
     msr_county: str | None = Field(None, description="county code of the MSR")
-    offenses: tuple[OffenseCode, ...] = Field((), validate_default=True,
-                                              description="offense codes")
+    offenses: tuple[OffenseCode, ...] = Field(None, validate_default=True,
+                                              description="offense codes; may be left out")
     enrollment_date: date = Field(None, validate_default=True,
                                   description="not in the future")
 
