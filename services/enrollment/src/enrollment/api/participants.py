@@ -26,7 +26,7 @@ from enrollment.api.common import (
     history_view,
     page,
 )
-from enrollment.domain.programs import DEFAULT_LIMIT, FieldError, InvalidInput
+from enrollment.domain.programs import DEFAULT_LIMIT, FieldError, InvalidInput, StatusBody
 from enrollment.domain.records import Application
 from enrollment.service import participants
 from shared.servicekit.db import transaction
@@ -115,14 +115,6 @@ async def get_participant(
                                                                   staff)
     return {**enrollment_view(e), "applications": [application_view(a) for a in applications],
             "history": [history_view(h) for h in history]}
-
-
-class StatusBody(BaseModel):
-    status: str = Field(description="enrolled or exited")
-    on: str = Field(description="YYYY-MM-DD, not in the future")
-    reason: str | None = Field(default=None, description="for an exit: completed, withdrew, "
-                               "ineligible, transferred, deceased or other")
-    note: str | None = None
 
 
 @router.post("/v1/programs/{code}/participants/{enrollment_id}/status", tags=["participants"],

@@ -176,30 +176,77 @@ class StatusChange:
     note: str | None = None
 
 
+class StatusBody(Body):
+    """A staff member's move of a participant (POST .../participants/{id}/status); the
+    enrollment's current status and dates, and today, come in the validation context."""
+
+    model_config = ConfigDict(json_schema_extra={"required": ["status", "on"]})
+    UNKNOWN: ClassVar[str] = "is not a field of a status change"
+    status: Literal["enrolled", "exited"] = Field(None, validate_default=True)
+    on: date = Field(None, validate_default=True,
+                     description="YYYY-MM-DD, not in the future")
+    reason: str | None = Field(None, description="for an exit: " + ", ".join(EXIT_REASONS))
+    note: str | None = None
+
+    @field_validator("on", mode="before")
+    @classmethod
+    def _on(cls, value: Any, info: ValidationInfo) -> date:
+        day = single(lambda e: parse_date(value, "", e, required=True))
+        assert day is not None
+        if day > context(info)["today"]:
+            raise rule("must not be in the future")
+        if day < context(info)["status_on"]:
+            raise rule("must not be before the current status's date")
+        return day
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, value: Any, info: ValidationInfo) -> str:
+        current = context(info)["current"]
+        if value not in ("enrolled", "exited"):
+            raise rule("must be enrolled or exited")
+        if value not in STAFF_TRANSITIONS.get(current, frozenset()):
+            raise rule(f"cannot change from {current} to {value}")
+        return str(value)
+
+    @field_validator("reason", "note", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> str | None:
+        return single(lambda e: optional_text(value, "", e, REASON_MAX))
+
+    @classmethod
+    def _between(cls, raw: Mapping[str, Any], info: ValidationInfo) -> list[FieldError]:
+        errors: list[FieldError] = []
+        quiet: list[FieldError] = []
+        status, enrolled_on = raw.get("status"), context(info)["enrolled_on"]
+        day = parse_date(raw.get("on"), "on", quiet, required=True)
+        if (day is not None and status == "exited" and enrolled_on
+                and context(info)["status_on"] <= day <= context(info)["today"]
+                and day < enrolled_on):
+            errors.append(FieldError("on", "must not be before the current status's date"))
+        reason = optional_text(raw.get("reason"), "reason", quiet, REASON_MAX)
+        if status == "exited" and reason not in EXIT_REASONS:
+            errors.append(FieldError("reason", f"must be one of {', '.join(EXIT_REASONS)}"))
+        return errors
+
+
+def check_status_body(
+    current: str, raw: Any, *, today: date, enrolled_on: date | None, status_on: date,
+) -> StatusChange:
+    """A staff member's move of a participant, or InvalidInput naming every bad field."""
+    body = StatusBody.model_validate(raw, context={
+        "current": current, "today": today, "enrolled_on": enrolled_on,
+        "status_on": status_on})
+    return StatusChange(body.status, body.on, body.reason, body.note)
+
+
 def check_status_change(
     current: str, status: Any, on: Any, reason: Any, note: Any, *,
     today: date, enrolled_on: date | None, status_on: date,
 ) -> StatusChange:
-    """A staff member's move of a participant, or InvalidInput naming every bad field."""
-    errors: list[FieldError] = []
-    day = parse_date(on, "on", errors, required=True)
-    if status not in ("enrolled", "exited"):
-        errors.append(FieldError("status", "must be enrolled or exited"))
-    elif status not in STAFF_TRANSITIONS.get(current, frozenset()):
-        errors.append(FieldError("status", f"cannot change from {current} to {status}"))
-    if day is not None:
-        if day > today:
-            errors.append(FieldError("on", "must not be in the future"))
-        elif day < status_on or (status == "exited" and enrolled_on and day < enrolled_on):
-            errors.append(FieldError("on", "must not be before the current status's date"))
-    clean_reason = optional_text(reason, "reason", errors, REASON_MAX)
-    clean_note = optional_text(note, "note", errors, REASON_MAX)
-    if status == "exited" and clean_reason not in EXIT_REASONS:
-        errors.append(FieldError("reason", f"must be one of {', '.join(EXIT_REASONS)}"))
-    if errors:
-        raise InvalidInput(errors)
-    assert day is not None
-    return StatusChange(status, day, clean_reason, clean_note)
+    return check_status_body(
+        current, {"status": status, "on": on, "reason": reason, "note": note},
+        today=today, enrolled_on=enrolled_on, status_on=status_on)
 
 
 # --- Small parsers shared by the rules ---------------------------------------------
