@@ -469,6 +469,46 @@ def check_answers(questions: Sequence[Question], raw: Any, *, today: date) -> di
     return out
 
 
+class ApplicationBody(Body):
+    """A customer's application (POST /v1/programs/{code}/applications). Checked twice:
+    first without context (only ``answers`` may be sent, before the program is looked
+    up), then with the program's ``questions`` and ``today`` in the validation context."""
+
+    answers: Annotated[Any, WithJsonSchema({
+        "type": "object", "description": "answers by question key"})] = Field(
+        default_factory=dict, validate_default=True)
+
+    @field_validator("answers", mode="before")
+    @classmethod
+    def _answers(cls, value: Any, info: ValidationInfo) -> Any:
+        questions = context(info).get("questions")
+        if questions is None:
+            return value  # the shape only; the answers are judged against the questions
+        try:
+            return check_answers(questions, value, today=context(info)["today"])
+        except InvalidInput as exc:
+            raise several(exc.errors) from None
+
+    @classmethod
+    def _before(cls, raw: Mapping[str, Any], info: ValidationInfo) -> list[FieldError]:
+        if set(raw) - set(cls.model_fields):
+            return [FieldError("body", "only answers may be sent")]
+        return []
+
+
+def check_application_shape(raw: Any) -> None:
+    """Only answers may be sent (checked before the program is looked up)."""
+    ApplicationBody.model_validate(raw)
+
+
+def check_application(questions: Sequence[Question], raw: Any, *, today: date
+                      ) -> dict[str, Any]:
+    """The answers to the program's questions, typed; InvalidInput names each bad one."""
+    body = ApplicationBody.model_validate(raw, context={"questions": questions,
+                                                        "today": today})
+    return dict(body.answers)
+
+
 def _answer(q: Question, value: Any, at: str, errors: list[FieldError], today: date) -> Any:
     if q.type == "text":
         return clean_text(value, at, errors, ANSWER_TEXT_MAX)

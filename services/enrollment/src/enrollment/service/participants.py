@@ -17,7 +17,8 @@ from enrollment.domain.programs import (
     FieldError,
     InvalidInput,
     NotFound,
-    check_answers,
+    check_application,
+    check_application_shape,
     check_status_body,
 )
 from enrollment.domain.records import Application, Enrollment, HistoryEntry
@@ -80,14 +81,16 @@ async def invite(
 
 
 async def apply(
-    conn: Connection, deps: Deps, program_code: str, actor: Actor, answers: Any
+    conn: Connection, deps: Deps, program_code: str, actor: Actor, raw: Any
 ) -> tuple[uuid.UUID, Enrollment]:
-    """The customer's application: completes an invitation, or (open programs) starts one."""
+    """The customer's application (its body, ``ApplicationBody``): completes an
+    invitation, or (open programs) starts one."""
     today = deps.clock.today()
+    check_application_shape(raw)
     program = await repo.get_program(conn, program_code)
     if program is None:
         raise NotFound("no such program")
-    clean = check_answers(program.questions, answers, today=today)
+    clean = check_application(program.questions, raw, today=today)
     await enr.lock_participation(conn, program.code, actor.id)
     existing = await enr.open_enrollment(conn, program.code, actor.id)
     if existing is not None and existing.status != "invited":
