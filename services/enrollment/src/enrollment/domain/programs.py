@@ -100,6 +100,16 @@ def several(errors: Sequence[FieldError]) -> PydanticCustomError:
     return PydanticCustomError("form_rules", "several rules", {"errors": tuple(errors)})
 
 
+def every(check: Callable[[list[FieldError]], _T]) -> _T:
+    """Run a rule that reports into a list under the fields' own names; every error it
+    found raised for the field."""
+    errors: list[FieldError] = []
+    value = check(errors)
+    if errors:
+        raise several(errors)
+    return value
+
+
 def field_errors(e: Any) -> list[FieldError]:
     """One of pydantic's errors as ours."""
     name = ".".join(str(part) for part in e["loc"]) or "body"
@@ -120,6 +130,7 @@ class Body(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     UNKNOWN: ClassVar[str] = "is not a field of this form"
+    ORDERED: ClassVar[bool] = False  # errors in the order of the fields (unknown ones first)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -134,6 +145,9 @@ class Body(BaseModel):
         except ValidationError as exc:
             errors += [f for e in exc.errors() for f in field_errors(e)]
         errors += cls._between(data, info)
+        if errors and cls.ORDERED:
+            order = {name: i for i, name in enumerate(cls.model_fields)}
+            errors.sort(key=lambda e: order.get(e.field.split(".")[0], -1))
         if errors:
             raise InvalidInput(errors)
         return model
