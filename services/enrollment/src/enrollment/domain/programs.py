@@ -1,7 +1,8 @@
 """Enrollment rules as plain code: errors, statuses, programs and their questions,
 reference entries, paging cursors.
 
-No I/O here. Reasons given to callers never repeat the value they judge.
+No I/O here. Reasons given to callers never repeat the value they judge. A request
+body's model (``Body`` and its subclasses) both documents and validates it.
 The Add Customer form's rules are in ``enrollment.intake``.
 """
 
