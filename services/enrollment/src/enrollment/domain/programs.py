@@ -197,9 +197,9 @@ class StatusBody(Body):
 
     model_config = ConfigDict(json_schema_extra={"required": ["status", "on"]})
     UNKNOWN: ClassVar[str] = "is not a field of a status change"
-    status: Literal["enrolled", "exited"] = Field(None, validate_default=True)
     on: date = Field(None, validate_default=True,
-                     description="YYYY-MM-DD, not in the future")
+                     description="YYYY-MM-DD, not in the future")  # judged first, as before
+    status: Literal["enrolled", "exited"] = Field(None, validate_default=True)
     reason: str | None = Field(None, description="for an exit: " + ", ".join(EXIT_REASONS))
     note: str | None = None
 
