@@ -62,7 +62,9 @@ AppDeps = Annotated[Deps, Depends(get_deps)]
 
 
 def doc(model: type[BaseModel]) -> dict[str, Any]:
-    """The request body's schema for a route that checks the raw object itself."""
+    """The request body's schema for a route that takes the raw object (``JsonObject``)
+    because its body model needs what only the use case knows (the path's code, today,
+    the record, the reference codes): the use case validates it with that same model."""
     return {"requestBody": {"required": True, "content": {
         "application/json": {"schema": model.model_json_schema()}}}}
 

@@ -26,7 +26,7 @@ from enrollment.api.common import (
     history_view,
     page,
 )
-from enrollment.domain.programs import DEFAULT_LIMIT, FieldError, InvalidInput
+from enrollment.domain.programs import DEFAULT_LIMIT, ApplicationBody, StatusBody
 from enrollment.domain.records import Application
 from enrollment.service import participants
 from shared.servicekit.db import transaction
@@ -56,21 +56,13 @@ def application_view(a: Application) -> dict[str, Any]:
             "answers": a.answers, "submitted_at": a.submitted_at.isoformat()}
 
 
-class ApplicationBody(BaseModel):
-    answers: dict[str, Any] = Field(default_factory=dict,
-                                    description="answers by question key")
-
-
 @router.post("/v1/programs/{code}/applications", status_code=201, tags=["applications"],
              openapi_extra=doc(ApplicationBody), response_model=Applied, **TYPED)
 async def apply(
     code: ProgramCode, body: JsonObject, pool: Pool, deps: AppDeps, customer: Customer
 ) -> dict[str, Any]:
-    if set(body) - {"answers"}:
-        raise InvalidInput([FieldError("body", "only answers may be sent")])
     async with transaction(pool) as conn:
-        application_id, enrollment = await participants.apply(
-            conn, deps, code, customer, body.get("answers"))
+        application_id, enrollment = await participants.apply(conn, deps, code, customer, body)
     return {"application_id": str(application_id), **enrollment_view(enrollment)}
 
 
@@ -115,14 +107,6 @@ async def get_participant(
                                                                   staff)
     return {**enrollment_view(e), "applications": [application_view(a) for a in applications],
             "history": [history_view(h) for h in history]}
-
-
-class StatusBody(BaseModel):
-    status: str = Field(description="enrolled or exited")
-    on: str = Field(description="YYYY-MM-DD, not in the future")
-    reason: str | None = Field(default=None, description="for an exit: completed, withdrew, "
-                               "ineligible, transferred, deceased or other")
-    note: str | None = None
 
 
 @router.post("/v1/programs/{code}/participants/{enrollment_id}/status", tags=["participants"],

@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from enrollment.api.common import (
     TYPED,
@@ -21,7 +21,13 @@ from enrollment.api.common import (
     doc,
     page,
 )
-from enrollment.domain.programs import DEFAULT_LIMIT, MAX_LIMIT, ReferenceKind
+from enrollment.domain.programs import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    ProgramBody,
+    ReferenceBody,
+    ReferenceKind,
+)
 from enrollment.domain.records import Authorization, Program
 from enrollment.domain.records import ReferenceEntry as Entry
 from enrollment.service import programs as service
@@ -127,18 +133,6 @@ async def get_program(
         return program_view(await service.get_program(conn, code))
 
 
-class ProgramBody(BaseModel):
-    """For the documentation; the route checks the raw object so every error comes at once."""
-
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    description: str = ""
-    open_for_applications: bool = False
-    questions: list[dict[str, Any]] | None = Field(
-        default=None, description="key, label, type (text, yes_no, date, number, choice, "
-        "multi_choice), required, options; a changed list is the next version")
-
-
 @router.put("/v1/programs/{code}", tags=["programs"], openapi_extra=doc(ProgramBody),
             response_model=ProgramView, **TYPED)
 async def put_program(
@@ -195,11 +189,6 @@ async def list_reference(
         found = await service.list_reference(conn, kind, include_retired=include_retired,
                                              cursor=cursor, limit=limit)
     return page([entry_view(e) for e in found.items], found.next_cursor)
-
-
-class ReferenceBody(BaseModel):
-    name: str
-    retired: bool = False
 
 
 @router.put("/v1/reference/{kind}/{code}", tags=["reference data"],

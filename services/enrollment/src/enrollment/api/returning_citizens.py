@@ -4,12 +4,11 @@ record and its changes, and the printable hand-out."""
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from enrollment.api.common import (
     TYPED,
@@ -24,6 +23,7 @@ from enrollment.api.common import (
     history_view,
     page,
 )
+from enrollment.domain.corrections import ReturningCitizenPatch
 from enrollment.domain.programs import DEFAULT_LIMIT
 from enrollment.domain.records import ReturningCitizen
 from enrollment.domain.returning_citizens import AddCustomerForm, AddCustomerSubmit
@@ -34,18 +34,6 @@ from shared.servicekit.runtime import Pool
 
 router = APIRouter(tags=["returning citizens"])
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-class ReturningCitizenPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    parent_institution: str | None = None
-    idoc_number: str | None = None
-    idoc_number_confirmation: str | None = None
-    counties_of_commitment: list[str] | None = None
-    msr_date: date | None = None
-    msr_county: str | None = Field(default=None, description="null clears it")
-    offenses: list[str] | None = None
-    enrollment_date: date | None = None
 
 
 class HandoutBody(BaseModel):

@@ -1,7 +1,8 @@
 """Enrollment rules as plain code: errors, statuses, programs and their questions,
 reference entries, paging cursors.
 
-No I/O here. Reasons given to callers never repeat the value they judge.
+No I/O here. Reasons given to callers never repeat the value they judge. A request
+body's model (``Body`` and its subclasses) both documents and validates it.
 The Add Customer form's rules are in ``enrollment.intake``.
 """
 
@@ -9,10 +10,23 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from shared.rules.text import CONTROL_REASON, has_control_characters
 from shared.schemas.enrollment import ExitReason
@@ -58,6 +72,102 @@ class IdempotencyKeyRequired(DomainError):
               "on every retry of it)")
 
 
+# --- Request bodies validated by their models ------------------------------------
+# A route's body model documents it and validates it. Each field's rule runs in its
+# validator (reporting the same reasons as the plain checks), what a rule needs from the
+# caller (today, the path's code, the current state) comes in the validation context, and
+# the rules between fields run in ``_between``. One wrap validator gathers every error, so
+# one InvalidInput names every broken rule at once.
+
+_T = TypeVar("_T")
+
+
+def rule(reason: str) -> PydanticCustomError:
+    """A field's broken rule, with the reason the caller sees."""
+    return PydanticCustomError("form_rule", reason.replace("{", "{{"))
+
+
+def single(check: Callable[[list[FieldError]], _T]) -> _T:
+    """Run a rule that reports into a list; its one reason raised for the field."""
+    errors: list[FieldError] = []
+    value = check(errors)
+    if errors:
+        raise rule(errors[0].reason)
+    return value
+
+
+def several(errors: Sequence[FieldError]) -> PydanticCustomError:
+    """Several broken rules of one field's parts, each with its own name."""
+    return PydanticCustomError("form_rules", "several rules", {"errors": tuple(errors)})
+
+
+def every(check: Callable[[list[FieldError]], _T]) -> _T:
+    """Run a rule that reports into a list under the fields' own names; every error it
+    found raised for the field."""
+    errors: list[FieldError] = []
+    value = check(errors)
+    if errors:
+        raise several(errors)
+    return value
+
+
+def field_errors(e: Any) -> list[FieldError]:
+    """One of pydantic's errors as ours."""
+    name = ".".join(str(part) for part in e["loc"]) or "body"
+    if e["type"] == "form_rules":
+        return list(e["ctx"]["errors"])
+    if e["type"] == "form_rule":
+        return [FieldError(name, str(e["msg"]))]
+    return [FieldError(name, "is not valid")]  # the declared type, after our own rules
+
+
+def context(info: ValidationInfo) -> Mapping[str, Any]:
+    return info.context or {}
+
+
+class Body(BaseModel):
+    """A request body checked by its model; a field it does not have is named with
+    ``UNKNOWN`` (before any other error, as the plain checks did)."""
+
+    model_config = ConfigDict(extra="forbid")
+    UNKNOWN: ClassVar[str] = "is not a field of this form"
+    ORDERED: ClassVar[bool] = False  # errors in the order of the fields (unknown ones first)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _gather(cls, data: Any, handler: ModelWrapValidatorHandler[Any],
+                info: ValidationInfo) -> Any:
+        if not isinstance(data, Mapping):
+            raise InvalidInput([FieldError("body", "must be a JSON object")])
+        errors = cls._before(data, info)
+        model = None
+        try:
+            model = handler({k: v for k, v in data.items() if k in cls.model_fields})
+        except ValidationError as exc:
+            errors += [f for e in exc.errors() for f in field_errors(e)]
+        errors += cls._between(data, info)
+        if errors and cls.ORDERED:
+            order = {name: i for i, name in enumerate(cls.model_fields)}
+            errors.sort(key=lambda e: order.get(e.field.split(".")[0], -1))
+        if errors:
+            raise InvalidInput(errors)
+        return model
+
+    @classmethod
+    def _before(cls, raw: Mapping[str, Any], info: ValidationInfo) -> list[FieldError]:
+        return [FieldError(str(k)[:64], cls.UNKNOWN) for k in raw if k not in cls.model_fields]
+
+    @classmethod
+    def _between(cls, raw: Mapping[str, Any], info: ValidationInfo) -> list[FieldError]:
+        return []
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise rule("must be true or false")
+    return value
+
+
 # --- Statuses --------------------------------------------------------------------
 
 Status = Literal["invited", "applied", "enrolled", "exited"]
@@ -81,30 +191,77 @@ class StatusChange:
     note: str | None = None
 
 
+class StatusBody(Body):
+    """A staff member's move of a participant (POST .../participants/{id}/status); the
+    enrollment's current status and dates, and today, come in the validation context."""
+
+    model_config = ConfigDict(json_schema_extra={"required": ["status", "on"]})
+    UNKNOWN: ClassVar[str] = "is not a field of a status change"
+    on: date = Field(None, validate_default=True,
+                     description="YYYY-MM-DD, not in the future")  # judged first, as before
+    status: Literal["enrolled", "exited"] = Field(None, validate_default=True)
+    reason: str | None = Field(None, description="for an exit: " + ", ".join(EXIT_REASONS))
+    note: str | None = None
+
+    @field_validator("on", mode="before")
+    @classmethod
+    def _on(cls, value: Any, info: ValidationInfo) -> date:
+        day = single(lambda e: parse_date(value, "", e, required=True))
+        assert day is not None
+        if day > context(info)["today"]:
+            raise rule("must not be in the future")
+        if day < context(info)["status_on"]:
+            raise rule("must not be before the current status's date")
+        return day
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, value: Any, info: ValidationInfo) -> str:
+        current = context(info)["current"]
+        if value not in ("enrolled", "exited"):
+            raise rule("must be enrolled or exited")
+        if value not in STAFF_TRANSITIONS.get(current, frozenset()):
+            raise rule(f"cannot change from {current} to {value}")
+        return str(value)
+
+    @field_validator("reason", "note", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> str | None:
+        return single(lambda e: optional_text(value, "", e, REASON_MAX))
+
+    @classmethod
+    def _between(cls, raw: Mapping[str, Any], info: ValidationInfo) -> list[FieldError]:
+        errors: list[FieldError] = []
+        quiet: list[FieldError] = []
+        status, enrolled_on = raw.get("status"), context(info)["enrolled_on"]
+        day = parse_date(raw.get("on"), "on", quiet, required=True)
+        if (day is not None and status == "exited" and enrolled_on
+                and context(info)["status_on"] <= day <= context(info)["today"]
+                and day < enrolled_on):
+            errors.append(FieldError("on", "must not be before the current status's date"))
+        reason = optional_text(raw.get("reason"), "reason", quiet, REASON_MAX)
+        if status == "exited" and reason not in EXIT_REASONS:
+            errors.append(FieldError("reason", f"must be one of {', '.join(EXIT_REASONS)}"))
+        return errors
+
+
+def check_status_body(
+    current: str, raw: Any, *, today: date, enrolled_on: date | None, status_on: date,
+) -> StatusChange:
+    """A staff member's move of a participant, or InvalidInput naming every bad field."""
+    body = StatusBody.model_validate(raw, context={
+        "current": current, "today": today, "enrolled_on": enrolled_on,
+        "status_on": status_on})
+    return StatusChange(body.status, body.on, body.reason, body.note)
+
+
 def check_status_change(
     current: str, status: Any, on: Any, reason: Any, note: Any, *,
     today: date, enrolled_on: date | None, status_on: date,
 ) -> StatusChange:
-    """A staff member's move of a participant, or InvalidInput naming every bad field."""
-    errors: list[FieldError] = []
-    day = parse_date(on, "on", errors, required=True)
-    if status not in ("enrolled", "exited"):
-        errors.append(FieldError("status", "must be enrolled or exited"))
-    elif status not in STAFF_TRANSITIONS.get(current, frozenset()):
-        errors.append(FieldError("status", f"cannot change from {current} to {status}"))
-    if day is not None:
-        if day > today:
-            errors.append(FieldError("on", "must not be in the future"))
-        elif day < status_on or (status == "exited" and enrolled_on and day < enrolled_on):
-            errors.append(FieldError("on", "must not be before the current status's date"))
-    clean_reason = optional_text(reason, "reason", errors, REASON_MAX)
-    clean_note = optional_text(note, "note", errors, REASON_MAX)
-    if status == "exited" and clean_reason not in EXIT_REASONS:
-        errors.append(FieldError("reason", f"must be one of {', '.join(EXIT_REASONS)}"))
-    if errors:
-        raise InvalidInput(errors)
-    assert day is not None
-    return StatusChange(status, day, clean_reason, clean_note)
+    return check_status_body(
+        current, {"status": status, "on": on, "reason": reason, "note": note},
+        today=today, enrolled_on=enrolled_on, status_on=status_on)
 
 
 # --- Small parsers shared by the rules ---------------------------------------------
@@ -175,17 +332,43 @@ class ReferenceChange:
     retired: bool
 
 
+class ReferenceBody(Body):
+    """A reference entry (PUT /v1/reference/{kind}/{code}); the path's code comes in the
+    validation context (``code``)."""
+
+    model_config = ConfigDict(json_schema_extra={"required": ["name"]})
+    UNKNOWN: ClassVar[str] = "is not a field of a reference entry"
+    name: str = Field(None, validate_default=True)
+    retired: bool = False
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> str:
+        text = single(lambda e: clean_text(value, "", e, NAME_MAX))
+        assert text is not None
+        return text
+
+    @field_validator("retired", mode="before")
+    @classmethod
+    def _retired(cls, value: Any) -> bool:
+        return _flag(value)
+
+    @classmethod
+    def _before(cls, raw: Mapping[str, Any], info: ValidationInfo) -> list[FieldError]:
+        errors = super()._before(raw, info)
+        if not CODE_PATTERN.fullmatch(context(info).get("code", "")):
+            errors.append(FieldError("code", CODE_REASON))
+        return errors
+
+
+def check_reference_body(code: str, raw: Any) -> ReferenceChange:
+    """A reference entry's body, or InvalidInput naming every bad field (and a bad code)."""
+    body = ReferenceBody.model_validate(raw, context={"code": code})
+    return ReferenceChange(body.name, body.retired)
+
+
 def check_reference_entry(code: str, name: Any, retired: Any) -> ReferenceChange:
-    errors: list[FieldError] = []
-    if not CODE_PATTERN.fullmatch(code):
-        errors.append(FieldError("code", CODE_REASON))
-    clean = clean_text(name, "name", errors, NAME_MAX)
-    if not isinstance(retired, bool):
-        errors.append(FieldError("retired", "must be true or false"))
-    if errors:
-        raise InvalidInput(errors)
-    assert clean is not None and isinstance(retired, bool)
-    return ReferenceChange(clean, retired)
+    return check_reference_body(code, {"name": name, "retired": retired})
 
 
 # --- Application questions -------------------------------------------------------
@@ -301,6 +484,46 @@ def check_answers(questions: Sequence[Question], raw: Any, *, today: date) -> di
     return out
 
 
+class ApplicationBody(Body):
+    """A customer's application (POST /v1/programs/{code}/applications). Checked twice:
+    first without context (only ``answers`` may be sent, before the program is looked
+    up), then with the program's ``questions`` and ``today`` in the validation context."""
+
+    answers: Annotated[Any, WithJsonSchema({
+        "type": "object", "description": "answers by question key"})] = Field(
+        default_factory=dict, validate_default=True)
+
+    @field_validator("answers", mode="before")
+    @classmethod
+    def _answers(cls, value: Any, info: ValidationInfo) -> Any:
+        questions = context(info).get("questions")
+        if questions is None:
+            return value  # the shape only; the answers are judged against the questions
+        try:
+            return check_answers(questions, value, today=context(info)["today"])
+        except InvalidInput as exc:
+            raise several(exc.errors) from None
+
+    @classmethod
+    def _before(cls, raw: Mapping[str, Any], info: ValidationInfo) -> list[FieldError]:
+        if set(raw) - set(cls.model_fields):
+            return [FieldError("body", "only answers may be sent")]
+        return []
+
+
+def check_application_shape(raw: Any) -> None:
+    """Only answers may be sent (checked before the program is looked up)."""
+    ApplicationBody.model_validate(raw)
+
+
+def check_application(questions: Sequence[Question], raw: Any, *, today: date
+                      ) -> dict[str, Any]:
+    """The answers to the program's questions, typed; InvalidInput names each bad one."""
+    body = ApplicationBody.model_validate(raw, context={"questions": questions,
+                                                        "today": today})
+    return dict(body.answers)
+
+
 def _answer(q: Question, value: Any, at: str, errors: list[FieldError], today: date) -> Any:
     if q.type == "text":
         return clean_text(value, at, errors, ANSWER_TEXT_MAX)
@@ -334,34 +557,80 @@ class ProgramChange:
     questions: tuple[Question, ...] | None = field(default=None)  # None: unchanged
 
 
+class ProgramBody(Body):
+    """A program (PUT /v1/programs/{code}); the path's code comes in the validation
+    context (``code``)."""
+
+    model_config = ConfigDict(json_schema_extra={"required": ["name"]})
+    UNKNOWN: ClassVar[str] = "is not a field of a program"
+    name: str = Field(None, validate_default=True)
+    description: str = Field("", description=f"at most {DESCRIPTION_MAX} characters")
+    open_for_applications: bool = False
+    questions: Annotated[tuple[Question, ...] | None, WithJsonSchema({
+        "anyOf": [{"type": "array", "items": {"type": "object", "properties": {
+            "key": {"type": "string"}, "label": {"type": "string"},
+            "type": {"enum": list(QUESTION_TYPES)}, "required": {"type": "boolean"},
+            "options": {"type": "array", "items": {"type": "string"}}},
+            "required": ["key", "label", "type"]}}, {"type": "null"}]})] = Field(
+        None, description="key, label, type (text, yes_no, date, number, choice, "
+        "multi_choice), required, options; a changed list is the next version; "
+        "left out: unchanged")
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> str:
+        text = single(lambda e: clean_text(value, "", e, NAME_MAX))
+        assert text is not None
+        return text
+
+    @field_validator("description", mode="before")
+    @classmethod
+    def _description(cls, value: Any) -> str:
+        if value is None:
+            return ""
+        if not isinstance(value, str) or len(value) > DESCRIPTION_MAX:
+            raise rule(f"must be text of at most {DESCRIPTION_MAX} characters")
+        return value.strip()
+
+    @field_validator("open_for_applications", mode="before")
+    @classmethod
+    def _open(cls, value: Any) -> bool:
+        return _flag(value)
+
+    @field_validator("questions", mode="before")
+    @classmethod
+    def _questions(cls, value: Any) -> tuple[Question, ...]:
+        try:
+            return check_questions(value)
+        except InvalidInput as exc:
+            raise several(exc.errors) from None
+
+    @classmethod
+    def _before(cls, raw: Mapping[str, Any], info: ValidationInfo) -> list[FieldError]:
+        errors = super()._before(raw, info)
+        if not PROGRAM_CODE.fullmatch(context(info).get("code", "")):
+            errors.append(FieldError(
+                "code", "must be 2 to 64 lower-case letters, digits and dashes"))
+        return errors
+
+
+def check_program_body(code: str, raw: Any) -> ProgramChange:
+    """A program's body, or InvalidInput naming every bad field (and a bad code).
+    ``questions`` left out: None (unchanged); given (even null), it is checked."""
+    body = ProgramBody.model_validate(raw, context={"code": code})
+    return ProgramChange(body.name, body.description, body.open_for_applications,
+                         body.questions)
+
+
 def check_program(
     code: str, name: Any, description: Any, open_for_applications: Any, questions: Any,
     *, questions_given: bool,
 ) -> ProgramChange:
-    errors: list[FieldError] = []
-    if not PROGRAM_CODE.fullmatch(code):
-        errors.append(FieldError(
-            "code", "must be 2 to 64 lower-case letters, digits and dashes"))
-    clean_name = clean_text(name, "name", errors, NAME_MAX)
-    clean_description = ""
-    if description is not None:
-        if not isinstance(description, str) or len(description) > DESCRIPTION_MAX:
-            errors.append(FieldError(
-                "description", f"must be text of at most {DESCRIPTION_MAX} characters"))
-        else:
-            clean_description = description.strip()
-    if not isinstance(open_for_applications, bool):
-        errors.append(FieldError("open_for_applications", "must be true or false"))
-    clean_questions = None
+    raw = {"name": name, "description": description,
+           "open_for_applications": open_for_applications}
     if questions_given:
-        try:
-            clean_questions = check_questions(questions)
-        except InvalidInput as exc:
-            errors += exc.errors
-    if errors:
-        raise InvalidInput(errors)
-    assert clean_name is not None and isinstance(open_for_applications, bool)
-    return ProgramChange(clean_name, clean_description, open_for_applications, clean_questions)
+        raw["questions"] = questions
+    return check_program_body(code, raw)
 
 
 # --- Paging ------------------------------------------------------------------------

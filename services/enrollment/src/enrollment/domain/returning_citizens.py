@@ -15,27 +15,25 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    ModelWrapValidatorHandler,
-    ValidationError,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from enrollment.domain.programs import (
+    Body,
     FieldError,
-    InvalidInput,
     ReferenceKind,
     clean_text,
     parse_date,
+    rule,
+    single,
 )
 from shared.rules.dates import date_of_birth_reason
 from shared.rules.ssn import SSN_FORMAT_REASON as SSN_FORMAT_REASON
@@ -64,7 +62,6 @@ _SSN = re.compile(r"([0-9]{3})-([0-9]{2})-([0-9]{4})")
 IDOC_REASON = "must be one letter followed by five digits, e.g. R12345"
 # (kind, code) -> retired?
 Known = Mapping[tuple[str, str], bool]
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -253,19 +250,10 @@ def _ctx(info: ValidationInfo) -> tuple[date, Known]:
     return context["today"], context["known"]
 
 
-def _single(check: Callable[[list[FieldError]], _T]) -> _T:
-    """Run a rule that reports into a list; its one reason raised for the field."""
-    errors: list[FieldError] = []
-    value = check(errors)
-    if errors:
-        raise PydanticCustomError("form_rule", errors[0].reason.replace("{", "{{"))
-    return value
-
-
 def _code_of(kind: ReferenceKind) -> Callable[[Any, ValidationInfo], str]:
     def code(value: Any, info: ValidationInfo) -> str:
         _, known = _ctx(info)
-        found = _single(lambda e: offered_code(value, "", kind, known, e))
+        found = single(lambda e: offered_code(value, "", kind, known, e))
         assert found is not None
         return found
     return code
@@ -274,21 +262,21 @@ def _code_of(kind: ReferenceKind) -> Callable[[Any, ValidationInfo], str]:
 def _codes(value: Any, *, required: bool, max_items: int) -> Any:
     if value is None or (isinstance(value, list) and not value):
         if required:
-            raise PydanticCustomError("form_rule", "needs at least one entry")
+            raise rule("needs at least one entry")
         return []
     if not isinstance(value, list):
-        raise PydanticCustomError("form_rule", "must be a list of codes")
+        raise rule("must be a list of codes")
     if len(value) > max_items:
-        raise PydanticCustomError("form_rule", f"must have at most {max_items} entries")
+        raise rule(f"must have at most {max_items} entries")
     return value
 
 
 def _date(value: Any, *, required: bool) -> date | None:
-    return _single(lambda e: parse_date(value, "", e, required=required))
+    return single(lambda e: parse_date(value, "", e, required=required))
 
 
 def _uuid_item(value: Any) -> uuid.UUID:
-    found = _single(lambda e: _uuid(value, "", e))
+    found = single(lambda e: _uuid(value, "", e))
     assert found is not None
     return found
 
@@ -298,10 +286,11 @@ OffenseCode = Annotated[str, BeforeValidator(_code_of("offenses"))]
 AccountId = Annotated[uuid.UUID, BeforeValidator(_uuid_item)]
 
 
-class AddCustomerForm(BaseModel):
+class AddCustomerForm(Body):
     """The Add Customer form. Codes come from /v1/reference/...; every field marked
     required in the description is needed."""
 
+    ORDERED: ClassVar[bool] = True
     model_config = ConfigDict(extra="forbid", json_schema_extra={"required": [
         "parent_institution", "idoc_number", "idoc_number_confirmation", "first_name",
         "last_name", "date_of_birth", "counties_of_commitment", "msr_date",
@@ -331,20 +320,20 @@ class AddCustomerForm(BaseModel):
     @classmethod
     def _institution(cls, value: Any, info: ValidationInfo) -> str:
         if blank(value):
-            raise PydanticCustomError("form_rule", "is required")
+            raise rule("is required")
         return _code_of("institutions")(value, info)
 
     @field_validator("idoc_number", mode="before")
     @classmethod
     def _idoc(cls, value: Any) -> str:
         if blank(value):
-            raise PydanticCustomError("form_rule", "is required")
+            raise rule("is required")
         if not isinstance(value, str):
-            raise PydanticCustomError("form_rule", IDOC_REASON)
+            raise rule(IDOC_REASON)
         try:
             return normalize_idoc(value)
         except ValueError as exc:
-            raise PydanticCustomError("form_rule", str(exc)) from None
+            raise rule(str(exc)) from None
 
     @field_validator("idoc_number_confirmation", "ssn_confirmation", mode="before")
     @classmethod
@@ -354,7 +343,7 @@ class AddCustomerForm(BaseModel):
     @field_validator("first_name", "last_name", mode="before")
     @classmethod
     def _name(cls, value: Any) -> str:
-        found = _single(lambda e: clean_text(value, "", e, NAME_MAX))
+        found = single(lambda e: clean_text(value, "", e, NAME_MAX))
         assert found is not None
         return found
 
@@ -364,11 +353,11 @@ class AddCustomerForm(BaseModel):
         if blank(value):
             return None
         if not isinstance(value, str):
-            raise PydanticCustomError("form_rule", SSN_FORMAT_REASON)
+            raise rule(SSN_FORMAT_REASON)
         try:
             return check_ssn(value)
         except ValueError as exc:
-            raise PydanticCustomError("form_rule", str(exc)) from None
+            raise rule(str(exc)) from None
 
     @field_validator("date_of_birth", mode="before")
     @classmethod
@@ -377,7 +366,7 @@ class AddCustomerForm(BaseModel):
         assert birth is not None
         today, _ = _ctx(info)
         if (reason := date_of_birth_reason(birth, today)) is not None:
-            raise PydanticCustomError("form_rule", reason)
+            raise rule(reason)
         return birth
 
     @field_validator("msr_date", mode="before")
@@ -394,7 +383,7 @@ class AddCustomerForm(BaseModel):
         assert day is not None
         today, _ = _ctx(info)
         if day > today:
-            raise PydanticCustomError("form_rule", "must not be in the future")
+            raise rule("must not be in the future")
         return day
 
     @field_validator("counties_of_commitment", mode="before")
@@ -417,25 +406,9 @@ class AddCustomerForm(BaseModel):
     def _msr_county(cls, value: Any, info: ValidationInfo) -> str | None:
         return None if blank(value) else _code_of("counties")(value, info)
 
-    @model_validator(mode="wrap")
     @classmethod
-    def _across(cls, data: Any, handler: ModelWrapValidatorHandler[Any],
-                info: ValidationInfo) -> Any:
-        """Every field's errors and the rules between fields, raised as one InvalidInput."""
-        if not isinstance(data, Mapping):
-            raise InvalidInput([FieldError("body", "must be a JSON object")])
-        errors: list[FieldError] = []
-        model = None
-        try:
-            model = handler(data)
-        except ValidationError as exc:
-            errors += [_field_error(e) for e in exc.errors()]
-        errors += cls._between(data, info)
-        if errors:
-            order = {name: i for i, name in enumerate(cls.model_fields)}
-            errors.sort(key=lambda e: order.get(e.field.split(".")[0], -1))
-            raise InvalidInput(errors)
-        return model
+    def _before(cls, raw: Mapping[str, Any], info: ValidationInfo) -> list[FieldError]:
+        return unknown_fields(raw, cls.model_fields)
 
     @classmethod
     def _between(cls, raw: Mapping[str, Any], info: ValidationInfo) -> list[FieldError]:
@@ -490,16 +463,6 @@ class AddCustomerSubmit(AddCustomerForm):
         if isinstance(link, str) and isinstance(rejected, list) and link in rejected:
             errors.append(FieldError("link_account_id", "is also among rejected_account_ids"))
         return errors
-
-
-def _field_error(e: Any) -> FieldError:
-    loc = [str(part) for part in e["loc"]]
-    if e["type"] == "extra_forbidden":
-        return FieldError(redact(loc[0])[:64], "is not a field of this form")
-    name = ".".join(loc) or "body"
-    if e["type"] == "form_rule":
-        return FieldError(name, str(e["msg"]))
-    return FieldError(name, "is not valid")  # the declared type, after our own rules
 
 
 def _intake(form: AddCustomerForm) -> Intake:

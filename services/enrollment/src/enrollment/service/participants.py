@@ -17,8 +17,9 @@ from enrollment.domain.programs import (
     FieldError,
     InvalidInput,
     NotFound,
-    check_answers,
-    check_status_change,
+    check_application,
+    check_application_shape,
+    check_status_body,
 )
 from enrollment.domain.records import Application, Enrollment, HistoryEntry
 from enrollment.repository import enrollments as enr
@@ -80,14 +81,16 @@ async def invite(
 
 
 async def apply(
-    conn: Connection, deps: Deps, program_code: str, actor: Actor, answers: Any
+    conn: Connection, deps: Deps, program_code: str, actor: Actor, raw: Any
 ) -> tuple[uuid.UUID, Enrollment]:
-    """The customer's application: completes an invitation, or (open programs) starts one."""
+    """The customer's application (its body, ``ApplicationBody``): completes an
+    invitation, or (open programs) starts one."""
     today = deps.clock.today()
+    check_application_shape(raw)
     program = await repo.get_program(conn, program_code)
     if program is None:
         raise NotFound("no such program")
-    clean = check_answers(program.questions, answers, today=today)
+    clean = check_application(program.questions, raw, today=today)
     await enr.lock_participation(conn, program.code, actor.id)
     existing = await enr.open_enrollment(conn, program.code, actor.id)
     if existing is not None and existing.status != "invited":
@@ -130,17 +133,9 @@ async def change_status(
     current = await enr.get_enrollment(conn, enrollment_id, program=program, for_update=True)
     if current is None:
         raise NotFound("no such enrollment")
-    unknown = [FieldError(str(k)[:64], "is not a field of a status change") for k in raw
-               if k not in ("status", "on", "reason", "note")]
-    try:
-        change = check_status_change(
-            current.status, raw.get("status"), raw.get("on"), raw.get("reason"),
-            raw.get("note"), today=deps.clock.today(), enrolled_on=current.enrolled_on,
-            status_on=current.status_on)
-    except InvalidInput as exc:
-        raise InvalidInput([*unknown, *exc.errors]) from None
-    if unknown:
-        raise InvalidInput(unknown)
+    change = check_status_body(
+        current.status, raw, today=deps.clock.today(), enrolled_on=current.enrolled_on,
+        status_on=current.status_on)
     await enr.set_status(conn, enrollment_id, status=change.status, on=change.on,
                          reason=change.reason, note=change.note)
     await enr.add_history(conn, enrollment_id, actor_id=actor.id, action=change.status,

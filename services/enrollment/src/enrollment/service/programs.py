@@ -14,8 +14,8 @@ from enrollment.domain.programs import (
     InvalidInput,
     NotFound,
     ReferenceKind,
-    check_program,
-    check_reference_entry,
+    check_program_body,
+    check_reference_body,
 )
 from enrollment.domain.records import Authorization, Program
 from enrollment.domain.records import ReferenceEntry as Entry
@@ -49,17 +49,7 @@ async def put_program(
     conn: Connection, code: str, raw: dict[str, Any], actor: Actor
 ) -> tuple[Program, bool]:
     """Create or change a program; changed questions become the next version."""
-    unknown = [FieldError(str(k)[:64], "is not a field of a program") for k in raw
-               if k not in ("name", "description", "open_for_applications", "questions")]
-    try:
-        change = check_program(
-            code, raw.get("name"), raw.get("description"),
-            raw.get("open_for_applications", False), raw.get("questions"),
-            questions_given="questions" in raw)
-    except InvalidInput as exc:
-        raise InvalidInput([*unknown, *exc.errors]) from None
-    if unknown:
-        raise InvalidInput(unknown)
+    change = check_program_body(code, raw)
     current = await repo.lock_program(conn, code)
     if current is None:
         await repo.insert_program(conn, code, change.name, change.description,
@@ -98,14 +88,7 @@ async def list_reference(
 async def put_reference(
     conn: Connection, kind: ReferenceKind, code: str, raw: dict[str, Any], actor: Actor
 ) -> tuple[Entry, bool]:
-    unknown = [FieldError(str(k)[:64], "is not a field of a reference entry") for k in raw
-               if k not in ("name", "retired")]
-    try:
-        change = check_reference_entry(code, raw.get("name"), raw.get("retired", False))
-    except InvalidInput as exc:
-        raise InvalidInput([*unknown, *exc.errors]) from None
-    if unknown:
-        raise InvalidInput(unknown)
+    change = check_reference_body(code, raw)
     before = await repo.get_reference(conn, kind, code)
     await repo.put_reference(conn, kind, code, change.name, change.retired, actor.id)
     await audit.record(
