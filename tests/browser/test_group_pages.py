@@ -330,7 +330,8 @@ async def test_a_program_group_and_the_returning_citizens_customer_page(
     stack = full_stack
     staff = await stack.reentry_worker("rcase")
     r = await stack.http.post(f"{stack.enrollment_url}/v1/returning-citizens",
-                              headers={"Authorization": f"Bearer {staff.token}"},
+                              headers={"Authorization": f"Bearer {staff.token}",
+                                       "Idempotency-Key": f"intake-{uuid.uuid4()}"},
                               json={**form(), "rejected_account_ids": []})
     assert r.status_code == 201, r.text
     enrollment_id = r.json()["enrollment_id"]
