@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from playwright.async_api import Page, expect
 
 from tests.browser.conftest import Browser, FullStack, Staff
@@ -86,6 +87,7 @@ async def passcode(page: Page, value: str) -> None:
     await page.get_by_role("button", name="Join group").click()
 
 
+@pytest.mark.timeout(600)  # the longest walk of the suite: 250 s on the loaded build machine
 async def test_a_customer_joins_by_address_answers_invitations_and_reads_the_inbox(
     full_stack: FullStack, browser: Browser,
 ) -> None:

@@ -196,6 +196,8 @@ def stack_env(servers: Servers, identity_dsn: str, groups_dsn: str) -> dict[str,
         "GROUPS_DATABASE_URL": groups_dsn,
         "GROUPS_OUTBOX_POLL_INTERVAL": "0.2",
         "GROUPS_MESSAGE_POLL_INTERVAL": "0.2",
+        # identity asks groups who reaches whom: generous on a loaded test machine
+        "CSC_GROUPS_TIMEOUT_SECONDS": "10",
     }
 
 
