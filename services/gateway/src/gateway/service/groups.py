@@ -223,30 +223,28 @@ async def parent(deps: Deps, session: PageSession, g: dict[str, Any]) -> dict[st
         raise
 
 
-async def members(deps: Deps, session: PageSession, group_id: uuid.UUID, *, q: str,
-                  source: str, cursor: str | None, limit: int = 25) -> dict[str, Any]:
-    params: dict[str, Any] = {"limit": limit}
-    if q:
-        params["q"] = q
-    if source in SOURCES:
-        params["source"] = source
+async def _page(deps: Deps, session: PageSession, service: str, path: str, *,
+                cursor: str | None, limit: int, **filters: str | None) -> dict[str, Any]:
+    """One page of a service's list: the filters that are set, the cursor, the limit."""
+    params: dict[str, Any] = {"limit": limit, **{k: v for k, v in filters.items() if v}}
     if cursor:
         params["cursor"] = cursor
-    found: dict[str, Any] = await api(deps, session, "groups", "GET",
-                                      f"/v1/groups/{group_id}/members", params=params)
+    found: dict[str, Any] = await api(deps, session, service, "GET", path, params=params)
     return found
+
+
+async def members(deps: Deps, session: PageSession, group_id: uuid.UUID, *, q: str,
+                  source: str, cursor: str | None, limit: int = 25) -> dict[str, Any]:
+    return await _page(deps, session, "groups", f"/v1/groups/{group_id}/members",
+                       cursor=cursor, limit=limit, q=q,
+                       source=source if source in SOURCES else None)
 
 
 async def invitations(deps: Deps, session: PageSession, group_id: uuid.UUID, *,
                       status: str, cursor: str | None, limit: int = 25) -> dict[str, Any]:
-    params: dict[str, Any] = {"limit": limit}
-    if status in INVITATION_STATUSES:
-        params["status"] = status
-    if cursor:
-        params["cursor"] = cursor
-    found: dict[str, Any] = await api(deps, session, "groups", "GET",
-                                      f"/v1/groups/{group_id}/invitations", params=params)
-    return found
+    return await _page(deps, session, "groups", f"/v1/groups/{group_id}/invitations",
+                       cursor=cursor, limit=limit,
+                       status=status if status in INVITATION_STATUSES else None)
 
 
 async def invite(deps: Deps, session: PageSession, group_id: uuid.UUID, emails: list[str],
@@ -329,14 +327,9 @@ async def message_status(deps: Deps, session: PageSession, message_id: uuid.UUID
 
 async def deliveries(deps: Deps, session: PageSession, message_id: uuid.UUID, *,
                      status: str, cursor: str | None, limit: int = 50) -> dict[str, Any]:
-    params: dict[str, Any] = {"limit": limit}
-    if status in DELIVERY_STATUSES:
-        params["status"] = status
-    if cursor:
-        params["cursor"] = cursor
-    found: dict[str, Any] = await api(deps, session, "notify", "GET",
-                                      f"/v1/messages/{message_id}/deliveries", params=params)
-    return found
+    return await _page(deps, session, "notify", f"/v1/messages/{message_id}/deliveries",
+                       cursor=cursor, limit=limit,
+                       status=status if status in DELIVERY_STATUSES else None)
 
 
 async def resend_failed(deps: Deps, session: PageSession, message_id: uuid.UUID) -> int:
