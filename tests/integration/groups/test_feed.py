@@ -110,6 +110,9 @@ async def test_a_record_before_its_account_applies_when_the_account_appears(
     real = uuid.UUID(r.json()["id"])
     await stack.emit_and_wait("sync-iwds", IwdsRecordUpdated(
         iwds_person_id="P-10", account_id=real, lwia_code="7", status="active"))
+    # identity's CustomerAccountCreated is on another topic: it may reach groups after
+    # the record, which then waits for it, so wait for that too
+    await stack.wait_row("SELECT true FROM customers WHERE id = $1", real)
     assert await reasons(stack, state, real) == {("LWIA 7", "IWDS access: statewide")}
     # and the unknown one, once identity announces it
     from shared.schemas.identity import CustomerAccountCreated
