@@ -23,4 +23,16 @@ document.addEventListener("click", function (event) {
     modal.querySelectorAll('[data-fill-target="' + name + '"]').forEach(function (f) { f.value = attr.value; });
     modal.querySelectorAll('[data-fill-text="' + name + '"]').forEach(function (t) { t.textContent = attr.value; });
   });
+  // USWDS binds the openers present when the page loads (and makes those links role
+  // "button"); one htmx swapped in later opens the modal through its hidden opener, and
+  // focus comes back to it when the modal closes
+  if (opener.tagName === "A" && opener.getAttribute("role") !== "button") {
+    var proxy = document.querySelector('[data-modal-proxy][aria-controls="' + modal.id + '"]');
+    if (!proxy) { return; }
+    event.preventDefault();
+    event.stopPropagation();
+    proxy.click();
+    if (!opener.id) { opener.id = "opener-" + Math.floor(Math.random() * 1e9); }
+    modal.setAttribute("data-opener", opener.id);
+  }
 }, true);
