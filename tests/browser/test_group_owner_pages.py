@@ -117,6 +117,20 @@ async def test_owners_manage_members_and_co_owners_and_an_admin_hands_groups_ove
         "csrf_token": await csrf(page), "customer_id": str(marcus_id)})
     assert gone.status == 404
     assert "not a member of this group any more" in await gone.text()
+    # a subgroup takes only the group's members: groups' refusal is the field's error
+    await page.get_by_label("Subgroup name", exact=True).fill("Tuesday cohort")
+    await page.get_by_role("button", name="Create subgroup").click()
+    await expect(page.get_by_text("The subgroup is made.")).to_be_visible()
+    await expect(page.get_by_text("Only members of Job club can be added to this subgroup.")
+                 ).to_be_visible()
+    await page.get_by_label(member_box, exact=True).fill(marcus["username"])
+    assert await submit(page, "Add member") == 422
+    await summary_says(page, f"Marcus Oneil ({marcus['username']}) is not a member of the "
+                             "parent group.", member_box)
+    await look(browser, page, "subgroup-add-refused")
+    assert await gp.fetchval("SELECT count(*) FROM memberships WHERE customer_id = $1",
+                             marcus_id) == 0
+    await page.goto(base)
 
     # -- co-owners -----------------------------------------------------------------------
     owner_box = "Staff username"
