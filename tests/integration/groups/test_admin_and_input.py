@@ -51,7 +51,8 @@ async def test_admin_reaches_everyone_audited_and_hands_groups_over(stack: Stack
     assert (await stack.access(leaving, c.id)).status_code == 404
     r = await stack.client.get(f"/v1/groups/{sub['id']}", headers=taking.headers)
     assert r.status_code == 200 and r.json()["owners"] == [
-        {"staff_id": str(taking.id), "role": "owner"}]
+        {"staff_id": str(taking.id), "role": "owner", "username": taking.username,
+         "name": "Robin Case"}]
     r = await stack.client.post("/v1/hand-overs", headers=admin.headers, json={
         "from_staff_id": str(leaving.id), "to_staff_id": str(taking.id)})
     assert r.json()["group_ids"] == [g2["id"]]

@@ -7,7 +7,7 @@ from pathlib import Path
 import asyncpg
 from fastapi import FastAPI
 
-from groups.api import access, invitations, messages
+from groups.api import access, directory, invitations, messages
 from groups.api import groups as groups_routes
 from groups.deps import Deps
 from groups.handlers import SUBSCRIPTIONS
@@ -30,7 +30,8 @@ SPEC = ServiceSpec(
     settings_cls=GroupsSettings,
     migrations=Path(__file__).resolve().parents[2] / "migrations",
     subscriptions=SUBSCRIPTIONS,
-    routers=(groups_routes.router, invitations.router, access.router, messages.router),
+    routers=(groups_routes.router, invitations.router, access.router, messages.router,
+             directory.router),
     title="Customer Support Center: groups",
     build_deps=build_deps,
     on_start=on_start,

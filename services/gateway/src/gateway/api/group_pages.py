@@ -5,6 +5,7 @@ Dashboard, and a customer reached through a group ("why can I see this customer?
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,6 +16,7 @@ from gateway import service
 from gateway.api.web import NO_STORE, DepsDep, StaffSession, check_csrf, form_data, page, redirect
 from gateway.deps import Deps
 from gateway.domain import FieldProblem, PageSession
+from gateway.service import group_people as people
 from gateway.service import groups as gs
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -105,31 +107,54 @@ async def create_group(request: Request, session: StaffSession, deps: DepsDep) -
 
 # -- a group ------------------------------------------------------------------------------
 
+HOME_NOTICES = {
+    "created": "The group is made. Share its web address and passcode, or invite people.",
+    "rotated": "A new passcode is made: the old one no longer works.",
+    "off": "Joining with the passcode is switched off.",
+    "sub": "The subgroup is made.",
+    "member_added": "The customer is now a member of the group.",
+    "member_there": "That customer is already a member of the group.",
+    "member_removed": "The member is removed from the group.",
+    "owner_added": "The staff member is now a co-owner of the group.",
+    "owner_there": "That staff member is already an owner of the group.",
+    "owner_removed": "The co-owner is removed: they no longer manage the group.",
+}
+
+
+async def _home_page(request: Request, session: PageSession, deps: Deps, g: dict[str, Any],
+                     *, errors: list[FieldProblem] | None = None,
+                     form: dict[str, str] | None = None, status: int = 200) -> Response:
+    """The group's page: members (searched and paged as the address says), subgroups,
+    owners; with a form's errors when one was refused."""
+    group_id = g["id"]
+    filters = {"q": _q(request, "q"), "source": _q(request, "source", 20)}
+    cursor = _q(request, "cursor", 500) or None
+    if errors:  # a refused form: the first page, unfiltered
+        filters, cursor = {"q": "", "source": ""}, None
+    found = await gs.members(deps, session, group_id, q=filters["q"],
+                             source=filters["source"], cursor=cursor, limit=PAGE)
+    subs, parent = await gs.subgroups(deps, session, g), await gs.parent(deps, session, g)
+    notice = None if errors else HOME_NOTICES.get(
+        next((k for k in HOME_NOTICES if request.query_params.get(k)), ""))
+    base = f"/console/groups/{group_id}"
+    return group_page(request, "group.html", session, deps, g, base,
+                      members=found["items"], filters=filters, sources=gs.SOURCES,
+                      source_options=gs.options(gs.SOURCES), subgroups=subs, parent=parent,
+                      join_url=_join_url(request, g), notice=notice,
+                      owners=people.owner_rows(list(g.get("owners") or [])),
+                      editable=owns(g) and g["kind"] == "personal",
+                      errors=errors, form=form or {}, new_name=(form or {}).get("name", ""),
+                      status=status,
+                      **_paged(base, filters, found.get("next_cursor"), cursor))
+
+
 @router.get("/groups/{group_id}", response_class=HTMLResponse)
 async def group_home(group_id: uuid.UUID, request: Request, session: StaffSession,
                      deps: DepsDep) -> Response:
     g = await _group(session, deps, group_id)
     if g is None:
         return not_found(request, session, deps)
-    filters = {"q": _q(request, "q"), "source": _q(request, "source", 20)}
-    cursor = _q(request, "cursor", 500) or None
-    found = await gs.members(deps, session, group_id, q=filters["q"],
-                             source=filters["source"], cursor=cursor, limit=PAGE)
-    subs, parent = await gs.subgroups(deps, session, g), await gs.parent(deps, session, g)
-    notice = {"created": "The group is made. Share its web address and passcode, or "
-                         "invite people.",
-              "rotated": "A new passcode is made: the old one no longer works.",
-              "off": "Joining with the passcode is switched off.",
-              "sub": "The subgroup is made."}.get(
-        next((k for k in ("created", "rotated", "off", "sub")
-              if request.query_params.get(k)), ""))
-    join_url = _join_url(request, g)
-    return group_page(request, "group.html", session, deps, g, f"/console/groups/{group_id}",
-                      members=found["items"], filters=filters, sources=gs.SOURCES,
-                      source_options=gs.options(gs.SOURCES),
-                      subgroups=subs, parent=parent, join_url=join_url, notice=notice,
-                      **_paged(f"/console/groups/{group_id}", filters,
-                               found.get("next_cursor"), cursor))
+    return await _home_page(request, session, deps, g)
 
 
 @router.post("/groups/{group_id}/subgroups", response_model=None)
@@ -154,15 +179,157 @@ async def create_subgroup(group_id: uuid.UUID, request: Request, session: StaffS
     g = await _group(session, deps, group_id)
     if g is None:
         return not_found(request, session, deps)
-    found = await gs.members(deps, session, group_id, q="", source="", cursor=None, limit=PAGE)
-    return group_page(request, "group.html", session, deps, g, f"/console/groups/{group_id}",
-                      members=found["items"], filters={"q": "", "source": ""},
-                      sources=gs.SOURCES, source_options=gs.options(gs.SOURCES),
-                      subgroups=await gs.subgroups(deps, session, g),
-                      parent=await gs.parent(deps, session, g),
-                      join_url=_join_url(request, g),
-                      errors=[FieldProblem("name", p.label, p.message) for p in problems],
-                      new_name=name, status=422, next_url=None, first_url=None)
+    return await _home_page(request, session, deps, g,
+                            errors=[FieldProblem("name", p.label, p.message) for p in problems],
+                            form={"name": name}, status=422)
+
+
+# -- members by hand and co-owners (the group's owners) --------------------------------------
+
+async def _refused(request: Request, session: PageSession, deps: Deps, group_id: uuid.UUID,
+                   problem: FieldProblem, form: dict[str, str], status: int) -> Response:
+    """The group page again with the form's error (404 page when the group is gone)."""
+    g = await _group(session, deps, group_id)
+    if g is None:
+        return not_found(request, session, deps)
+    return await _home_page(request, session, deps, g, errors=[problem], form=form,
+                            status=status)
+
+
+def _refusal(exc: service.ApiError, field: str, label: str, who: str = "") -> FieldProblem:
+    """groups' refusal of an owner's change, in the form's words."""
+    if exc.status == 403:
+        return FieldProblem(field, label, "Only the group's owners can change its members "
+                                          "and co-owners.")
+    return FieldProblem(field, label, people.sentence(
+        f"{who} {people.refusal(exc)}" if who else people.refusal(exc)))
+
+
+@router.post("/groups/{group_id}/members", response_model=None)
+async def add_member(group_id: uuid.UUID, request: Request, session: StaffSession,
+                     deps: DepsDep) -> Response:
+    """An owner adds a customer they reach, named by username or email address."""
+    posted = await form_data(request)
+    text = str(posted.get("member") or "")[:500]
+    form = {"member": text}
+    if not check_csrf(request, session, posted):
+        return await _refused(request, session, deps, group_id,
+                              replace(EXPIRED, field="member"), form, 403)
+    login = people.customer_login(text)
+    if isinstance(login, FieldProblem):
+        return await _refused(request, session, deps, group_id, login, form, 422)
+    label = "Username or email address"
+    found = await people.find_customers(deps, session, login)
+    if not found:
+        return await _refused(request, session, deps, group_id, FieldProblem(
+            "member", label, f"No customer you can see has the {login.by.replace('_', ' ')} "
+                             f"{login.value}. Check it, or invite the customer instead."),
+            form, 422)
+    if len(found) > 1:
+        return await _refused(request, session, deps, group_id, FieldProblem(
+            "member", label, "More than one customer has that email address: enter the "
+                             "customer's username instead."), form, 422)
+    who = people.person_name(found[0].get("first_name"), found[0].get("last_name"),
+                             found[0].get("username"))
+    try:
+        added = await people.add_member(deps, session, group_id, str(found[0]["id"]))
+    except service.ApiError as exc:
+        if exc.status == 404:
+            return not_found(request, session, deps)
+        if exc.status not in (403, 409, 422):
+            raise
+        return await _refused(request, session, deps, group_id,
+                              _refusal(exc, "member", label, who), form, exc.status)
+    return redirect(f"/console/groups/{group_id}?{'member_added' if added else 'member_there'}=1")
+
+
+@router.post("/groups/{group_id}/members/remove", response_model=None)
+async def remove_member(group_id: uuid.UUID, request: Request, session: StaffSession,
+                        deps: DepsDep) -> Response:
+    posted = await form_data(request)
+    if not check_csrf(request, session, posted):
+        return redirect(f"/console/groups/{group_id}")
+    problem = FieldProblem("members-heading", "Members",
+                           "Choose a member to remove from the list of members.")
+    try:
+        customer_id = uuid.UUID(str(posted.get("customer_id") or ""))
+    except ValueError:
+        return await _refused(request, session, deps, group_id, problem, {}, 422)
+    try:
+        await people.remove_member(deps, session, group_id, customer_id)
+    except service.ApiError as exc:
+        if exc.status == 404 and await _group(session, deps, group_id) is not None:
+            return await _refused(request, session, deps, group_id, FieldProblem(
+                "members-heading", "Members",
+                "That customer is not a member of this group any more."), {}, 404)
+        if exc.status == 404:
+            return not_found(request, session, deps)
+        if exc.status not in (403, 409, 422):
+            raise
+        return await _refused(request, session, deps, group_id,
+                              _refusal(exc, "members-heading", "Members"), {}, exc.status)
+    return redirect(f"/console/groups/{group_id}?member_removed=1")
+
+
+@router.post("/groups/{group_id}/owners", response_model=None)
+async def add_co_owner(group_id: uuid.UUID, request: Request, session: StaffSession,
+                       deps: DepsDep) -> Response:
+    """An owner makes another staff member, named by username, a co-owner."""
+    posted = await form_data(request)
+    text = str(posted.get("co_owner") or "")[:500]
+    form = {"co_owner": text}
+    label = "Staff username"
+    if not check_csrf(request, session, posted):
+        return await _refused(request, session, deps, group_id,
+                              replace(EXPIRED, field="co_owner"), form, 403)
+    username = people.staff_username(text, "co_owner", label,
+                                     "Enter the username of the staff member to add")
+    if isinstance(username, FieldProblem):
+        return await _refused(request, session, deps, group_id, username, form, 422)
+    staff = await people.find_staff(deps, session, username)
+    if staff is None:
+        return await _refused(request, session, deps, group_id, FieldProblem(
+            "co_owner", label, f"No staff member has the username {username}."), form, 422)
+    who = people.staff_label(staff)
+    if staff.get("status") != "active":
+        return await _refused(request, session, deps, group_id, FieldProblem(
+            "co_owner", label, f"{who} no longer has an active account."), form, 422)
+    try:
+        added = await people.add_co_owner(deps, session, group_id, str(staff["id"]))
+    except service.ApiError as exc:
+        if exc.status == 404 and await _group(session, deps, group_id) is None:
+            return not_found(request, session, deps)
+        if exc.status not in (403, 404, 409, 422):
+            raise
+        return await _refused(request, session, deps, group_id,
+                              _refusal(exc, "co_owner", label, who), form, exc.status)
+    return redirect(f"/console/groups/{group_id}?{'owner_added' if added else 'owner_there'}=1")
+
+
+@router.post("/groups/{group_id}/owners/{staff_id}/remove", response_model=None)
+async def remove_co_owner(group_id: uuid.UUID, staff_id: uuid.UUID, request: Request,
+                          session: StaffSession, deps: DepsDep) -> Response:
+    posted = await form_data(request)
+    if not check_csrf(request, session, posted):
+        return redirect(f"/console/groups/{group_id}")
+    try:
+        await people.remove_co_owner(deps, session, group_id, staff_id)
+    except service.ApiError as exc:
+        g = await _group(session, deps, group_id)
+        if g is None:
+            return not_found(request, session, deps)
+        if exc.status not in (403, 404, 409, 422):
+            raise
+        problem = (FieldProblem("owners-heading", "Owners",
+                                "That staff member is not a co-owner of this group.")
+                   if exc.status == 404 else
+                   FieldProblem("owners-heading", "Owners",
+                                "The group's owner cannot be removed: an administrator can "
+                                "hand the group to someone else.")
+                   if exc.status == 409 else _refusal(exc, "owners-heading", "Owners"))
+        return await _home_page(request, session, deps, g, errors=[problem],
+                                status=exc.status)
+    return redirect(f"/console/groups/{group_id}?owner_removed=1")
 
 
 @router.post("/groups/{group_id}/passcode", response_model=None)

@@ -150,7 +150,8 @@ def redirect(url: str) -> RedirectResponse:
 # the staff console's side navigation (administrators see their pages too)
 SIDE_NAV = (("/console", "My groups"), ("/console/returning-citizens", "Returning Citizens"),
             ("/console/duplicates", "Possible duplicates"))
-ADMIN_NAV = (("/console/programs", "Program authorization"), ("/console/iwds", "IWDS runs"))
+ADMIN_NAV = (("/console/programs", "Program authorization"), ("/console/iwds", "IWDS runs"),
+             ("/console/hand-overs", "Hand over groups"))
 
 
 def page(request: Request, template: str, session: PageSession, deps: Deps, current: str,

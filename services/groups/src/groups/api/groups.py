@@ -45,6 +45,8 @@ class GroupOut(BaseModel):
 class OwnerOut(BaseModel):
     staff_id: uuid.UUID
     role: str
+    username: str | None = None  # from the staff directory (None: not known yet)
+    name: str | None = None
 
 
 class GroupDetail(GroupOut):

@@ -109,3 +109,19 @@ async def move_back_for_unmerge(conn: Connection, merged: UUID, survivor: UUID) 
     await conn.execute("DELETE FROM merge_moves WHERE merged_id = $1 AND survivor_id = $2",
                        merged, survivor)
     return int(done.split()[-1])
+
+
+async def staff_by_username(conn: Connection, username: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM staff WHERE lower(username) = lower($1) ORDER BY changed_at DESC"
+        " LIMIT 1", username)
+
+
+async def customers_by_login(conn: Connection, *, username: str | None, email: str | None,
+                             limit: int = 20) -> list[asyncpg.Record]:
+    """Customers (not merged away) with this username (any case) or this email."""
+    return await conn.fetch(
+        "SELECT * FROM customers WHERE merged_into IS NULL AND"
+        " (($1::text IS NOT NULL AND lower(username) = lower($1))"
+        "  OR ($2::text IS NOT NULL AND email = $2))"
+        " ORDER BY last_name, first_name, id LIMIT $3", username, email, limit)

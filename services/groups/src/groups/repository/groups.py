@@ -90,8 +90,9 @@ async def remove_owner(conn: Connection, group_id: UUID, staff_id: UUID) -> bool
 
 async def owners(conn: Connection, group_id: UUID) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT staff_id, role, since FROM group_owners WHERE group_id = $1"
-        " ORDER BY role DESC, since", group_id)
+        "SELECT o.staff_id, o.role, o.since, s.username, s.name FROM group_owners o"
+        " LEFT JOIN staff s ON s.id = o.staff_id WHERE o.group_id = $1"
+        " ORDER BY o.role DESC, o.since", group_id)
 
 
 async def owns(conn: Connection, path: Sequence[UUID], staff_id: UUID) -> bool:

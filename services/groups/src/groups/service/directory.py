@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from groups.deps import Deps
 from groups.domain import normalize_email
 from groups.repository import directory as repo
+from groups.service import access
 from shared.schemas.identity import (
     CustomerAccountCreated,
     CustomerAccountsMerged,
@@ -19,6 +22,10 @@ from shared.schemas.identity import (
 from shared.servicekit import audit
 from shared.servicekit.audit import Actor
 from shared.servicekit.db import Connection
+from shared.servicekit.errors import NotFound
+
+if TYPE_CHECKING:  # the caller's type only
+    from groups.service.common import Caller
 
 
 async def staff_changed(conn: Connection, event: StaffAccountCreated | StaffAccountUpdated,
@@ -63,3 +70,48 @@ async def unmerged(conn: Connection, event: CustomerAccountsUnmerged) -> None:
                        event.merged_id, {"survivor_id": event.survivor_id, "moved": moved})
 
 
+
+
+# -- look-ups for staff pages ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StaffEntry:
+    id: UUID
+    username: str
+    name: str
+    status: str
+
+
+@dataclass(frozen=True)
+class CustomerEntry:
+    id: UUID
+    username: str | None
+    first_name: str | None
+    last_name: str | None
+
+
+async def find_staff(conn: Connection, username: str) -> StaffEntry:
+    """A staff member by username (any case), active or not; NotFound otherwise."""
+    row = await repo.staff_by_username(conn, username.strip())
+    if row is None:
+        raise NotFound("no staff member has that username")
+    return StaffEntry(row["id"], row["username"], row["name"], row["status"])
+
+
+async def find_customers(conn: Connection, caller: Caller, *, username: str | None,
+                         email: str | None) -> list[CustomerEntry]:
+    """The customers with this username or email whom the caller reaches (an admin
+    reaches all); each one found is audited as a look-up. Empty when none: a staff
+    member learns nothing of accounts they do not reach."""
+    rows = await repo.customers_by_login(
+        conn, username=username.strip() if username else None,
+        email=normalize_email(email) if email else None)
+    found = []
+    for r in rows:
+        via = await access.paths(conn, caller.id, r["id"], admin=caller.is_admin)
+        if not via:
+            continue
+        await audit.record(conn, caller.actor, "customer.lookup", r["id"],
+                           {"by": "username" if username else "email"})
+        found.append(CustomerEntry(r["id"], r["username"], r["first_name"], r["last_name"]))
+    return found

@@ -98,7 +98,8 @@ async def list_groups(conn: Connection, caller: Caller, *, kind: str | None,
 
 async def get_group(conn: Connection, caller: Caller, group_id: UUID) -> GroupView:
     group, r = await reached_group(conn, caller, group_id)
-    owners = [{"staff_id": o["staff_id"], "role": o["role"]}
+    owners = [{"staff_id": o["staff_id"], "role": o["role"], "username": o["username"],
+               "name": o["name"]}
               for o in await repo.owners(conn, group_id)]
     reason = (f"{r.owner_role} of the group or a parent" if r.owns
               else "authorized for the program" if r.program else r.iwds or "admin role")
