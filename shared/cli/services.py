@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from shared.servicekit.runtime import ServiceSpec
+if TYPE_CHECKING:  # imported with the service, not with every `csc` command
+    from shared.servicekit.runtime import ServiceSpec
 
 
 @dataclass(frozen=True)

@@ -49,16 +49,6 @@ def write_dev_env(path: Path, values: dict[str, str]) -> None:
     tmp.replace(path)
 
 
-def read_dev_env(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
-
-
 @dataclass
 class Restarts:
     """Deaths of one part within the window: restart until there are too many."""

@@ -8,7 +8,6 @@ variables into every log line and every event written meanwhile.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
@@ -17,28 +16,14 @@ from typing import Any
 
 import structlog
 
+from shared.servicekit import redaction
+
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 causation_id: ContextVar[str | None] = ContextVar("causation_id", default=None)
 
-# Nine digits shaped like an SSN: 123-45-6789, 123 45 6789 or 123456789 (the
-# two separators alike), not inside a longer run of digits. A dash joined to
-# more digits ("1-123-45-6789", "123-45-6789-0") makes a longer run too, but a
-# lone dash or a space next to it does not: "ssn-123-45-6789" and lists like
-# "123-45-6789 987-65-4321" are masked. A US phone number (312-555-0199, 3-3-4)
-# or a ten-digit number is not SSN-shaped and stays as it is.
-_SSN = re.compile(r"(?<!\d)(?<!\d-)\d{3}([- ]?)\d{2}\1\d{4}(?!\d)(?!-\d)")
-SSN_MASK = "***-**-****"
-
-
-# A one-time token in a URL's query (the password-recovery page is opened with
-# ``/recover?token=...``; an access log line carries the whole path).
-_QUERY_TOKEN = re.compile(r"([?&](?:token|access_token|refresh_token)=)[^&\s\"']+")
-
-
-def redact(text: str) -> str:
-    """Mask anything shaped like a Social Security number, and a token in a URL query."""
-    return _QUERY_TOKEN.sub(r"\1***", _SSN.sub(SSN_MASK, text))
-
+# What is masked, and how: shared/servicekit/redaction.py (no structlog, for the CLI).
+redact = redaction.redact  # imported from here by the services
+SSN_MASK, redact = redaction.SSN_MASK, redaction.redact  # imported from here too
 
 def _redact_value(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float):
