@@ -66,17 +66,19 @@ def topic_namespace(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequ
     monkeypatch.setenv(PREFIX_VAR, prefix)
     yield prefix
     if "servers" in request.fixturenames:
-        _run_apart(_delete_topics(request.getfixturevalue("servers").bootstrap, prefix))
+        bootstrap = request.getfixturevalue("servers").bootstrap
+        _run_apart(_delete_topics(bootstrap, prefix))
 
 
 async def _delete_topics(bootstrap: str, prefix: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     try:
-        await admin.start()
-        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if mine:
-            await admin.delete_topics(mine)
-    except (KafkaError, OSError) as exc:  # a test that stopped the broker, say
+        async with asyncio.timeout(30):
+            await admin.start()
+            mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
+            if mine:
+                await admin.delete_topics(mine)
+    except (KafkaError, OSError, TimeoutError) as exc:  # a test that stopped the broker
         print(f"topics under {prefix} left on the broker: {exc!r}")
     finally:
         await admin.close()

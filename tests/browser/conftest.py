@@ -38,7 +38,7 @@ from tests.integration.enrollment.conftest import (
     fresh_database,
     stack_env,
 )
-from tests.support.kit import wait_until
+from tests.support.kit import PATIENCE, wait_until
 from tests.support.stack import Servers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -272,6 +272,8 @@ class Browser:
 
     async def page(self) -> Any:
         context = await self.browser.new_context(viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(30_000 * PATIENCE)
+        context.set_default_navigation_timeout(30_000 * PATIENCE)
         return await context.new_page()
 
     async def shot(self, page: Any, name: str) -> Path:
@@ -296,6 +298,12 @@ async def axe(page: Any) -> list[dict[str, Any]]:
 @pytest_asyncio.fixture
 async def browser(request: pytest.FixtureRequest) -> AsyncIterator[Browser]:
     from playwright.async_api import async_playwright
+    from playwright.async_api import expect as playwright_expect
+
+    # Playwright's own deadlines (5 s for an expectation, 30 s for a click or a page)
+    # are failure bounds too: stretched like every other wait of the suite on a loaded
+    # machine, where all seven services share the test's process
+    playwright_expect.set_options(timeout=5_000 * PATIENCE)
 
     if not CHROMIUM_PRESENT:
         pytest.fail("Debian's chromium is missing: `make chromium` installs it (apt-get)")

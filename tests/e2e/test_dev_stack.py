@@ -14,6 +14,7 @@ import pytest
 
 from shared.cli.services import SERVICES
 from shared.devstack.processes import free_port
+from tests.support.kit import PATIENCE
 
 
 def _wait_for(proc: subprocess.Popen[str], text: str, timeout: float) -> str:
@@ -112,7 +113,13 @@ def test_dev_stack_starts_every_service_and_stops_on_ctrl_c(
         _wait_for(proc, "broker stopped (code -9); restarting it", 30)
         _wait_ready(f"http://127.0.0.1:{groups_port}/readyz", 60)
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        try:
+            out, _ = proc.communicate(timeout=60 * PATIENCE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rest, _ = proc.communicate()  # everything it printed, the part read so far too
+            pytest.fail(f"`csc dev` did not stop within {60 * PATIENCE:.0f} s of Ctrl-C; "
+                        f"it printed:\n{rest[-4000:]}")
         assert proc.returncode == 0, out
         assert "stopped." in out
         for info in SERVICES.values():
