@@ -42,19 +42,24 @@ class StaleConnection(UpstreamError):
 class _Parsed:
     """httptools' callbacks: the answer's status line, headers and body as they come."""
 
-    __slots__ = ("chunks", "done", "head_done", "headers")
+    __slots__ = ("chunks", "done", "head_done", "headers", "keep", "parser")
 
     def __init__(self) -> None:
         self.headers: list[tuple[bytes, bytes]] = []
         self.chunks: list[bytes] = []
         self.head_done = False
         self.done = False
+        # whether the connection may carry another request: read when the head is
+        # complete (llhttp forgets it once the message is)
+        self.keep = False
+        self.parser: httptools.HttpResponseParser | None = None
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         self.head_done = True
+        self.keep = self.parser is not None and self.parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
         self.chunks.append(body)
@@ -114,7 +119,7 @@ class Answer:
                     return
                 await pool.read_into(conn, parser, pool.read_timeout)
         finally:
-            pool.release(conn, ok and parser.should_keep_alive())
+            pool.release(conn, ok and parsed.keep)
 
     async def aclose(self) -> None:
         """Drops an answer not read to its end (its connection is closed)."""
@@ -252,7 +257,7 @@ class Upstream:
                 raise StaleConnection("the kept-alive connection was closed") from None
             raise UpstreamError(f"write failed: {type(exc).__name__}") from None
         parsed = _Parsed()
-        parser = httptools.HttpResponseParser(parsed)
+        parser = parsed.parser = httptools.HttpResponseParser(parsed)
         got = 0
         try:
             async with asyncio.timeout(self.read_timeout):
@@ -267,7 +272,7 @@ class Upstream:
         except TimeoutError:
             raise UpstreamError("read timed out") from None
         if whole:
-            keep = parser.should_keep_alive()
+            keep = parsed.keep
             body_bytes = b"".join(parsed.chunks)
             self.release(conn, keep)
             return Answer(status, parsed.headers, body_bytes)

@@ -28,9 +28,10 @@ WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 SMALL_ANSWER = 64 * 1024
 # "expect": the client's 100-continue is the gateway's business, not the service's
 REQUEST_DROPS = frozenset(h.encode() for h in HOP_HEADERS | {REQUEST_ID_HEADER, "expect"})
-# the answer's length stays (its bytes pass unchanged); the request id is set by the kit
+# the answer's length stays (its bytes pass unchanged); the request id is set by the
+# kit; the gateway's server writes its own Date and Server
 ANSWER_DROPS = frozenset(h.encode() for h in (HOP_HEADERS - {"content-length"})
-                         | {REQUEST_ID_HEADER, "set-cookie"})
+                         | {REQUEST_ID_HEADER, "set-cookie", "date", "server"})
 
 
 def unavailable(name: str) -> Problem:
