@@ -13,10 +13,12 @@ morning at the office, in three parts:
    for seconds; a real morning spreads them over minutes.
 2. Every case worker at once walks the pages, signed in: My groups, their group's
    page, the Returning Citizens list, a customer page, the Add Customer form and its
-   match step. Between pages each waits a think time (``--think``, default 2 s:
-   uniform 0.5x to 1.5x), as a person reads the page and fills in the form; the walk
-   is then run again with no think time at all (every worker firing its next page as
-   soon as the last answered: far more load than 50 people make). p50/p95 per page.
+   match step, ``--rounds`` times. Between pages each waits a think time (``--think``,
+   default 2 s: uniform 0.5x to 1.5x), as a person reads the page and fills in the
+   form, and each starts within one think time of the others (not all in the same
+   millisecond). The walks are then run again with no think time at all, all starting
+   at once (every worker firing its next page as soon as the last answered: far more
+   load than 50 people make). p50/p95 per page.
 3. The gateway's overhead: the same API call (``GET /v1/returning-citizens?limit=25``)
    straight to enrollment and through ``/api/enrollment/...``, interleaved, by 1, 10
    and N clients at once (``--clients``); p50 and p95 of both, their difference, and
@@ -174,14 +176,22 @@ async def morning(url: str, workers: list[Worker], enrollment_ids: list[str],
         await walk(client, workers[0], enrollment_ids[0], forms[0], defaultdict(list), 0,
                    rng)  # warm
         results = []
+
+        async def worker(i: int, w: Worker, pause: float, times: dict[str, list[float]]
+                         ) -> None:
+            own = random.Random(seed + i)
+            # with think time each starts somewhere within one pause, as people do,
+            # rather than 50 in the same millisecond; then walk after walk
+            await asyncio.sleep(own.uniform(0, pause))
+            for r in range(rounds):
+                if r:
+                    await asyncio.sleep(pause * own.uniform(0.5, 1.5))
+                await walk(client, w, enrollment_ids[(i + r) % len(enrollment_ids)],
+                           forms[(i + r * len(workers)) % len(forms)], times, pause, own)
+
         for pause in (think, 0.0):
             times: dict[str, list[float]] = defaultdict(list)
-            for r in range(rounds):
-                await asyncio.gather(*(
-                    walk(client, w, enrollment_ids[(i + r) % len(enrollment_ids)],
-                         forms[(i + r * len(workers)) % len(forms)], times, pause,
-                         random.Random(seed + i + 1000 * r))
-                    for i, w in enumerate(workers)))
+            await asyncio.gather(*(worker(i, w, pause, times) for i, w in enumerate(workers)))
             results.append(times)
             if not think:
                 results.append(times)
