@@ -40,6 +40,7 @@ import sys
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,17 +163,20 @@ def client_for(url: str, n: int) -> httpx.AsyncClient:
 
 async def morning(url: str, workers: list[Worker], enrollment_ids: list[str],
                   forms: list[dict[str, Any]], rounds: int, think: float, signin_over: float,
-                  seed: int) -> tuple[dict[str, list[float]], dict[str, list[float]],
-                                      dict[str, list[float]], float]:
+                  seed: int, cpu: Callable[[], Cpu]
+                  ) -> tuple[dict[str, list[float]], dict[str, list[float]],
+                             dict[str, list[float]], float, list[str]]:
     """Sign-ins spread over ``signin_over`` s; then the walks with and without think
     time. Returns the sign-in times, the walks' times each way, and the sign-ins' span."""
     rng = random.Random(seed)
     signins: dict[str, list[float]] = defaultdict(list)
     async with client_for(url, len(workers)) as client:
         began = time.perf_counter()
+        used = cpu()
         await asyncio.gather(*(sign_in(client, w, signins, rng.uniform(0, signin_over))
                                for w in workers))
         span = time.perf_counter() - began
+        cpu_lines = [used.per(len(workers))]
         await walk(client, workers[0], enrollment_ids[0], forms[0], defaultdict(list), 0,
                    rng)  # warm
         results = []
@@ -191,12 +195,15 @@ async def morning(url: str, workers: list[Worker], enrollment_ids: list[str],
 
         for pause in (think, 0.0):
             times: dict[str, list[float]] = defaultdict(list)
+            used = cpu()
             await asyncio.gather(*(worker(i, w, pause, times) for i, w in enumerate(workers)))
+            cpu_lines.append(used.per(sum(len(v) for v in times.values())))
             results.append(times)
             if not think:
                 results.append(times)
+                cpu_lines.append(cpu_lines[-1])
                 break
-    return signins, results[0], results[1], span
+    return signins, results[0], results[1], span, cpu_lines
 
 
 async def overhead(direct_port: int, gateway_port: int, tokens: list[dict[str, str]],
@@ -297,10 +304,65 @@ async def personal_groups(groups: str, groups_dsn: str, tokens: list[dict[str, s
     return group_ids
 
 
+def _stat(pid: int | str) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu(data_dir: Path) -> float:
+    """CPU of PostgreSQL so far: the postmaster, its children now, and those ended."""
+    found = next(data_dir.rglob("postmaster.pid"), None)
+    if found is None:
+        return 0.0
+    master = int(found.read_text().split()[0])
+    fields = _stat(master)
+    ticks = sum(int(f) for f in fields[11:15])
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                child = _stat(entry.name)
+            except OSError:
+                continue
+            if int(child[1]) == master:
+                ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class Cpu:
+    """CPU used by each service process and PostgreSQL between two moments, less what
+    each spends idle (consumer polls, outbox relays, broker watches) in that time."""
+
+    def __init__(self, pids: dict[str, int], pg_dir: Path,
+                 idle: dict[str, float] | None = None) -> None:
+        self.pids, self.pg_dir, self.idle = pids, pg_dir, idle or {}
+        self.start = self.read()
+        self.began = time.monotonic()
+
+    def idle_rates(self, seconds: float) -> dict[str, float]:
+        """CPU seconds per second each uses doing nothing, measured over ``seconds``."""
+        start = self.read()
+        time.sleep(seconds)
+        end = self.read()
+        return {k: (end[k] - start[k]) / seconds for k in end}
+
+    def read(self) -> dict[str, float]:
+        now = {n: cpu_seconds(p) for n, p in self.pids.items()}
+        now["PostgreSQL"] = postgres_cpu(self.pg_dir)
+        return now
+
+    def per(self, n: int) -> str:
+        """ms of CPU per one of ``n`` things done since the start, by process."""
+        end = self.read()
+        took = time.monotonic() - self.began
+        used = {k: max(0.0, end[k] - self.start[k] - self.idle.get(k, 0.0) * took) * 1000
+                / max(n, 1) for k in end}
+        return ", ".join(f"{k} {v:.1f}" for k, v in used.items()) + (
+            f"; all {sum(used.values()):.1f} ms")
 
 
 def line(label: str, lat: list[float]) -> str:
@@ -409,18 +471,24 @@ def main() -> None:
         print(f"{os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f});"
               f" {args.staff} case workers, {args.customers} Returning Citizens customers,"
               f" a personal group of {args.members} each")
-        signins, thinking, flat, span = asyncio.run(morning(
+        idle = Cpu(pids, pg.data_dir).idle_rates(10)
+        print("idle CPU, ms/s (taken off below): " + ", ".join(
+            f"{k} {v * 1000:.0f}" for k, v in idle.items()))
+        signins, thinking, flat, span, cpu_lines = asyncio.run(morning(
             urls["gateway"], workers, ids, forms, args.rounds, args.think, args.signin_over,
-            args.seed))
+            args.seed, lambda: Cpu(pids, pg.data_dir, idle)))
         print(f"sign-in, {args.staff} case workers arriving over {span:.0f} s"
               " (an argon2 hash each, by design):")
         for name in ("sign-in page", "sign in (POST)"):
             print(line(name, signins[name]))
+        print(f"  CPU per sign-in (page and POST), ms: {cpu_lines[0]}")
         if args.think:
             print_pages(f"{args.staff} case workers at once, {args.rounds} walks each, think"
                         f" time {args.think:g} s (0.5x-1.5x) between pages:", thinking)
+            print(f"  CPU per page, ms: {cpu_lines[1]}")
         print_pages(f"{args.staff} case workers at once, {args.rounds} walks each, no think"
                     " time:", flat)
+        print(f"  CPU per page, ms: {cpu_lines[2]}")
         measure_overhead(ports, pids, tokens, levels, args.api_calls)
 
 
