@@ -141,6 +141,15 @@ async def test_a_large_or_chunked_answer_is_streamed_and_its_connection_then_reu
         await up.close()
 
 
+async def test_a_head_answer_has_no_body_and_is_not_waited_for() -> None:
+    async with Server(lambda _: ok(b"x" * 10)[:-10]) as server:  # the length, no body
+        up = pool(server, r=2.0)
+        answer = await up.request("HEAD", b"/", [])
+        assert (answer.status, answer.body, answer.header(b"content-length")) == (
+            200, b"", b"10")
+        await up.close()
+
+
 async def test_a_streamed_request_body_goes_with_its_length_or_chunked() -> None:
     async def parts() -> AsyncIterator[bytes]:
         for p in (b"one,", b"", b"two,", b"three"):

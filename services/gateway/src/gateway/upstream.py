@@ -264,6 +264,11 @@ class Upstream:
                 while not parsed.head_done:
                     got += await self._read_head(conn, parser, reused and got == 0)
                 status = parser.get_status_code()
+                if method == "HEAD":
+                    # no body follows, but the parser would wait for the one the headers
+                    # describe: the connection is not reused
+                    self.release(conn, False)
+                    return Answer(status, parsed.headers, b"")
                 declared = next((v for k, v in parsed.headers if k == b"content-length"), None)
                 whole = parsed.done or (declared is not None and declared.isdigit()
                                         and int(declared) <= whole_up_to)
