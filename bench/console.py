@@ -100,12 +100,19 @@ class Worker:
     cookie: dict[str, str] = field(default_factory=dict)
 
 
+ERRORS: dict[str, list[str]] = defaultdict(list)  # page -> what went wrong, in order
+ERROR_TEXT = re.compile(r'<p class="usa-alert__text">\s*(.*?)\s*</p>', re.S)
+
+
 async def timed(client: httpx.AsyncClient, times: dict[str, list[float]], name: str,
                 method: str, path: str, **kw: Any) -> httpx.Response:
+    """The page, timed; a failed one (not 200 or 303) is timed too and counted apart."""
     t = time.perf_counter()
     r = await client.request(method, path, **kw)
     times[name].append((time.perf_counter() - t) * 1000)
-    assert r.status_code in (200, 303), (name, r.status_code, r.text[:300])
+    if r.status_code not in (200, 303):
+        said = ERROR_TEXT.search(r.text)
+        ERRORS[name].append(f"{r.status_code} {said.group(1) if said else r.text[:120]!r}")
     return r
 
 
@@ -134,7 +141,7 @@ async def walk(client: httpx.AsyncClient, w: Worker, enrollment_id: str,
     await pause()
     group = await timed(client, times, "group page", "GET", f"/console/groups/{w.group_id}",
                         headers=me)
-    assert "Members and subgroups" in group.text, group.text[:500]
+    assert group.status_code != 200 or "Members and subgroups" in group.text, group.text[:500]
     await pause()
     await timed(client, times, "Returning Citizens list", "GET",
                 "/console/returning-citizens", headers=me)
@@ -145,7 +152,8 @@ async def walk(client: httpx.AsyncClient, w: Worker, enrollment_id: str,
     add = await timed(client, times, "Add Customer form", "GET",
                       "/console/returning-citizens/new", headers=me)
     csrf = CSRF.search(add.text)
-    assert csrf
+    if csrf is None:
+        return  # counted as an error: no form to fill in
     fields: list[tuple[str, str]] = [("csrf_token", csrf.group(1))]
     for k, v in form.items():
         fields += [(k, x) for x in v] if isinstance(v, list) else [(k, str(v))]
@@ -153,7 +161,7 @@ async def walk(client: httpx.AsyncClient, w: Worker, enrollment_id: str,
     match = await timed(client, times, "Add Customer match step", "POST",
                         "/console/returning-citizens/new", content=urlencode(fields),
                         headers={**me, "content-type": "application/x-www-form-urlencoded"})
-    assert "Is this the person?" in match.text, match.text[:500]
+    assert match.status_code != 200 or "Is this the person?" in match.text, match.text[:500]
 
 
 def client_for(url: str, n: int) -> httpx.AsyncClient:
@@ -165,7 +173,8 @@ async def morning(url: str, workers: list[Worker], enrollment_ids: list[str],
                   forms: list[dict[str, Any]], rounds: int, think: float, signin_over: float,
                   seed: int, cpu: Callable[[], Cpu]
                   ) -> tuple[dict[str, list[float]], dict[str, list[float]],
-                             dict[str, list[float]], float, list[str]]:
+                             dict[str, list[float]], float, list[str],
+                             list[dict[str, list[str]]]]:
     """Sign-ins spread over ``signin_over`` s; then the walks with and without think
     time. Returns the sign-in times, the walks' times each way, and the sign-ins' span."""
     rng = random.Random(seed)
@@ -176,12 +185,15 @@ async def morning(url: str, workers: list[Worker], enrollment_ids: list[str],
         warm = Worker(workers[0].username, workers[0].group_id)
         await sign_in(client, warm, defaultdict(list), 0)
         await walk(client, warm, enrollment_ids[0], forms[0], defaultdict(list), 0, rng)
+        for name, said in taken_errors().items():
+            print(f"  (warm-up) FAILED {name}: {said[0]}")
         began = time.perf_counter()
         used = cpu()
         await asyncio.gather(*(sign_in(client, w, signins, rng.uniform(0, signin_over))
                                for w in workers))
         span = time.perf_counter() - began
         cpu_lines = [used.per(len(workers))]
+        errors = [taken_errors()]
         results = []
 
         async def worker(i: int, w: Worker, pause: float, times: dict[str, list[float]]
@@ -201,12 +213,14 @@ async def morning(url: str, workers: list[Worker], enrollment_ids: list[str],
             used = cpu()
             await asyncio.gather(*(worker(i, w, pause, times) for i, w in enumerate(workers)))
             cpu_lines.append(used.per(sum(len(v) for v in times.values())))
+            errors.append(taken_errors())
             results.append(times)
             if not think:
                 results.append(times)
                 cpu_lines.append(cpu_lines[-1])
+                errors.append(errors[-1])
                 break
-    return signins, results[0], results[1], span, cpu_lines
+    return signins, results[0], results[1], span, cpu_lines, errors
 
 
 async def overhead(direct_port: int, gateway_port: int, tokens: list[dict[str, str]],
@@ -373,12 +387,27 @@ def line(label: str, lat: list[float]) -> str:
             f"  ({len(lat)})")
 
 
-def print_pages(title: str, times: dict[str, list[float]]) -> None:
+def print_pages(title: str, times: dict[str, list[float]], errors: dict[str, list[str]]
+                ) -> None:
     print(title)
     for name in PAGES:
         print(line(name, times[name]))
     every = [t for name in PAGES for t in times[name]]
     print(line("every page", every))
+    print_errors(errors)
+
+
+def taken_errors() -> dict[str, list[str]]:
+    """The pages that failed since last asked."""
+    taken = dict(ERRORS)
+    ERRORS.clear()
+    return taken
+
+
+def print_errors(errors: dict[str, list[str]]) -> None:
+    """Failed pages (their times are in the figures above)."""
+    for name, said in errors.items():
+        print(f"  FAILED {name}: {len(said)}, e.g. {said[0]}")
 
 
 def measure_overhead(ports: dict[str, int], pids: dict[str, int],
@@ -477,20 +506,22 @@ def main() -> None:
         idle = Cpu(pids, pg.data_dir).idle_rates(10)
         print("idle CPU, ms/s (taken off below): " + ", ".join(
             f"{k} {v * 1000:.0f}" for k, v in idle.items()))
-        signins, thinking, flat, span, cpu_lines = asyncio.run(morning(
+        signins, thinking, flat, span, cpu_lines, errors = asyncio.run(morning(
             urls["gateway"], workers, ids, forms, args.rounds, args.think, args.signin_over,
             args.seed, lambda: Cpu(pids, pg.data_dir, idle)))
         print(f"sign-in, {args.staff} case workers arriving over {span:.0f} s"
               " (an argon2 hash each, by design):")
         for name in ("sign-in page", "sign in (POST)"):
             print(line(name, signins[name]))
+        print_errors(errors[0])
         print(f"  CPU per sign-in (page and POST), ms: {cpu_lines[0]}")
         if args.think:
             print_pages(f"{args.staff} case workers at once, {args.rounds} walks each, think"
-                        f" time {args.think:g} s (0.5x-1.5x) between pages:", thinking)
+                        f" time {args.think:g} s (0.5x-1.5x) between pages:", thinking,
+                        errors[1])
             print(f"  CPU per page, ms: {cpu_lines[1]}")
         print_pages(f"{args.staff} case workers at once, {args.rounds} walks each, no think"
-                    " time:", flat)
+                    " time:", flat, errors[2])
         print(f"  CPU per page, ms: {cpu_lines[2]}")
         measure_overhead(ports, pids, tokens, levels, args.api_calls)
 
