@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import httptools
 import pytest
 
-from gateway.upstream import Upstream, UpstreamError
+from gateway.upstream import StaleConnection, Upstream, UpstreamError
 from shared.devstack.processes import free_port
 
 
@@ -165,16 +165,19 @@ async def test_a_streamed_request_body_goes_with_its_length_or_chunked() -> None
         await up.close()
 
 
-async def test_a_connection_the_service_closed_while_idle_is_replaced_for_a_get() -> None:
+async def test_a_connection_the_service_closed_while_idle_is_stale_then_replaced() -> None:
     async with Server(lambda _: ok(), after="close") as server:
         up = pool(server)
         assert (await up.request("GET", b"/1", [])).status == 200
-        for n in range(2, 5):
-            # the server closed the pooled connection: seen as closed and dropped, or
-            # found closed when used and the GET sent once more on a new one
-            assert (await up.request("GET", b"/%d" % n, [])).status == 200
-        assert [s.target for s in server.seen] == ["/base/1", "/base/2", "/base/3", "/base/4"]
-        assert server.connections == 4
+        await asyncio.sleep(0)  # (the server's close reaches the pooled connection later)
+        for _ in range(100):
+            try:
+                # the server closed it: either seen as closed and dropped, or stale
+                await up.request("GET", b"/2", [])
+                break
+            except StaleConnection:
+                continue
+        assert len(server.seen) == 2 and server.connections == 2
         await up.close()
 
 
