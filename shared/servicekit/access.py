@@ -33,6 +33,7 @@ from shared.servicekit.logs import correlation_id
 
 DEFAULT_URL = "http://127.0.0.1:8102"
 DEFAULT_TIMEOUT = 1.0
+KEEPALIVE_SECONDS = 4.0
 
 
 class AccessUnavailable(Problem):
@@ -56,7 +57,18 @@ class GroupsAccess:
         self._own = client is None
         self._client = client or httpx.AsyncClient(
             base_url=base_url.rstrip("/"), timeout=httpx.Timeout(timeout), auth=auth,
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=50))
+            # kept alive for less than groups' own 5 s (uvicorn's), so a connection is
+            # dropped here before groups closes it under a request
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=50,
+                                keepalive_expiry=KEEPALIVE_SECONDS))
+
+    async def _get(self, path: str, headers: dict[str, str]) -> httpx.Response:
+        """A GET, asked once more when a kept-alive connection turns out closed (the
+        race between reusing it and groups closing it): a read is safe to repeat."""
+        try:
+            return await self._client.get(path, headers=headers)
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+            return await self._client.get(path, headers=headers)
 
     @classmethod
     def from_env(cls, auth: httpx.Auth | None = None) -> GroupsAccess:
@@ -74,8 +86,7 @@ class GroupsAccess:
         if request_id:  # so groups' logs join the caller's
             headers[REQUEST_ID_HEADER] = request_id
         try:
-            resp = await self._client.get(f"/v1/access/customers/{customer_id}",
-                                          headers=headers)
+            resp = await self._get(f"/v1/access/customers/{customer_id}", headers)
         except httpx.TimeoutException:
             raise AccessUnavailable("the groups service did not answer in time") from None
         except httpx.HTTPError as exc:
@@ -100,8 +111,8 @@ class GroupsAccess:
         or 404; anything else raises AccessUnavailable (never a silent allow)."""
         what = "this group's messages"
         try:
-            resp = await self._client.get(
-                f"/v1/groups/{group_id}", headers={"Authorization": f"Bearer {token}"})
+            resp = await self._get(f"/v1/groups/{group_id}",
+                                   {"Authorization": f"Bearer {token}"})
         except httpx.TimeoutException:
             raise AccessUnavailable("the groups service did not answer in time",
                                     what) from None

@@ -40,8 +40,11 @@ class ServiceClient:
         self.name, self.unavailable = name, unavailable
         self.http = httpx.AsyncClient(
             base_url=base_url, timeout=httpx.Timeout(timeout), transport=transport, auth=auth,
+            # kept alive for less than the callee's 5 s (uvicorn's): a connection is
+            # dropped here before the callee closes it under a request
             limits=httpx.Limits(max_connections=max_connections,
-                                max_keepalive_connections=max_connections),
+                                max_keepalive_connections=max_connections,
+                                keepalive_expiry=4.0),
         )
 
     async def aclose(self) -> None:

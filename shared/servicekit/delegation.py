@@ -74,6 +74,22 @@ class TokenExchange:
         self._transport = transport
         self._cache: OrderedDict[tuple[bytes, str], tuple[str, float]] = OrderedDict()
         self._lock = asyncio.Lock()
+        # one client, kept (making an httpx client costs 20-80 ms of CPU: its TLS
+        # context), for the event loop it was made in
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            self._client = httpx.AsyncClient(timeout=self.timeout, transport=self._transport)
+            self._client_loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     async def for_audience(self, token: str, audience: str) -> str:
         if audiences(token) == [audience]:
@@ -95,9 +111,7 @@ class TokenExchange:
         form = {"grant_type": TOKEN_EXCHANGE, "subject_token": token,
                 "subject_token_type": ACCESS_TOKEN_TYPE, "audience": audience}
         try:
-            async with httpx.AsyncClient(timeout=self.timeout,
-                                         transport=self._transport) as client:
-                r = await client.post(self.token_url, data=form)
+            r = await self._http().post(self.token_url, data=form)
         except httpx.TimeoutException:
             raise  # the caller answers as if its callee was too slow (it cannot be asked)
         except httpx.HTTPError as exc:

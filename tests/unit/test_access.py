@@ -132,3 +132,26 @@ async def test_the_dependency_lets_a_customer_see_only_themself() -> None:
         assert (await client.get(f"/v1/customers/{CUSTOMER}")).status_code == 200
         assert (await client.get(f"/v1/customers/{uuid.uuid4()}")).status_code == 404
     assert seen == []  # groups is not asked about customers
+
+
+async def test_a_kept_alive_connection_groups_closed_is_asked_once_more_then_503() -> None:
+    """The race between reusing an idle connection and groups closing it (uvicorn's 5 s
+    keep-alive) is a read error on a GET: asked once more, not answered 503; twice in a
+    row, groups is unreachable."""
+    calls: list[str] = []
+    via = {"customer_id": str(CUSTOMER), "via": [
+        {"group_id": None, "kind": "admin", "name": "all", "reason": "admin"}]}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if len(calls) in (1, 3, 4):
+            raise httpx.ReadError("connection closed", request=request)
+        return httpx.Response(200, json=via)
+
+    access = GroupsAccess(client=httpx.AsyncClient(transport=httpx.MockTransport(handler),
+                                                   base_url="http://groups"))
+    assert await access.reaches("t", CUSTOMER) is True
+    assert len(calls) == 2
+    with pytest.raises(AccessUnavailable, match="unreachable"):
+        await access.reaches("t", CUSTOMER)
+    assert len(calls) == 4

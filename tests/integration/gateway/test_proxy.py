@@ -22,6 +22,11 @@ async def test_requests_and_answers_pass_through_with_their_request_id(
                          headers={"X-Request-ID": "trace-abc-123"})
         assert r.status_code == 200 and r.json()["keys"]
         assert r.headers["x-request-id"] == "trace-abc-123"
+        assert r.headers.get_list("date") and len(r.headers.get_list("date")) == 1
+        # HEAD is passed on and answered without waiting for a body (identity's own
+        # answer: its routes take GET only)
+        head = await gw.head("/api/identity/.well-known/jwks.json")
+        assert head.status_code in (200, 405) and head.content == b""
         token = await gw.post("/api/identity/v1/auth/token",
                               data={"username": "pat", "password": "wrong"})
         assert token.status_code == 401

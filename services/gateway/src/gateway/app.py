@@ -32,7 +32,7 @@ SPEC = ServiceSpec(
     settings_cls=GatewaySettings,
     migrations=Path(__file__).resolve().parents[2] / "migrations",
     subscriptions=SUBSCRIPTIONS,
-    routers=(proxy.router, session_pages.router, console.router, admin.router,
+    routers=(session_pages.router, console.router, admin.router,
              customer_pages.router, customer_groups.router, iwds_pages.router,
              group_pages.router),
     title="Customer Support Center: gateway",
@@ -59,6 +59,8 @@ async def _signed_in(request: Request) -> PageSession | None:
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app = build_app(SPEC, settings, on_start=on_start)
+    # the proxy first: a forwarded call is matched before any page route is tried
+    app.router.routes.insert(0, proxy.route)
     if STATIC.is_dir():  # `make assets` fills it
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -12,6 +12,7 @@ import httpx
 
 from gateway.domain import Sealer
 from gateway.settings import GatewaySettings
+from gateway.upstream import Upstream as LeanUpstream
 from shared.servicekit.clock import Clock, SystemClock
 from shared.servicekit.outbox import Outbox
 
@@ -41,6 +42,8 @@ class Deps:
     upstreams: dict[str, httpx.AsyncClient]
     # service name -> the same keep-alive pool, called directly (the proxy, `call`)
     direct: dict[str, Upstream] = field(default_factory=dict)
+    # service name -> its lean keep-alive pool (the proxy, and the pages' calls)
+    lean: dict[str, LeanUpstream] = field(default_factory=dict)
     # reference lists (institutions, counties, offenses): key -> (fetched at, items)
     cache: dict[str, tuple[float, Any]] = field(default_factory=dict)
 
@@ -77,9 +80,15 @@ async def build_deps(s: GatewaySettings, pool: asyncpg.Pool) -> Deps:
         sealer=sealer_for(s),
         upstreams={name: upstream_client(up, s) for name, up in direct.items()},
         direct=direct,
+        lean={name: LeanUpstream(url, connect_timeout=s.connect_timeout_seconds,
+                                 read_timeout=s.read_timeout_seconds,
+                                 max_connections=s.max_connections)
+              for name, url in s.upstreams.items()},
     )
 
 
 async def stop_deps(deps: Deps) -> None:
     for client in deps.upstreams.values():
         await client.aclose()  # closes the shared transport too
+    for up in deps.lean.values():
+        await up.close()

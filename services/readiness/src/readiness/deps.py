@@ -117,8 +117,10 @@ def groups_http(s: ReadinessSettings) -> httpx.AsyncClient:
         auth=NarrowedBearer(TokenExchange(s.token_endpoint,
                                           timeout=s.groups_timeout_seconds), "groups"),
         timeout=httpx.Timeout(s.groups_timeout_seconds),
+        # below groups' 5 s keep-alive: dropped here before groups closes it under a call
         limits=httpx.Limits(max_connections=s.groups_max_connections,
-                            max_keepalive_connections=s.groups_max_connections),
+                            max_keepalive_connections=s.groups_max_connections,
+                            keepalive_expiry=4.0),
     )
 
 

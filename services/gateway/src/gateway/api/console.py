@@ -164,9 +164,10 @@ async def customer_page(enrollment_id: uuid.UUID, request: Request, session: Sta
                         deps: DepsDep) -> Response:
     record = await service.api(deps, session, "enrollment", "GET",
                                f"/v1/returning-citizens/{enrollment_id}")
-    account = await service.api(deps, session, "identity", "GET",
-                                f"/v1/customers/{record['customer_id']}")
-    extras = await group_service.customer_extras(deps, session, record["customer_id"])
+    # the account and the groups' parts side by side: each needs only the customer id
+    account, extras = await asyncio.gather(
+        service.api(deps, session, "identity", "GET", f"/v1/customers/{record['customer_id']}"),
+        group_service.customer_extras(deps, session, record["customer_id"]))
     return page(request, "customer.html", session, deps, "/console/returning-citizens",
                  record=record, account=account, **extras)
 

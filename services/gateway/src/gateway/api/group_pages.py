@@ -4,6 +4,7 @@ Dashboard, and a customer reached through a group ("why can I see this customer?
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -131,9 +132,10 @@ async def _home_page(request: Request, session: PageSession, deps: Deps, g: dict
     cursor = _q(request, "cursor", 500) or None
     if errors:  # a refused form: the first page, unfiltered
         filters, cursor = {"q": "", "source": ""}, None
-    found = await gs.members(deps, session, group_id, q=filters["q"],
-                             source=filters["source"], cursor=cursor, limit=PAGE)
-    subs, parent = await gs.subgroups(deps, session, g), await gs.parent(deps, session, g)
+    found, subs, parent = await asyncio.gather(
+        gs.members(deps, session, group_id, q=filters["q"], source=filters["source"],
+                   cursor=cursor, limit=PAGE),
+        gs.subgroups(deps, session, g), gs.parent(deps, session, g))
     notice = None if errors else HOME_NOTICES.get(
         next((k for k in HOME_NOTICES if request.query_params.get(k)), ""))
     base = f"/console/groups/{group_id}"

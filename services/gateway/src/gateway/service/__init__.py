@@ -9,7 +9,9 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from json import dumps
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import asyncpg
 import httpx
@@ -18,6 +20,7 @@ import structlog
 from gateway import repository as repo
 from gateway.deps import Deps
 from gateway.domain import PageSession, cookie_hash, new_cookie, new_csrf
+from gateway.upstream import StaleConnection, UpstreamError
 from shared.servicekit.auth import PASSWORD_CHANGE_SCOPE, JwksVerifier, TokenError
 from shared.servicekit.db import transaction
 from shared.servicekit.http import REQUEST_ID_HEADER
@@ -91,28 +94,58 @@ async def send(
     return response
 
 
+def _query_value(v: Any) -> str:
+    # as httpx writes them: true/false, an empty string for None
+    return "true" if v is True else "false" if v is False else "" if v is None else str(v)
+
+
+def _target(path: str, params: dict[str, Any] | None) -> bytes:
+    """The path (percent-encoded where it must be) and the query, for the request line."""
+    target = quote(path, safe="/%:@!$&'()*+,;=~")
+    if params:
+        pairs = [(k, _query_value(x)) for k, v in params.items()
+                 for x in (v if isinstance(v, (list, tuple)) else [v])]
+        target += "?" + urlencode(pairs)
+    return target.encode("ascii")
+
+
+async def _lean(deps: Deps, service: str, method: str, target: bytes,
+                headers: list[tuple[bytes, bytes]], body: bytes | None) -> httpx.Response:
+    up = deps.lean[service]
+    try:
+        answer = await up.request(method, target, headers, body, whole_up_to=1 << 62)
+    except StaleConnection:
+        if method != "GET":  # a write may have been done: never sent twice
+            raise
+        answer = await up.request(method, target, headers, body, whole_up_to=1 << 62)
+    content = answer.body
+    if content is None:  # of unknown length (chunked): read to its end
+        content = b"".join([chunk async for chunk in answer.stream()])
+    return httpx.Response(answer.status, headers=answer.headers, content=content)
+
+
 async def call(
     deps: Deps, service: str, method: str, path: str, *, token: str | None = None,
     json: Any = None, data: dict[str, str] | None = None, params: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
-    """One call to a service; Unavailable when it cannot be reached."""
+    """One call to a service over its lean keep-alive pool (the answer read whole);
+    Unavailable when it cannot be reached."""
     sent = {**_headers(token), **(headers or {})}
-    for attempt in range(2):
-        try:
-            return await send(deps, service, method, path, headers=sent, json=json,
-                              data=data, params=params)
-        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
-            # a keep-alive connection the service closed as it was reused: a read is
-            # asked again; a write is not (it may have been done)
-            if attempt == 0 and method == "GET":
-                continue
-            log.warning("upstream_unavailable", service=service, error=type(exc).__name__)
-            raise Unavailable(service) from None
-        except httpx.TransportError as exc:
-            log.warning("upstream_unavailable", service=service, error=type(exc).__name__)
-            raise Unavailable(service) from None
-    raise Unavailable(service)
+    body: bytes | None = None
+    if json is not None:
+        body = dumps(json, ensure_ascii=False, separators=(",", ":"),
+                     allow_nan=False).encode()
+        sent["content-type"] = "application/json"
+    elif data is not None:
+        body = urlencode(data).encode()
+        sent["content-type"] = "application/x-www-form-urlencoded"
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in sent.items()]
+    try:
+        return await _lean(deps, service, method, _target(path, params), raw, body)
+    except UpstreamError as exc:
+        log.warning("upstream_unavailable", service=service, error=str(exc))
+        raise Unavailable(service) from None
 
 
 def _problem(r: httpx.Response) -> ApiError:
