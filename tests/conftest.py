@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 import pytest
@@ -22,11 +23,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from shared.devstack.processes import LocalBroker, LocalPostgres, free_port
-from shared.servicekit.db import KIT_MIGRATIONS, migrate
 from shared.servicekit.topics import PREFIX_VAR
+from tests.support.databases import drop_database, fresh_database
 from tests.support.stack import Servers
 
 os.environ.setdefault("CSC_ENV", "test")
+T = TypeVar("T")
 
 
 def _docker_wanted() -> bool:
@@ -87,24 +89,9 @@ async def _delete_topics(bootstrap: str, prefix: str) -> None:
 @pytest_asyncio.fixture
 async def database(servers: Servers) -> AsyncIterator[str]:
     """A fresh database with the kit's tables; dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(servers.pg_dsn("postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = servers.pg_dsn(name)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await migrate(conn, [("kit", KIT_MIGRATIONS)])
-    finally:
-        await conn.close()
-    yield dsn
-    admin = await asyncpg.connect(servers.pg_dsn("postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    name = await fresh_database(servers)
+    yield servers.pg_dsn(name)
+    await drop_database(servers, name)
 
 
 @pytest_asyncio.fixture
@@ -115,41 +102,20 @@ async def pool(database: str) -> AsyncIterator[asyncpg.Pool]:
     await p.close()
 
 
-def _run_apart(coro: Coroutine[object, object, None]) -> None:
+def _run_apart(coro: Coroutine[object, object, T]) -> T:
     """Run a coroutine to its end on a loop of its own, in another thread (a session
     fixture's set-up, away from the tests' own event loops)."""
     with ThreadPoolExecutor(max_workers=1) as ex:
-        ex.submit(asyncio.run, coro).result()
+        return ex.submit(asyncio.run, coro).result()
 
 
 @pytest.fixture(scope="session")
 def rollback_database(servers: Servers) -> Iterator[str]:
     """One database per test process with the kit's tables, migrated once, shared by
     every test that takes ``conn``: those tests never commit, so it stays empty."""
-    name = f"rb_{uuid.uuid4().hex[:16]}"
-
-    async def create() -> None:
-        admin = await asyncpg.connect(servers.pg_dsn("postgres"))
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        conn = await asyncpg.connect(servers.pg_dsn(name))
-        try:
-            await migrate(conn, [("kit", KIT_MIGRATIONS)])
-        finally:
-            await conn.close()
-
-    async def drop() -> None:
-        admin = await asyncpg.connect(servers.pg_dsn("postgres"))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-    _run_apart(create())
+    name = _run_apart(fresh_database(servers, prefix="rb_"))
     yield servers.pg_dsn(name)
-    _run_apart(drop())
+    _run_apart(drop_database(servers, name))
 
 
 @pytest_asyncio.fixture

@@ -29,7 +29,8 @@ from identity.app import create_app as create_identity
 from identity.deps import Deps
 from identity.service.accounts import create_staff
 from identity.settings import IdentitySettings
-from shared.servicekit.db import KIT_MIGRATIONS, create_pool, migrate
+from shared.servicekit.db import create_pool
+from tests.support.databases import drop_database, fresh_database
 from tests.support.kit import wait_until
 from tests.support.stack import Servers
 
@@ -44,29 +45,6 @@ def _key() -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-async def fresh_database(servers: Servers) -> str:
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(servers.pg_dsn("postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    conn = await asyncpg.connect(servers.pg_dsn(name))
-    try:
-        await migrate(conn, [("kit", KIT_MIGRATIONS)])
-    finally:
-        await conn.close()
-    return name
-
-
-async def drop_database(servers: Servers, name: str) -> None:
-    admin = await asyncpg.connect(servers.pg_dsn("postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @pytest_asyncio.fixture
