@@ -308,6 +308,13 @@ def clean_text(
     return text
 
 
+def required_text(value: Any, max_length: int) -> str:
+    """clean_text's rule for a required field in a validator: its one reason raised."""
+    text = single(lambda e: clean_text(value, "", e, max_length))
+    assert text is not None
+    return text
+
+
 def optional_text(value: Any, name: str, errors: list[FieldError], max_length: int) -> str | None:
     return clean_text(value, name, errors, max_length, required=False)
 
@@ -344,9 +351,7 @@ class ReferenceBody(Body):
     @field_validator("name", mode="before")
     @classmethod
     def _name(cls, value: Any) -> str:
-        text = single(lambda e: clean_text(value, "", e, NAME_MAX))
-        assert text is not None
-        return text
+        return required_text(value, NAME_MAX)
 
     @field_validator("retired", mode="before")
     @classmethod
@@ -579,9 +584,7 @@ class ProgramBody(Body):
     @field_validator("name", mode="before")
     @classmethod
     def _name(cls, value: Any) -> str:
-        text = single(lambda e: clean_text(value, "", e, NAME_MAX))
-        assert text is not None
-        return text
+        return required_text(value, NAME_MAX)
 
     @field_validator("description", mode="before")
     @classmethod

@@ -30,8 +30,8 @@ from enrollment.domain.programs import (
     Body,
     FieldError,
     ReferenceKind,
-    clean_text,
     parse_date,
+    required_text,
     rule,
     single,
 )
@@ -343,9 +343,7 @@ class AddCustomerForm(Body):
     @field_validator("first_name", "last_name", mode="before")
     @classmethod
     def _name(cls, value: Any) -> str:
-        found = single(lambda e: clean_text(value, "", e, NAME_MAX))
-        assert found is not None
-        return found
+        return required_text(value, NAME_MAX)
 
     @field_validator("ssn", mode="before")
     @classmethod
