@@ -16,14 +16,13 @@ from typing import Any
 
 import structlog
 
-from shared.servicekit import redaction
+# what is masked, and how (apart from structlog, for the CLI); imported from here too
+from shared.servicekit.redaction import SSN_MASK as SSN_MASK
+from shared.servicekit.redaction import redact as redact
 
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 causation_id: ContextVar[str | None] = ContextVar("causation_id", default=None)
 
-# What is masked, and how: shared/servicekit/redaction.py (no structlog, for the CLI).
-redact = redaction.redact  # imported from here by the services
-SSN_MASK, redact = redaction.SSN_MASK, redaction.redact  # imported from here too
 
 def _redact_value(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float):
