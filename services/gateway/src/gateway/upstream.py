@@ -26,6 +26,8 @@ import httptools
 # below uvicorn's 5 s keep-alive
 KEEPALIVE_SECONDS = 4.0
 READ_SIZE = 64 * 1024
+# sent once more on a connection found closed before the service took the request
+RESENDABLE = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
 Headers = Sequence[tuple[bytes, bytes]]
 
@@ -211,7 +213,22 @@ class Upstream:
         query) with ``headers`` (no Host, Content-Length or Transfer-Encoding: those are
         set here). ``body``: bytes, or an async iterable streamed out (``length``: its
         declared size, else chunked). The answer is read whole when its declared length
-        is at most ``whole_up_to``. UpstreamError when the service cannot be had."""
+        is at most ``whole_up_to``. UpstreamError when the service cannot be had.
+
+        A kept-alive connection the service closed before taking the request is
+        replaced and the request sent once more, when that is safe: a method that
+        changes nothing, or the same thing each time, and a body that can be sent
+        again (not one streamed through)."""
+        try:
+            return await self._once(method, target, headers, body, length, whole_up_to)
+        except StaleConnection:
+            if method not in RESENDABLE or not (body is None or isinstance(body, bytes)):
+                raise
+            return await self._once(method, target, headers, body, length, whole_up_to)
+
+    async def _once(self, method: str, target: bytes, headers: Headers,
+                    body: bytes | AsyncIterable[bytes] | None, length: int | None,
+                    whole_up_to: int) -> Answer:
         await self._slots.acquire()
         conn = self._pooled()
         reused = conn is not None

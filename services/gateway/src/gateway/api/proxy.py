@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway import service
 from gateway.domain import HOP_HEADERS, limited_scope
-from gateway.upstream import Answer, StaleConnection, Upstream, UpstreamError
+from gateway.upstream import Answer, Upstream, UpstreamError
 from shared.servicekit.http import PROBLEM_BASE, REQUEST_ID_HEADER, Problem
 from shared.servicekit.logs import correlation_id
 
@@ -86,13 +86,8 @@ async def forward(scope: Scope, receive: Receive, send: Send) -> None:
         else:
             body = first.get("body", b"")
     try:
-        try:
-            answer = await up.request(method, target, headers, body, length=length,
-                                      whole_up_to=SMALL_ANSWER)
-        except StaleConnection:
-            if method in WITH_BODY:  # a body may have been taken: never sent twice
-                raise
-            answer = await up.request(method, target, headers, whole_up_to=SMALL_ANSWER)
+        answer = await up.request(method, target, headers, body, length=length,
+                                  whole_up_to=SMALL_ANSWER)
     except UpstreamError as exc:
         log.warning("upstream_unavailable", service=name, error=str(exc))
         raise unavailable(name) from None

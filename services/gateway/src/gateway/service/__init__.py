@@ -20,7 +20,7 @@ import structlog
 from gateway import repository as repo
 from gateway.deps import Deps
 from gateway.domain import PageSession, cookie_hash, new_cookie, new_csrf
-from gateway.upstream import StaleConnection, UpstreamError
+from gateway.upstream import UpstreamError
 from shared.servicekit.auth import PASSWORD_CHANGE_SCOPE, JwksVerifier, TokenError
 from shared.servicekit.db import transaction
 from shared.servicekit.http import REQUEST_ID_HEADER
@@ -112,12 +112,7 @@ def _target(path: str, params: dict[str, Any] | None) -> bytes:
 async def _lean(deps: Deps, service: str, method: str, target: bytes,
                 headers: list[tuple[bytes, bytes]], body: bytes | None) -> httpx.Response:
     up = deps.lean[service]
-    try:
-        answer = await up.request(method, target, headers, body, whole_up_to=1 << 62)
-    except StaleConnection:
-        if method != "GET":  # a write may have been done: never sent twice
-            raise
-        answer = await up.request(method, target, headers, body, whole_up_to=1 << 62)
+    answer = await up.request(method, target, headers, body, whole_up_to=1 << 62)
     content = answer.body
     if content is None:  # of unknown length (chunked): read to its end
         content = b"".join([chunk async for chunk in answer.stream()])
